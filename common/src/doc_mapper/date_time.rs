@@ -1,0 +1,218 @@
+use quarry_config::DateTimeInputFormat;
+use tantivy::DateTime;
+use time::format_description::well_known::{Iso8601, Rfc2822, Rfc3339};
+use time::format_description::OwnedFormatItem;
+use time::parsing::Parsed;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+/// Parses a datetime string with the first of `formats` that accepts it.
+pub fn parse_date_time_str(text: &str, formats: &[DateTimeInputFormat]) -> Option<DateTime> {
+    let text = text.trim();
+    formats.iter().find_map(|format| match format {
+        DateTimeInputFormat::Rfc3339 => OffsetDateTime::parse(text, &Rfc3339)
+            .ok()
+            .map(DateTime::from_utc),
+        DateTimeInputFormat::Rfc2822 => OffsetDateTime::parse(text, &Rfc2822)
+            .ok()
+            .map(DateTime::from_utc),
+        DateTimeInputFormat::Iso8601 => OffsetDateTime::parse(text, &Iso8601::DEFAULT)
+            .ok()
+            .or_else(|| {
+                PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
+                    .ok()
+                    .map(PrimitiveDateTime::assume_utc)
+            })
+            .map(DateTime::from_utc),
+        DateTimeInputFormat::Strptime(pattern) => parse_strptime(text, pattern),
+        // Numbers sent as strings, e.g. `"1700000000"`.
+        unix => text
+            .parse::<f64>()
+            .ok()
+            .and_then(|number| parse_date_time_number(number, std::slice::from_ref(unix))),
+    })
+}
+
+/// Parses a number of seconds/milliseconds/microseconds/nanoseconds since the epoch, if
+/// one of `formats` is a unix timestamp format.
+pub fn parse_date_time_number(number: f64, formats: &[DateTimeInputFormat]) -> Option<DateTime> {
+    if !number.is_finite() {
+        return None;
+    }
+    formats.iter().find_map(|format| {
+        let nanos_per_unit: f64 = match format {
+            DateTimeInputFormat::UnixTimestampSecs => 1e9,
+            DateTimeInputFormat::UnixTimestampMillis => 1e6,
+            DateTimeInputFormat::UnixTimestampMicros => 1e3,
+            DateTimeInputFormat::UnixTimestampNanos => 1.0,
+            // The unit is told apart by magnitude: 1e11 seconds is year 5138, while 1e11
+            // milliseconds is 1973, and so on for each unit.
+            DateTimeInputFormat::UnixTimestamp => match number.abs() {
+                n if n < 1e11 => 1e9,
+                n if n < 1e14 => 1e6,
+                n if n < 1e17 => 1e3,
+                _ => 1.0,
+            },
+            _ => return None,
+        };
+        let nanos = number * nanos_per_unit;
+        if nanos.abs() >= i64::MAX as f64 {
+            return None;
+        }
+        Some(DateTime::from_timestamp_nanos(nanos as i64))
+    })
+}
+
+fn parse_strptime(text: &str, pattern: &str) -> Option<DateTime> {
+    let items = strptime_to_format_items(pattern)?;
+    let mut parsed = Parsed::new();
+    let rest = parsed.parse_item(text.as_bytes(), &items).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    if let Ok(with_offset) = OffsetDateTime::try_from(parsed) {
+        return Some(DateTime::from_utc(with_offset));
+    }
+    if let Ok(naive) = PrimitiveDateTime::try_from(parsed) {
+        return Some(DateTime::from_utc(naive.assume_utc()));
+    }
+    time::Date::try_from(parsed)
+        .ok()
+        .map(|date| DateTime::from_utc(date.midnight().assume_utc()))
+}
+
+/// Translates a `strptime` pattern into the `time` crate's format description.
+fn strptime_to_format_items(pattern: &str) -> Option<OwnedFormatItem> {
+    let mut description = String::with_capacity(pattern.len() * 2);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            if c == '[' {
+                description.push_str("[[");
+            } else {
+                description.push(c);
+            }
+            continue;
+        }
+        let component = match chars.next()? {
+            'Y' => "[year]",
+            'y' => "[year repr:last_two]",
+            'm' => "[month]",
+            'd' => "[day]",
+            'e' => "[day padding:space]",
+            'H' => "[hour]",
+            'I' => "[hour repr:12]",
+            'p' => "[period]",
+            'M' => "[minute]",
+            'S' => "[second]",
+            'f' => "[subsecond]",
+            'z' => "[offset_hour sign:mandatory][offset_minute]",
+            'b' => "[month repr:short]",
+            'B' => "[month repr:long]",
+            'a' => "[weekday repr:short]",
+            'A' => "[weekday]",
+            'j' => "[ordinal]",
+            'T' => "[hour]:[minute]:[second]",
+            'D' => "[month]/[day]/[year repr:last_two]",
+            'F' => "[year]-[month]-[day]",
+            '%' => "%",
+            _ => return None,
+        };
+        description.push_str(component);
+    }
+    time::format_description::parse_owned::<2>(&description).ok()
+}
+
+/// The output format for datetimes in hits: RFC 3339 in UTC.
+pub fn format_rfc3339(date_time: DateTime) -> String {
+    date_time
+        .into_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| date_time.into_timestamp_nanos().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn formats(names: &[&str]) -> Vec<DateTimeInputFormat> {
+        names.iter().map(|name| name.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn parses_each_format() {
+        let expected = DateTime::from_timestamp_secs(1_767_225_600); // 2026-01-01T00:00:00Z
+        let all = formats(&[
+            "rfc3339",
+            "rfc2822",
+            "iso8601",
+            "%Y-%m-%d %H:%M:%S",
+            "unix_timestamp",
+        ]);
+        assert_eq!(
+            parse_date_time_str("2026-01-01T00:00:00Z", &all),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_date_time_str("2026-01-01T01:00:00+01:00", &all),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_date_time_str("Thu, 01 Jan 2026 00:00:00 +0000", &all),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_date_time_str("2026-01-01 00:00:00", &all),
+            Some(expected)
+        );
+        assert_eq!(parse_date_time_str("1767225600", &all), Some(expected));
+        assert_eq!(parse_date_time_str("yesterday", &all), None);
+        let date_only = formats(&["%Y-%m-%d"]);
+        assert_eq!(
+            parse_date_time_str("2026-01-01", &date_only),
+            Some(expected)
+        );
+        let with_offset = formats(&["%d/%b/%Y:%H:%M:%S %z"]);
+        assert_eq!(
+            parse_date_time_str("01/Jan/2026:01:00:00 +0100", &with_offset),
+            Some(expected)
+        );
+    }
+
+    #[test]
+    fn unix_timestamps_by_magnitude_and_explicit_unit() {
+        let auto = formats(&["unix_timestamp"]);
+        let secs = 1_767_225_600i64;
+        let expected = DateTime::from_timestamp_secs(secs);
+        assert_eq!(parse_date_time_number(secs as f64, &auto), Some(expected));
+        assert_eq!(
+            parse_date_time_number((secs * 1_000) as f64, &auto),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_date_time_number((secs * 1_000_000) as f64, &auto),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_date_time_number(secs as f64 * 1e9, &auto),
+            Some(expected)
+        );
+        assert_eq!(
+            parse_date_time_number(1.5, &formats(&["unix_timestamp_secs"])),
+            Some(DateTime::from_timestamp_millis(1_500))
+        );
+        assert_eq!(
+            parse_date_time_number(1_500.0, &formats(&["unix_timestamp_millis"])),
+            Some(DateTime::from_timestamp_millis(1_500))
+        );
+        assert_eq!(parse_date_time_number(1.0, &formats(&["rfc3339"])), None);
+        assert_eq!(parse_date_time_number(f64::NAN, &auto), None);
+    }
+
+    #[test]
+    fn formats_as_rfc3339() {
+        assert_eq!(
+            format_rfc3339(DateTime::from_timestamp_micros(1_767_225_600_123_456)),
+            "2026-01-01T00:00:00.123456Z"
+        );
+    }
+}

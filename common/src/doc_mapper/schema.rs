@@ -1,0 +1,231 @@
+use std::collections::HashSet;
+
+use quarry_config::{
+    DatePrecision, DocMapping, FieldMapping, FieldType, IndexRecord, LeafFieldType, TokenizerName,
+    DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
+};
+use tantivy::schema::{
+    BytesOptions, DateOptions, DateTimePrecision, IndexRecordOption, IpAddrOptions,
+    JsonObjectOptions, NumericOptions, Schema, SchemaBuilder, TextFieldIndexing, TextOptions,
+};
+
+use super::MappedField;
+
+/// Fast text columns keep the raw value: aggregations and sorting see what was sent.
+const FAST_NORMALIZER: &str = "raw";
+
+pub(super) struct BuiltSchema {
+    pub schema: Schema,
+    pub fields: Vec<MappedField>,
+    pub object_paths: HashSet<String>,
+    pub dynamic_field: Option<tantivy::schema::Field>,
+    pub source_field: Option<tantivy::schema::Field>,
+}
+
+fn index_record(record: IndexRecord) -> IndexRecordOption {
+    match record {
+        IndexRecord::Basic => IndexRecordOption::Basic,
+        IndexRecord::Freq => IndexRecordOption::WithFreqs,
+        IndexRecord::Position => IndexRecordOption::WithFreqsAndPositions,
+    }
+}
+
+fn text_indexing(
+    tokenizer: TokenizerName,
+    record: IndexRecord,
+    fieldnorms: bool,
+) -> TextFieldIndexing {
+    TextFieldIndexing::default()
+        .set_tokenizer(tokenizer.as_str())
+        .set_index_option(index_record(record))
+        .set_fieldnorms(fieldnorms)
+}
+
+fn date_precision(precision: DatePrecision) -> DateTimePrecision {
+    match precision {
+        DatePrecision::Seconds => DateTimePrecision::Seconds,
+        DatePrecision::Milliseconds => DateTimePrecision::Milliseconds,
+        DatePrecision::Microseconds => DateTimePrecision::Microseconds,
+        DatePrecision::Nanoseconds => DateTimePrecision::Nanoseconds,
+    }
+}
+
+fn numeric_options(mapping: &FieldMapping) -> NumericOptions {
+    let mut options = NumericOptions::default();
+    if mapping.indexed {
+        options = options.set_indexed();
+    }
+    if mapping.stored {
+        options = options.set_stored();
+    }
+    if mapping.fast {
+        options = options.set_fast();
+    }
+    options
+}
+
+fn add_leaf(
+    builder: &mut SchemaBuilder,
+    path: &str,
+    leaf: LeafFieldType,
+    mapping: &FieldMapping,
+) -> tantivy::schema::Field {
+    match leaf {
+        LeafFieldType::Text => {
+            let mut options = TextOptions::default();
+            if mapping.indexed {
+                options = options.set_indexing_options(text_indexing(
+                    mapping.effective_tokenizer(),
+                    mapping.effective_record(),
+                    mapping.fieldnorms,
+                ));
+            }
+            if mapping.stored {
+                options = options.set_stored();
+            }
+            if mapping.fast {
+                options = options.set_fast(FAST_NORMALIZER);
+            }
+            builder.add_text_field(path, options)
+        }
+        LeafFieldType::U64 => builder.add_u64_field(path, numeric_options(mapping)),
+        LeafFieldType::I64 => builder.add_i64_field(path, numeric_options(mapping)),
+        LeafFieldType::F64 => builder.add_f64_field(path, numeric_options(mapping)),
+        LeafFieldType::Bool => builder.add_bool_field(path, numeric_options(mapping)),
+        LeafFieldType::Datetime => {
+            let mut options = DateOptions::default()
+                .set_precision(date_precision(mapping.effective_fast_precision()));
+            if mapping.indexed {
+                options = options.set_indexed();
+            }
+            if mapping.stored {
+                options = options.set_stored();
+            }
+            if mapping.fast {
+                options = options.set_fast();
+            }
+            builder.add_date_field(path, options)
+        }
+        LeafFieldType::Ip => {
+            let mut options = IpAddrOptions::default();
+            if mapping.indexed {
+                options = options.set_indexed();
+            }
+            if mapping.stored {
+                options = options.set_stored();
+            }
+            if mapping.fast {
+                options = options.set_fast();
+            }
+            builder.add_ip_addr_field(path, options)
+        }
+        LeafFieldType::Bytes => {
+            let mut options = BytesOptions::default();
+            if mapping.indexed {
+                options = options.set_indexed();
+            }
+            if mapping.stored {
+                options = options.set_stored();
+            }
+            if mapping.fast {
+                options = options.set_fast();
+            }
+            builder.add_bytes_field(path, options)
+        }
+        LeafFieldType::Json => {
+            let options = json_options(
+                mapping.indexed,
+                mapping.stored,
+                mapping.fast,
+                mapping.effective_tokenizer(),
+                mapping.effective_record(),
+                mapping.fieldnorms,
+                mapping.effective_expand_dots(),
+            );
+            builder.add_json_field(path, options)
+        }
+    }
+}
+
+fn json_options(
+    indexed: bool,
+    stored: bool,
+    fast: bool,
+    tokenizer: TokenizerName,
+    record: IndexRecord,
+    fieldnorms: bool,
+    expand_dots: bool,
+) -> JsonObjectOptions {
+    let mut options = JsonObjectOptions::default();
+    if indexed {
+        options = options.set_indexing_options(text_indexing(tokenizer, record, fieldnorms));
+    }
+    if stored {
+        options = options.set_stored();
+    }
+    if fast {
+        options = options.set_fast(FAST_NORMALIZER);
+    }
+    if expand_dots {
+        options = options.set_expand_dots_enabled();
+    }
+    options
+}
+
+pub(super) fn build_schema(doc_mapping: &DocMapping) -> BuiltSchema {
+    let mut builder = Schema::builder();
+    let mut fields = Vec::new();
+    let mut object_paths = HashSet::new();
+    collect_object_paths("", &doc_mapping.field_mappings, &mut object_paths);
+    for (path, mapping) in doc_mapping.leaf_fields() {
+        let Some(leaf_type) = mapping.field_type.leaf() else {
+            continue;
+        };
+        let field = add_leaf(&mut builder, &path, leaf_type, mapping);
+        fields.push(MappedField {
+            path,
+            field,
+            leaf_type,
+            mapping: mapping.clone(),
+        });
+    }
+    let dynamic_field = (doc_mapping.mode == quarry_config::Mode::Dynamic).then(|| {
+        let dynamic = &doc_mapping.dynamic_mapping;
+        builder.add_json_field(
+            DYNAMIC_FIELD_NAME,
+            json_options(
+                dynamic.indexed,
+                dynamic.stored,
+                dynamic.fast,
+                dynamic.tokenizer,
+                dynamic.record,
+                false,
+                dynamic.expand_dots,
+            ),
+        )
+    });
+    let source_field = doc_mapping.store_source.then(|| {
+        builder.add_json_field(SOURCE_FIELD_NAME, JsonObjectOptions::default().set_stored())
+    });
+    BuiltSchema {
+        schema: builder.build(),
+        fields,
+        object_paths,
+        dynamic_field,
+        source_field,
+    }
+}
+
+fn collect_object_paths(prefix: &str, mappings: &[FieldMapping], out: &mut HashSet<String>) {
+    for mapping in mappings {
+        if mapping.field_type == FieldType::Object {
+            let path = if prefix.is_empty() {
+                mapping.name.clone()
+            } else {
+                format!("{prefix}.{}", mapping.name)
+            };
+            collect_object_paths(&path, &mapping.field_mappings, out);
+            out.insert(path);
+        }
+    }
+}

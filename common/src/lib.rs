@@ -1,0 +1,11 @@
+//! Types and building blocks shared by indexers and searchers: ids, object storage,
+//! the split file format, the doc mapper and the metastore.
+
+pub mod doc_mapper;
+pub mod ids;
+pub mod metastore;
+pub mod split;
+pub mod storage;
+pub mod time_range;
+
+pub use ids::{IndexUid, SplitId};

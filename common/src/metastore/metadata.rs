@@ -1,0 +1,78 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
+
+use quarry_config::IndexConfig;
+use serde::{Deserialize, Serialize};
+
+use super::SourceCheckpoint;
+use crate::time_range::TimeRange;
+use crate::{IndexUid, SplitId};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IndexMetadata {
+    pub index_uid: IndexUid,
+    pub index_config: IndexConfig,
+    /// Per source id.
+    #[serde(default)]
+    pub checkpoints: BTreeMap<String, SourceCheckpoint>,
+    /// Seconds since the epoch.
+    pub create_timestamp: i64,
+}
+
+impl IndexMetadata {
+    pub fn index_id(&self) -> &str {
+        self.index_uid.index_id()
+    }
+
+    pub fn index_uri(&self) -> &str {
+        self.index_config.index_uri.as_deref().unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitMaturity {
+    /// Will not be merged again.
+    Mature,
+    /// May be merged until this many seconds after creation.
+    Immature { maturation_period_secs: u64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitMetadata {
+    pub split_id: SplitId,
+    pub index_uid: IndexUid,
+    pub source_id: String,
+    pub partition_id: u64,
+    pub num_docs: u64,
+    pub uncompressed_docs_size_bytes: u64,
+    pub file_size_bytes: u64,
+    pub time_range: Option<TimeRange>,
+    pub create_timestamp: i64,
+    pub maturity: SplitMaturity,
+    /// `field:value` for each tag field value present in the split; `field!` when a field
+    /// had too many values to list (the split then matches any value of it).
+    pub tags: BTreeSet<String>,
+    pub footer_offsets: Range<u64>,
+    pub num_merge_ops: u32,
+    pub delete_opstamp: u64,
+}
+
+/// The legal lifecycle: `Staged` → `Published` → `MarkedForDeletion` → forgotten;
+/// `Staged` may also be marked for deletion directly (abandoned uploads).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SplitState {
+    Staged,
+    Published,
+    MarkedForDeletion,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Split {
+    pub split_metadata: SplitMetadata,
+    pub split_state: SplitState,
+    /// Seconds since the epoch of the last state change.
+    pub update_timestamp: i64,
+    pub publish_timestamp: Option<i64>,
+}

@@ -1,0 +1,122 @@
+//! The metastore: which indexes exist, which splits are published, and up to where each
+//! source has been indexed. The trait is the seam; `FileBackedMetastore` is the default
+//! implementation (JSON files on object storage).
+
+mod checkpoint;
+mod file_backed;
+mod metadata;
+
+use async_trait::async_trait;
+use quarry_config::IndexConfig;
+
+pub use checkpoint::{CheckpointDelta, Position, SourceCheckpoint};
+pub use file_backed::FileBackedMetastore;
+pub use metadata::{IndexMetadata, Split, SplitMaturity, SplitMetadata, SplitState};
+
+use crate::{IndexUid, SplitId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MetastoreError {
+    #[error("index `{0}` already exists")]
+    IndexAlreadyExists(String),
+    #[error("index `{0}` not found")]
+    IndexNotFound(String),
+    #[error("splits not found in index `{index_id}`: {split_ids:?}")]
+    SplitsNotFound {
+        index_id: String,
+        split_ids: Vec<String>,
+    },
+    #[error("splits of index `{index_id}` are not in the state this operation needs: {message}")]
+    SplitsNotInExpectedState { index_id: String, message: String },
+    #[error("checkpoint conflict on index `{index_id}`: {message}")]
+    CheckpointConflict { index_id: String, message: String },
+    #[error("metastore state `{path}` is corrupt: {message}")]
+    Corrupt { path: String, message: String },
+    #[error("metastore storage error: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("invalid request: {0}")]
+    InvalidArgument(String),
+}
+
+pub type MetastoreResult<T> = Result<T, MetastoreError>;
+
+/// Which splits `list_splits` returns. Time bounds follow the search API: seconds,
+/// `start` inclusive, `end` exclusive.
+#[derive(Clone, Debug, Default)]
+pub struct ListSplitsQuery {
+    pub states: Vec<SplitState>,
+    pub start_timestamp: Option<i64>,
+    pub end_timestamp: Option<i64>,
+}
+
+impl ListSplitsQuery {
+    pub fn published() -> ListSplitsQuery {
+        ListSplitsQuery {
+            states: vec![SplitState::Published],
+            ..Default::default()
+        }
+    }
+
+    pub fn matches(&self, split: &Split) -> bool {
+        if !self.states.is_empty() && !self.states.contains(&split.split_state) {
+            return false;
+        }
+        match split.split_metadata.time_range {
+            Some(range) => range.overlaps(self.start_timestamp, self.end_timestamp),
+            // A split without timestamps cannot be pruned by time.
+            None => true,
+        }
+    }
+}
+
+#[async_trait]
+pub trait Metastore: Send + Sync + std::fmt::Debug + 'static {
+    /// Creates an index; its `index_uri` must already be set.
+    async fn create_index(&self, index_config: IndexConfig) -> MetastoreResult<IndexMetadata>;
+
+    async fn index_metadata(&self, index_id: &str) -> MetastoreResult<IndexMetadata>;
+
+    async fn list_indexes(&self) -> MetastoreResult<Vec<IndexMetadata>>;
+
+    /// Forgets the index and its splits' records. Deleting the split files is the caller's
+    /// job, done before this call so that a crash never leaves files nobody tracks.
+    async fn delete_index(&self, index_uid: &IndexUid) -> MetastoreResult<()>;
+
+    /// Records splits about to be uploaded, so that a crash between upload and publish
+    /// leaves files the janitor can find and delete.
+    async fn stage_splits(
+        &self,
+        index_uid: &IndexUid,
+        splits: Vec<SplitMetadata>,
+    ) -> MetastoreResult<()>;
+
+    /// In one atomic update: publishes staged splits, marks `replaced` splits for deletion
+    /// (merges), and advances the source checkpoint. Fails, changing nothing, if a split is
+    /// not in the expected state or the checkpoint delta does not continue the stored one.
+    async fn publish_splits(
+        &self,
+        index_uid: &IndexUid,
+        staged_split_ids: &[SplitId],
+        replaced_split_ids: &[SplitId],
+        checkpoint_delta: Option<CheckpointDelta>,
+    ) -> MetastoreResult<()>;
+
+    async fn list_splits(
+        &self,
+        index_uid: &IndexUid,
+        query: &ListSplitsQuery,
+    ) -> MetastoreResult<Vec<Split>>;
+
+    async fn mark_splits_for_deletion(
+        &self,
+        index_uid: &IndexUid,
+        split_ids: &[SplitId],
+    ) -> MetastoreResult<()>;
+
+    /// Forgets splits that are staged or marked for deletion (never published ones).
+    async fn delete_splits(
+        &self,
+        index_uid: &IndexUid,
+        split_ids: &[SplitId],
+    ) -> MetastoreResult<()>;
+}

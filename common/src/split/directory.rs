@@ -1,0 +1,232 @@
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use stable_deref_trait::StableDeref;
+use tantivy::directory::error::LockError;
+use tantivy::directory::error::{DeleteError, OpenReadError, OpenWriteError};
+use tantivy::directory::{
+    DirectoryLock, FileHandle, Lock, OwnedBytes, WatchCallback, WatchHandle, WritePtr,
+};
+use tantivy::{Directory, HasLen};
+
+use super::{FileTable, HotCache, SplitError, SplitFooter};
+use crate::storage::Storage;
+
+/// What a searcher needs to open a split: where it is and where its footer starts.
+#[derive(Clone, Debug)]
+pub struct SplitOpenInfo {
+    pub storage: Arc<dyn Storage>,
+    pub split_path: String,
+    pub footer_offsets: Range<u64>,
+}
+
+/// A read-only tantivy [`Directory`] over one split file in object storage. Reads the
+/// hotcache answers cost nothing; the others become ranged GETs.
+///
+/// Tantivy reads synchronously, so the ranged GETs block the calling thread on the
+/// runtime: a `SplitDirectory` must only be used from blocking threads
+/// (`spawn_blocking`), never from an async task.
+#[derive(Clone, Debug)]
+pub struct SplitDirectory {
+    inner: Arc<SplitDirectoryInner>,
+}
+
+#[derive(Debug)]
+struct SplitDirectoryInner {
+    storage: Arc<dyn Storage>,
+    split_path: String,
+    file_table: FileTable,
+    hotcache: HotCache,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Lets tantivy hold storage bytes without a copy.
+struct StableBytes(Bytes);
+
+impl std::ops::Deref for StableBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+// SAFETY: `Bytes` derefs to a heap buffer that does not move when the `Bytes` handle does.
+unsafe impl StableDeref for StableBytes {}
+
+pub(crate) fn owned_bytes(bytes: Bytes) -> OwnedBytes {
+    OwnedBytes::new(StableBytes(bytes))
+}
+
+impl SplitDirectory {
+    /// Opens a split with exactly one ranged read (file table + hotcache + footer).
+    pub async fn open(info: SplitOpenInfo) -> Result<SplitDirectory, SplitError> {
+        let tail = info
+            .storage
+            .get_range(&info.split_path, info.footer_offsets.clone())
+            .await
+            .map_err(|error| SplitError::Io(error.to_string()))?;
+        Self::from_tail(info, tail)
+    }
+
+    fn from_tail(info: SplitOpenInfo, tail: Bytes) -> Result<SplitDirectory, SplitError> {
+        let footer = SplitFooter::decode_and_check(&tail)?;
+        if footer.file_table_offset != info.footer_offsets.start {
+            return Err(SplitError::CorruptFooter(format!(
+                "footer says the file table starts at {}, the split metadata says {}",
+                footer.file_table_offset, info.footer_offsets.start
+            )));
+        }
+        let table_len = footer.file_table_len as usize;
+        let file_table = FileTable::decode(&tail[..table_len], footer.file_table_offset)?;
+        let hotcache_end = table_len + footer.hotcache_len as usize;
+        let hotcache = HotCache::decode(owned_bytes(tail.slice(table_len..hotcache_end)))?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            SplitError::Io("split directories need a tokio runtime to fetch bytes".to_string())
+        })?;
+        Ok(SplitDirectory {
+            inner: Arc::new(SplitDirectoryInner {
+                storage: info.storage,
+                split_path: info.split_path,
+                file_table,
+                hotcache,
+                runtime,
+            }),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct SplitFileHandle {
+    directory: Arc<SplitDirectoryInner>,
+    path: std::path::PathBuf,
+    range_in_split: Range<u64>,
+}
+
+impl HasLen for SplitFileHandle {
+    fn len(&self) -> usize {
+        (self.range_in_split.end - self.range_in_split.start) as usize
+    }
+}
+
+impl SplitFileHandle {
+    fn check_range(&self, range: &Range<usize>) -> io::Result<Range<u64>> {
+        if range.start > range.end || range.end > self.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "read of {range:?} past the end of `{}` ({} bytes)",
+                    self.path.display(),
+                    self.len()
+                ),
+            ));
+        }
+        Ok(range.start as u64..range.end as u64)
+    }
+
+    fn split_range(&self, range: &Range<u64>) -> Range<u64> {
+        self.range_in_split.start + range.start..self.range_in_split.start + range.end
+    }
+}
+
+#[async_trait]
+impl FileHandle for SplitFileHandle {
+    fn read_bytes(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
+        let range = self.check_range(&range)?;
+        if let Some(bytes) = self.directory.hotcache.get(&self.path, &range) {
+            return Ok(bytes);
+        }
+        let split_range = self.split_range(&range);
+        let directory = &self.directory;
+        let bytes = directory
+            .runtime
+            .block_on(
+                directory
+                    .storage
+                    .get_range(&directory.split_path, split_range),
+            )
+            .map_err(io::Error::other)?;
+        Ok(owned_bytes(bytes))
+    }
+
+    async fn read_bytes_async(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
+        let range = self.check_range(&range)?;
+        if let Some(bytes) = self.directory.hotcache.get(&self.path, &range) {
+            return Ok(bytes);
+        }
+        let split_range = self.split_range(&range);
+        let bytes = self
+            .directory
+            .storage
+            .get_range(&self.directory.split_path, split_range)
+            .await
+            .map_err(io::Error::other)?;
+        Ok(owned_bytes(bytes))
+    }
+}
+
+fn read_only_error() -> io::Error {
+    io::Error::new(io::ErrorKind::PermissionDenied, "splits are immutable")
+}
+
+impl Directory for SplitDirectory {
+    fn get_file_handle(&self, path: &Path) -> Result<Arc<dyn FileHandle>, OpenReadError> {
+        let range_in_split = self
+            .inner
+            .file_table
+            .get(path)
+            .ok_or_else(|| OpenReadError::FileDoesNotExist(path.to_path_buf()))?;
+        Ok(Arc::new(SplitFileHandle {
+            directory: self.inner.clone(),
+            path: path.to_path_buf(),
+            range_in_split,
+        }))
+    }
+
+    fn delete(&self, _path: &Path) -> Result<(), DeleteError> {
+        Ok(())
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool, OpenReadError> {
+        Ok(self.inner.file_table.get(path).is_some())
+    }
+
+    fn open_write(&self, path: &Path) -> Result<WritePtr, OpenWriteError> {
+        Err(OpenWriteError::wrap_io_error(
+            read_only_error(),
+            path.to_path_buf(),
+        ))
+    }
+
+    fn atomic_read(&self, path: &Path) -> Result<Vec<u8>, OpenReadError> {
+        let handle = self.get_file_handle(path)?;
+        let len = handle.len();
+        handle
+            .read_bytes(0..len)
+            .map(|bytes| bytes.as_slice().to_vec())
+            .map_err(|error| OpenReadError::wrap_io_error(error, path.to_path_buf()))
+    }
+
+    fn atomic_write(&self, _path: &Path, _data: &[u8]) -> io::Result<()> {
+        Err(read_only_error())
+    }
+
+    fn sync_directory(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Nothing ever writes to a split, so readers need no lock.
+    fn acquire_lock(&self, _lock: &Lock) -> Result<DirectoryLock, LockError> {
+        Ok(DirectoryLock::from(Box::new(())))
+    }
+
+    fn watch(&self, _watch_callback: WatchCallback) -> tantivy::Result<WatchHandle> {
+        Ok(WatchHandle::empty())
+    }
+}
+
+#[cfg(test)]
+mod tests;

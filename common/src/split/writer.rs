@@ -1,0 +1,136 @@
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, ReloadPolicy};
+
+use super::footer::SplitFooter;
+use super::hotcache::RecordingDirectory;
+use super::{FileTable, HotCache, SplitError};
+
+/// What the packager learns from writing a split file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrittenSplit {
+    pub file_size_bytes: u64,
+    /// `[file table .. end of file]`: the one range a searcher reads to open the split.
+    pub footer_offsets: Range<u64>,
+}
+
+fn tantivy_error(error: impl std::fmt::Display) -> SplitError {
+    SplitError::Tantivy(error.to_string())
+}
+
+/// Packages the committed tantivy index in `index_dir` (expected to hold one segment) into
+/// one split file at `output`. Blocking: call it from a blocking thread.
+pub fn write_split_file(index_dir: &Path, output: &Path) -> Result<WrittenSplit, SplitError> {
+    let files = files_to_package(index_dir)?;
+    let hotcache = build_hotcache(index_dir)?;
+
+    let io_error =
+        |error: std::io::Error| SplitError::Io(format!("writing `{}`: {error}", output.display()));
+    let mut writer = BufWriter::with_capacity(1 << 20, File::create(output).map_err(io_error)?);
+    let mut file_table = FileTable::default();
+    let mut offset = 0u64;
+    for file in &files {
+        let mut source = File::open(index_dir.join(file))
+            .map_err(|error| SplitError::Io(format!("opening `{}`: {error}", file.display())))?;
+        let len = std::io::copy(&mut source, &mut writer).map_err(io_error)?;
+        file_table.insert(file.clone(), offset..offset + len);
+        offset += len;
+    }
+    let file_table_bytes = file_table.encode();
+    let mut checksum = crc32c::crc32c(&file_table_bytes);
+    checksum = crc32c::crc32c_append(checksum, &hotcache);
+    let footer = SplitFooter {
+        file_table_offset: offset,
+        file_table_len: file_table_bytes.len() as u64,
+        hotcache_len: hotcache.len() as u64,
+        crc32c: checksum,
+    };
+    writer.write_all(&file_table_bytes).map_err(io_error)?;
+    writer.write_all(&hotcache).map_err(io_error)?;
+    writer.write_all(&footer.encode()).map_err(io_error)?;
+    let file = writer
+        .into_inner()
+        .map_err(|error| io_error(error.into_error()))?;
+    file.sync_all().map_err(io_error)?;
+    let file_size_bytes = offset + footer.metadata_len() + super::FOOTER_LEN as u64;
+    Ok(WrittenSplit {
+        file_size_bytes,
+        footer_offsets: offset..file_size_bytes,
+    })
+}
+
+/// The files of the searchable segments plus `meta.json`; lock files, `.managed.json` and
+/// files of deleted segments stay behind.
+fn files_to_package(index_dir: &Path) -> Result<Vec<PathBuf>, SplitError> {
+    let index = Index::open_in_dir(index_dir).map_err(tantivy_error)?;
+    let segment_prefixes: Vec<String> = index
+        .searchable_segment_metas()
+        .map_err(tantivy_error)?
+        .iter()
+        .map(|segment_meta| segment_meta.id().uuid_string())
+        .collect();
+    let mut files = BTreeSet::new();
+    let entries = std::fs::read_dir(index_dir)
+        .map_err(|error| SplitError::Io(format!("listing `{}`: {error}", index_dir.display())))?;
+    for entry in entries {
+        let entry = entry.map_err(|error| SplitError::Io(error.to_string()))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let belongs_to_segment = segment_prefixes
+            .iter()
+            .any(|prefix| name.starts_with(prefix.as_str()));
+        if belongs_to_segment && !name.ends_with(".temp") {
+            files.insert(PathBuf::from(name));
+        }
+    }
+    files.insert(PathBuf::from("meta.json"));
+    Ok(files.into_iter().collect())
+}
+
+/// Opens the index the way a searcher will and keeps every byte range that costs.
+fn build_hotcache(index_dir: &Path) -> Result<Vec<u8>, SplitError> {
+    let mmap = MmapDirectory::open(index_dir).map_err(tantivy_error)?;
+    let (recording, reads) = RecordingDirectory::new(Box::new(mmap));
+    let index = Index::open(recording).map_err(tantivy_error)?;
+    let schema = index.schema();
+    let reader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .map_err(tantivy_error)?;
+    let searcher = reader.searcher();
+    for segment_reader in searcher.segment_readers() {
+        for (field, entry) in schema.fields() {
+            if entry.is_indexed() {
+                segment_reader
+                    .inverted_index(field)
+                    .map_err(tantivy_error)?;
+            }
+            if entry.has_fieldnorms() {
+                segment_reader
+                    .get_fieldnorms_reader(field)
+                    .map_err(tantivy_error)?;
+            }
+        }
+        let fast_fields = segment_reader.fast_fields();
+        for (_, entry) in schema.fields() {
+            if !entry.is_fast() {
+                continue;
+            }
+            let handles = if entry.field_type().is_json() {
+                fast_fields.dynamic_subpath_column_handles(entry.name())
+            } else {
+                fast_fields.dynamic_column_handles(entry.name())
+            };
+            for handle in handles.map_err(tantivy_error)? {
+                handle.open().map_err(tantivy_error)?;
+            }
+        }
+        segment_reader.get_store_reader(0).map_err(tantivy_error)?;
+    }
+    HotCache::encode(&reads, |path| std::fs::read(index_dir.join(path)))
+}

@@ -1,0 +1,227 @@
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use object_store::aws::AmazonS3Builder;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+use quarry_config::S3Config;
+
+use super::{ObjectStoreStorage, Storage, StorageError, StorageResult};
+
+/// Turns storage URIs (`file:///abs`, a relative path, `s3://bucket/prefix`, `ram:///name`)
+/// into [`Storage`]s. Clients are shared per backend root so that connection pools are too,
+/// and so that every `ram://` user in a process sees the same objects.
+#[derive(Clone, Default)]
+pub struct StorageResolver {
+    s3_config: S3Config,
+    backends: Arc<Mutex<HashMap<String, Arc<dyn ObjectStore>>>>,
+}
+
+impl std::fmt::Debug for StorageResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageResolver").finish()
+    }
+}
+
+impl StorageResolver {
+    pub fn new(s3_config: S3Config) -> StorageResolver {
+        StorageResolver {
+            s3_config,
+            backends: Arc::default(),
+        }
+    }
+
+    /// Normalises a URI: relative and absolute paths become `file://` URIs.
+    pub fn normalize_uri(uri: &str) -> StorageResult<String> {
+        if uri.contains("://") {
+            return Ok(uri.trim_end_matches('/').to_string());
+        }
+        let path = PathBuf::from(uri);
+        let absolute = if path.is_absolute() {
+            path
+        } else {
+            std::env::current_dir()
+                .map_err(|error| StorageError::InvalidUri {
+                    uri: uri.to_string(),
+                    reason: format!("cannot resolve relative path: {error}"),
+                })?
+                .join(path)
+        };
+        let mut normalized = PathBuf::new();
+        for component in absolute.components() {
+            match component {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    normalized.pop();
+                }
+                other => normalized.push(other),
+            }
+        }
+        Ok(format!(
+            "file://{}",
+            normalized.to_string_lossy().trim_end_matches('/')
+        ))
+    }
+
+    pub fn resolve(&self, uri: &str) -> StorageResult<Arc<dyn Storage>> {
+        let uri = Self::normalize_uri(uri)?;
+        let invalid = |reason: &str| StorageError::InvalidUri {
+            uri: uri.clone(),
+            reason: reason.to_string(),
+        };
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| invalid("missing scheme"))?;
+        let storage: Arc<dyn Storage> = match scheme {
+            "file" => {
+                std::fs::create_dir_all(rest).map_err(|error| StorageError::Io {
+                    path: rest.to_string(),
+                    reason: error.to_string(),
+                })?;
+                let store = self.backend(&uri, || {
+                    // fsync makes a successful put durable, matching what S3 promises.
+                    LocalFileSystem::new_with_prefix(rest)
+                        .map(|store| Arc::new(store.with_fsync(true)) as Arc<dyn ObjectStore>)
+                        .map_err(|error| invalid(&error.to_string()))
+                })?;
+                Arc::new(ObjectStoreStorage::new(store, "", uri.clone()))
+            }
+            "ram" => {
+                let store = self.backend("ram://", || Ok(Arc::new(InMemory::new())))?;
+                Arc::new(ObjectStoreStorage::new(store, rest, uri.clone()))
+            }
+            "s3" => {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(invalid("no bucket name"));
+                }
+                let store = self.backend(&format!("s3://{bucket}"), || {
+                    self.build_s3(bucket)
+                        .map_err(|error| invalid(&error.to_string()))
+                })?;
+                Arc::new(ObjectStoreStorage::new(store, prefix, uri.clone()))
+            }
+            other => {
+                return Err(invalid(&format!(
+                    "unsupported scheme `{other}` (expected file, s3 or ram)"
+                )))
+            }
+        };
+        Ok(storage)
+    }
+
+    fn backend(
+        &self,
+        key: &str,
+        build: impl FnOnce() -> StorageResult<Arc<dyn ObjectStore>>,
+    ) -> StorageResult<Arc<dyn ObjectStore>> {
+        let mut backends = self
+            .backends
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(store) = backends.get(key) {
+            return Ok(store.clone());
+        }
+        let store = build()?;
+        backends.insert(key.to_string(), store.clone());
+        Ok(store)
+    }
+
+    fn build_s3(&self, bucket: &str) -> object_store::Result<Arc<dyn ObjectStore>> {
+        // `AWS_*` variables first, then the node config on top, so a config file wins.
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let config = &self.s3_config;
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        } else if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL") {
+            builder = builder
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_endpoint(endpoint);
+        }
+        if let Some(region) = &config.region {
+            builder = builder.with_region(region);
+        }
+        if config.force_path_style_access {
+            builder = builder.with_virtual_hosted_style_request(false);
+        }
+        if let Some(key) = &config.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &config.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        Ok(Arc::new(builder.build()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn normalizes_paths_to_file_uris() {
+        assert_eq!(
+            StorageResolver::normalize_uri("/data/./idx/../indexes/").unwrap(),
+            "file:///data/indexes"
+        );
+        assert_eq!(
+            StorageResolver::normalize_uri("s3://bucket/prefix/").unwrap(),
+            "s3://bucket/prefix"
+        );
+        assert!(StorageResolver::normalize_uri("qdata")
+            .unwrap()
+            .starts_with("file:///"));
+    }
+
+    #[tokio::test]
+    async fn ram_storages_with_the_same_root_share_objects() {
+        let resolver = StorageResolver::default();
+        let first = resolver.resolve("ram:///shared/a").unwrap();
+        first.put("x", Bytes::from_static(b"hello")).await.unwrap();
+        let second = resolver.resolve("ram:///shared/a").unwrap();
+        assert_eq!(&second.get_all("x").await.unwrap()[..], b"hello");
+        let other = resolver.resolve("ram:///shared/b").unwrap();
+        assert!(matches!(
+            other.get_all("x").await,
+            Err(StorageError::NotFound(_))
+        ));
+        assert!(resolver.resolve("ftp://x").is_err());
+    }
+
+    #[tokio::test]
+    async fn local_storage_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let resolver = StorageResolver::default();
+        let storage = resolver.resolve(dir.path().to_str().unwrap()).unwrap();
+        storage
+            .put("a/b.bin", Bytes::from_static(b"0123456789"))
+            .await
+            .unwrap();
+        assert_eq!(
+            &storage.get_range("a/b.bin", 2..5).await.unwrap()[..],
+            b"234"
+        );
+        assert_eq!(storage.file_num_bytes("a/b.bin").await.unwrap(), 10);
+        storage.rename("a/b.bin", "a/c.bin").await.unwrap();
+        assert_eq!(
+            storage.list("a").await.unwrap(),
+            vec!["a/c.bin".to_string()]
+        );
+        storage.delete("a/c.bin").await.unwrap();
+        storage.delete("a/c.bin").await.unwrap();
+        assert!(storage.list("a").await.unwrap().is_empty());
+        let big = vec![7u8; 40 * 1024 * 1024];
+        let local = dir.path().join("big.local");
+        std::fs::write(&local, &big).unwrap();
+        storage.put_file("big.split", &local).await.unwrap();
+        assert_eq!(
+            storage.file_num_bytes("big.split").await.unwrap(),
+            big.len() as u64
+        );
+    }
+}

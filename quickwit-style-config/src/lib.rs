@@ -1,0 +1,38 @@
+//! Node and index configuration: parsing (YAML or JSON), defaults, validation with
+//! messages that name the offending field, and `${VAR:-default}` interpolation.
+
+mod byte_size;
+mod env_interpolation;
+mod error;
+mod index_config;
+mod node_config;
+
+pub use byte_size::ByteSize;
+pub use env_interpolation::interpolate_env_vars;
+pub use error::ConfigError;
+pub use index_config::{
+    DatePrecision, DateTimeInputFormat, DocMapping, DynamicMapping, FieldMapping, FieldType,
+    IndexConfig, IndexRecord, IndexingSettings, LeafFieldType, Mode, RetentionPolicy,
+    SearchSettings, TokenizerName, DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
+};
+pub use node_config::{NodeConfig, RestConfig, S3Config, Service, StorageConfig};
+
+/// The serialisation a config document arrives in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigFormat {
+    Json,
+    Yaml,
+}
+
+impl ConfigFormat {
+    /// Picks the format from a file name or a `Content-Type`, defaulting to YAML, which
+    /// also accepts JSON documents.
+    pub fn sniff(hint: &str) -> ConfigFormat {
+        let hint = hint.to_ascii_lowercase();
+        if hint.ends_with(".json") || hint.contains("application/json") {
+            ConfigFormat::Json
+        } else {
+            ConfigFormat::Yaml
+        }
+    }
+}

@@ -1,0 +1,280 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ByteSize, ConfigError};
+
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    Indexer,
+    Searcher,
+    ControlPlane,
+    Metastore,
+    Janitor,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::Indexer,
+        Service::Searcher,
+        Service::ControlPlane,
+        Service::Metastore,
+        Service::Janitor,
+    ];
+}
+
+/// A node's configuration. Every key is optional: the defaults make the embedded
+/// single-node setup of DESIGN.md.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    #[serde(default = "default_version")]
+    pub version: String,
+    #[serde(default = "default_node_id")]
+    pub node_id: String,
+    #[serde(default = "default_cluster_id")]
+    pub cluster_id: String,
+    #[serde(default = "default_listen_address")]
+    pub listen_address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advertise_address: Option<String>,
+    #[serde(default)]
+    pub rest: RestConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gossip_listen_port: Option<u16>,
+    #[serde(default)]
+    pub peer_seeds: Vec<String>,
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metastore_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_index_root_uri: Option<String>,
+    #[serde(default = "default_services")]
+    pub enabled_services: Vec<Service>,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+}
+
+fn default_version() -> String {
+    "0.1".to_string()
+}
+
+fn default_node_id() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "quarry-node".to_string())
+}
+fn default_cluster_id() -> String {
+    "quarry-default-cluster".to_string()
+}
+fn default_listen_address() -> String {
+    "127.0.0.1".to_string()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./qdata")
+}
+fn default_services() -> Vec<Service> {
+    Service::ALL.to_vec()
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RestConfig {
+    #[serde(default = "default_rest_port")]
+    pub listen_port: u16,
+}
+
+fn default_rest_port() -> u16 {
+    7280
+}
+
+impl Default for RestConfig {
+    fn default() -> Self {
+        RestConfig {
+            listen_port: default_rest_port(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub force_path_style_access: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Bodies over this size are refused with 413 before being read in full.
+    #[serde(default = "default_max_request_body")]
+    pub max_request_body: ByteSize,
+}
+
+fn default_max_request_body() -> ByteSize {
+    ByteSize::mib(10)
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_request_body: default_max_request_body(),
+        }
+    }
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        // An empty document takes every default; this cannot fail.
+        serde_yaml_ng::from_str("{}").unwrap_or_else(|_| unreachable!("empty node config"))
+    }
+}
+
+impl NodeConfig {
+    /// Parses a YAML node config (JSON works too) after `${VAR:-default}` interpolation.
+    pub fn parse_yaml(text: &str) -> Result<NodeConfig, ConfigError> {
+        let text = crate::interpolate_env_vars(text)?;
+        let config: NodeConfig = if text.trim().is_empty() {
+            NodeConfig::default()
+        } else {
+            serde_yaml_ng::from_str(&text).map_err(|err| ConfigError::Parse(err.to_string()))?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id.trim().is_empty() {
+            return Err(ConfigError::invalid("node_id", "must not be empty"));
+        }
+        self.rest_listen_addr()?;
+        if self.enabled_services.is_empty() {
+            return Err(ConfigError::invalid(
+                "enabled_services",
+                "at least one service must be enabled",
+            ));
+        }
+        for (position, seed) in self.peer_seeds.iter().enumerate() {
+            if !seed.contains(':') {
+                return Err(ConfigError::invalid(
+                    format!("peer_seeds[{position}]"),
+                    format!("`{seed}` must be `host:port`"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn rest_listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let address = format!("{}:{}", self.listen_address, self.rest.listen_port);
+        address.parse().map_err(|_| {
+            ConfigError::invalid(
+                "listen_address",
+                format!("`{}` is not an IP address", self.listen_address),
+            )
+        })
+    }
+
+    pub fn gossip_port(&self) -> u16 {
+        self.gossip_listen_port.unwrap_or(self.rest.listen_port)
+    }
+
+    pub fn metastore_uri(&self) -> String {
+        self.metastore_uri
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("indexes").to_string_lossy().into_owned())
+    }
+
+    pub fn default_index_root_uri(&self) -> String {
+        self.default_index_root_uri
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("indexes").to_string_lossy().into_owned())
+    }
+
+    pub fn is_enabled(&self, service: Service) -> bool {
+        self.enabled_services.contains(&service)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_embedded_default() {
+        let config = NodeConfig::parse_yaml("").unwrap();
+        assert_eq!(config.rest.listen_port, 7280);
+        assert_eq!(config.gossip_port(), 7280);
+        assert_eq!(config.listen_address, "127.0.0.1");
+        assert_eq!(config.data_dir, PathBuf::from("./qdata"));
+        assert_eq!(config.metastore_uri(), "./qdata/indexes");
+        assert_eq!(config.enabled_services, Service::ALL.to_vec());
+        assert_eq!(config.ingest.max_request_body, ByteSize::mib(10));
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let yaml = r#"
+version: 0.1
+node_id: node-1
+cluster_id: my-cluster
+listen_address: 127.0.0.1
+advertise_address: 127.0.0.1
+rest:
+  listen_port: ${QUARRY_TEST_UNSET_PORT:-7300}
+gossip_listen_port: 7301
+peer_seeds: [127.0.0.1:7290]
+data_dir: /tmp/q
+metastore_uri: s3://bucket/indexes
+enabled_services: [indexer, searcher]
+storage:
+  s3: { endpoint: http://127.0.0.1:9000, region: us-east-1, force_path_style_access: true }
+"#;
+        let config = NodeConfig::parse_yaml(yaml).unwrap();
+        assert_eq!(config.rest.listen_port, 7300);
+        assert_eq!(config.gossip_port(), 7301);
+        assert_eq!(config.metastore_uri(), "s3://bucket/indexes");
+        assert_eq!(config.default_index_root_uri(), "/tmp/q/indexes");
+        assert!(config.is_enabled(Service::Indexer));
+        assert!(!config.is_enabled(Service::Janitor));
+        let s3 = config.storage.s3.unwrap();
+        assert!(s3.force_path_style_access);
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = NodeConfig::parse_yaml("listen_address: not-an-ip").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid `listen_address`: `not-an-ip` is not an IP address"
+        );
+        let err = NodeConfig::parse_yaml("enabled_services: [indexer, cook]").unwrap_err();
+        assert!(err.to_string().contains("unknown variant `cook`"), "{err}");
+        let err = NodeConfig::parse_yaml("rest: {port: 1}").unwrap_err();
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
+    }
+}
