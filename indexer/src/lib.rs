@@ -1,1 +1,15 @@
+//! The write path: NDJSON batches are mapped to documents, indexed by one pipeline per
+//! index, cut into splits, packaged, uploaded and published.
+//!
+//! `ingest` → `pipeline` (tantivy writer on its own thread) → `packager` → `uploader`
+//! → `publisher`.
 
+mod commit_mode;
+mod ingest;
+mod packager;
+mod pipeline;
+mod publisher;
+mod uploader;
+
+pub use commit_mode::CommitMode;
+pub use ingest::{IngestError, IngestResponse, IngestService, ParseFailure};

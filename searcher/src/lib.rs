@@ -1,1 +1,18 @@
+//! The read path: a query string becomes a `QueryAst`; the root lists and prunes splits,
+//! leaves search them on blocking threads, the root merges top hits and fetches the
+//! documents of the final page.
+//!
+//! `root` → `leaf` → `fetch_docs`, with `query_string` → `query_ast` → `query_builder`.
 
+mod fetch_docs;
+mod leaf;
+pub mod query_ast;
+pub mod query_builder;
+pub mod query_string;
+mod request;
+mod root;
+mod sort;
+mod split_cache;
+
+pub use request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
+pub use root::{SearchError, SearchService};

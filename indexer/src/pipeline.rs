@@ -1,0 +1,394 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quarry_common::doc_mapper::{DocMapper, ParsedDoc, MAX_TAG_VALUES_PER_FIELD};
+use quarry_common::metastore::IndexMetadata;
+use quarry_common::split::SplitError;
+use quarry_common::time_range::TimeRange;
+use quarry_common::SplitId;
+use tantivy::indexer::NoMergePolicy;
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{Index, IndexSettings, IndexWriter};
+use tokio::sync::{mpsc, watch, Mutex};
+use tracing::{error, info, warn};
+
+use crate::packager::{package, PackagedSplit, SplitAttributes};
+
+/// Tantivy refuses less than 15 MB per indexing thread; more than 4 GB overflows its arena.
+const MIN_HEAP_BYTES: u64 = 15_000_000;
+const MAX_HEAP_BYTES: u64 = 4_000_000_000;
+/// Batches queued ahead of the indexing thread; senders wait beyond that.
+const COMMAND_QUEUE_LEN: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexingError {
+    #[error("tantivy: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("packaging: {0}")]
+    Split(#[from] SplitError),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub(crate) enum Command {
+    AddDocs {
+        seq: u64,
+        docs: Vec<ParsedDoc>,
+        num_bytes: u64,
+    },
+    /// Cut the current split now (commit=force).
+    Commit { seq: u64 },
+    /// Cut and publish what is buffered, then stop.
+    Shutdown,
+}
+
+/// Handed from the indexing thread to the uploader: a split to publish, if any, and the
+/// highest batch sequence number that is searchable once it is.
+pub(crate) struct UploadItem {
+    pub split: Option<PackagedSplit>,
+    pub covers_seq: u64,
+}
+
+/// What waiters for `wait_for`/`force` watch.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Progress {
+    pub published_seq: u64,
+    pub last_error: Option<String>,
+    pub stopped: bool,
+}
+
+/// The handle to one index's pipeline: a dedicated indexing thread and an uploader task.
+pub(crate) struct Pipeline {
+    pub index_metadata: IndexMetadata,
+    pub doc_mapper: Arc<DocMapper>,
+    /// Assigning a sequence number and enqueueing happen under one lock, so queue order is
+    /// sequence order and "published up to N" means every batch up to N.
+    sender: Mutex<(u64, mpsc::Sender<Command>)>,
+    progress: watch::Receiver<Progress>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    uploader: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Pipeline {
+    pub(crate) fn spawn(
+        index_metadata: IndexMetadata,
+        scratch_dir: PathBuf,
+        uploader: crate::uploader::Uploader,
+    ) -> Result<Arc<Pipeline>, IndexingError> {
+        std::fs::create_dir_all(&scratch_dir)?;
+        let doc_mapper = Arc::new(DocMapper::new(&index_metadata.index_config));
+        let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
+        let (upload_tx, upload_rx) = mpsc::unbounded_channel();
+        let (progress_tx, progress_rx) = watch::channel(Progress::default());
+        let progress_tx = Arc::new(progress_tx);
+        let runtime = tokio::runtime::Handle::current();
+        let worker = IndexingWorker {
+            index_metadata: index_metadata.clone(),
+            doc_mapper: doc_mapper.clone(),
+            scratch_dir,
+            workbench: None,
+            last_seq: 0,
+            upload_tx,
+            progress: progress_tx.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("indexer-{}", index_metadata.index_id()))
+            .spawn(move || worker.run(runtime, command_rx))?;
+        let uploader_task = tokio::spawn(uploader.run(upload_rx, progress_tx));
+        Ok(Arc::new(Pipeline {
+            index_metadata,
+            doc_mapper,
+            sender: Mutex::new((0, command_tx)),
+            progress: progress_rx,
+            thread: std::sync::Mutex::new(Some(thread)),
+            uploader: std::sync::Mutex::new(Some(uploader_task)),
+        }))
+    }
+
+    async fn send(&self, make: impl FnOnce(u64) -> Command) -> Result<u64, String> {
+        let mut sender = self.sender.lock().await;
+        let seq = sender.0 + 1;
+        sender
+            .1
+            .send(make(seq))
+            .await
+            .map_err(|_| "the indexing pipeline has stopped".to_string())?;
+        sender.0 = seq;
+        Ok(seq)
+    }
+
+    pub(crate) async fn add_docs(
+        &self,
+        docs: Vec<ParsedDoc>,
+        num_bytes: u64,
+    ) -> Result<u64, String> {
+        self.send(|seq| Command::AddDocs {
+            seq,
+            docs,
+            num_bytes,
+        })
+        .await
+    }
+
+    pub(crate) async fn force_commit(&self) -> Result<u64, String> {
+        self.send(|seq| Command::Commit { seq }).await
+    }
+
+    /// Waits until batch `seq` is searchable.
+    pub(crate) async fn wait_published(&self, seq: u64) -> Result<(), String> {
+        let mut progress = self.progress.clone();
+        let outcome = progress
+            .wait_for(|progress| progress.published_seq >= seq || progress.stopped)
+            .await
+            .map_err(|_| "the indexing pipeline has stopped".to_string())?;
+        if outcome.published_seq >= seq {
+            Ok(())
+        } else {
+            Err(outcome
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "the indexing pipeline stopped before publishing".to_string()))
+        }
+    }
+
+    /// Publishes what is buffered and stops. Blocks until the thread and uploader are done.
+    pub(crate) async fn shutdown(&self) {
+        {
+            let sender = self.sender.lock().await;
+            let _ = sender.1.send(Command::Shutdown).await;
+        }
+        let thread = self.thread.lock().ok().and_then(|mut thread| thread.take());
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        let uploader = self.uploader.lock().ok().and_then(|mut task| task.take());
+        if let Some(uploader) = uploader {
+            let _ = uploader.await;
+        }
+    }
+
+    /// Stops without publishing: the index is being deleted.
+    pub(crate) async fn abort(&self) {
+        if let Some(uploader) = self.uploader.lock().ok().and_then(|mut task| task.take()) {
+            uploader.abort();
+        }
+        // Closing the queue ends the thread after its current batch; its output goes nowhere.
+        let sender = self.sender.lock().await;
+        let _ = sender.1.send(Command::Shutdown).await;
+    }
+}
+
+/// The split being built.
+struct Workbench {
+    split_id: SplitId,
+    index_dir: PathBuf,
+    index: Index,
+    writer: IndexWriter,
+    num_docs: u64,
+    num_bytes: u64,
+    time_range: Option<TimeRange>,
+    tags: BTreeMap<String, BTreeSet<String>>,
+    deadline: Instant,
+}
+
+struct IndexingWorker {
+    index_metadata: IndexMetadata,
+    doc_mapper: Arc<DocMapper>,
+    scratch_dir: PathBuf,
+    workbench: Option<Workbench>,
+    last_seq: u64,
+    upload_tx: mpsc::UnboundedSender<UploadItem>,
+    progress: Arc<watch::Sender<Progress>>,
+}
+
+impl IndexingWorker {
+    fn run(mut self, runtime: tokio::runtime::Handle, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            let timeout = self
+                .workbench
+                .as_ref()
+                .map(|workbench| workbench.deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or(Duration::from_secs(3600));
+            let command = runtime.block_on(tokio::time::timeout(timeout, commands.recv()));
+            match command {
+                Ok(Some(Command::AddDocs {
+                    seq,
+                    docs,
+                    num_bytes,
+                })) => {
+                    self.last_seq = seq;
+                    if let Err(error) = self.add_docs(docs, num_bytes) {
+                        self.fail(format!("indexing failed: {error}"));
+                        continue;
+                    }
+                    let target = self
+                        .index_metadata
+                        .index_config
+                        .indexing_settings
+                        .split_num_docs_target;
+                    if self
+                        .workbench
+                        .as_ref()
+                        .is_some_and(|workbench| workbench.num_docs >= target)
+                    {
+                        self.cut();
+                    }
+                }
+                Ok(Some(Command::Commit { seq })) => {
+                    self.last_seq = seq;
+                    self.cut();
+                }
+                Ok(Some(Command::Shutdown)) | Ok(None) => {
+                    self.cut();
+                    break;
+                }
+                Err(_elapsed) => self.cut(),
+            }
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        error!(index_id = self.index_metadata.index_id(), "{message}");
+        // The batches in the failed split are lost: waiters must hear about it.
+        self.workbench = None;
+        self.progress
+            .send_modify(|progress| progress.last_error = Some(message));
+    }
+
+    fn new_workbench(&self) -> Result<Workbench, IndexingError> {
+        let settings = &self.index_metadata.index_config.indexing_settings;
+        let split_id = SplitId::generate();
+        let index_dir = self.scratch_dir.join(split_id.as_str());
+        std::fs::create_dir_all(&index_dir)?;
+        let index = Index::builder()
+            .schema(self.doc_mapper.schema().clone())
+            .settings(IndexSettings {
+                docstore_compression: Compressor::Zstd(ZstdCompressor {
+                    compression_level: Some(settings.docstore_compression_level),
+                }),
+                docstore_blocksize: settings.docstore_blocksize.as_u64() as usize,
+                ..IndexSettings::default()
+            })
+            .create_in_dir(&index_dir)?;
+        let heap = settings
+            .resources
+            .heap_size
+            .as_u64()
+            .clamp(MIN_HEAP_BYTES, MAX_HEAP_BYTES);
+        // One writer thread: on two cores it beats two plus a final merge, and the other
+        // core maps JSON to documents.
+        let writer: IndexWriter = index.writer_with_num_threads(1, heap as usize)?;
+        writer.set_merge_policy(Box::new(NoMergePolicy));
+        Ok(Workbench {
+            split_id,
+            index_dir,
+            index,
+            writer,
+            num_docs: 0,
+            num_bytes: 0,
+            time_range: None,
+            tags: BTreeMap::new(),
+            deadline: Instant::now() + Duration::from_secs(settings.commit_timeout_secs),
+        })
+    }
+
+    fn add_docs(&mut self, docs: Vec<ParsedDoc>, num_bytes: u64) -> Result<(), IndexingError> {
+        if docs.is_empty() {
+            return Ok(());
+        }
+        if self.workbench.is_none() {
+            self.workbench = Some(self.new_workbench()?);
+        }
+        let Some(workbench) = self.workbench.as_mut() else {
+            return Ok(());
+        };
+        workbench.num_bytes += num_bytes;
+        for parsed in docs {
+            if let Some(timestamp) = parsed.timestamp {
+                let secs = timestamp.into_timestamp_secs();
+                let point = TimeRange {
+                    start: secs,
+                    end: secs,
+                };
+                match workbench.time_range.as_mut() {
+                    Some(range) => range.extend(point),
+                    None => workbench.time_range = Some(point),
+                }
+            }
+            for tag in parsed.tags {
+                if let Some((field, _)) = tag.split_once(':') {
+                    let values = workbench.tags.entry(field.to_string()).or_default();
+                    // One past the limit is enough to know the field has "too many" values.
+                    if values.len() <= MAX_TAG_VALUES_PER_FIELD {
+                        values.insert(tag);
+                    }
+                }
+            }
+            workbench.writer.add_document(parsed.doc)?;
+            workbench.num_docs += 1;
+        }
+        Ok(())
+    }
+
+    /// Commits the workbench into one segment, packages it and hands it to the uploader.
+    fn cut(&mut self) {
+        let split = match self.workbench.take() {
+            Some(workbench) => match self.finish(workbench) {
+                Ok(split) => Some(split),
+                Err(error) => {
+                    self.fail(format!("cutting a split failed: {error}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let item = UploadItem {
+            split,
+            covers_seq: self.last_seq,
+        };
+        if self.upload_tx.send(item).is_err() {
+            warn!(
+                index_id = self.index_metadata.index_id(),
+                "uploader is gone, split dropped"
+            );
+        }
+    }
+
+    fn finish(&self, mut workbench: Workbench) -> Result<PackagedSplit, IndexingError> {
+        let started = Instant::now();
+        workbench.writer.commit()?;
+        let segment_ids = workbench.index.searchable_segment_ids()?;
+        if segment_ids.len() > 1 {
+            workbench.writer.merge(&segment_ids).wait()?;
+        }
+        workbench.writer.wait_merging_threads()?;
+        let target = self
+            .index_metadata
+            .index_config
+            .indexing_settings
+            .split_num_docs_target;
+        let attributes = SplitAttributes {
+            split_id: workbench.split_id,
+            index_uid: self.index_metadata.index_uid.clone(),
+            num_docs: workbench.num_docs,
+            uncompressed_docs_size_bytes: workbench.num_bytes,
+            time_range: workbench.time_range,
+            tags: workbench.tags,
+            is_mature: workbench.num_docs >= target,
+        };
+        let num_docs = attributes.num_docs;
+        let packaged = package(&workbench.index_dir, attributes)?;
+        std::fs::remove_dir_all(&workbench.index_dir)?;
+        info!(
+            index_id = self.index_metadata.index_id(),
+            split_id = %packaged.metadata.split_id,
+            num_docs,
+            num_bytes = packaged.metadata.file_size_bytes,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "split packaged"
+        );
+        Ok(packaged)
+    }
+}

@@ -1,0 +1,109 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use quarry_common::metastore::{Metastore, MetastoreError};
+use quarry_common::storage::StorageResolver;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::packager::PackagedSplit;
+use crate::pipeline::{Progress, UploadItem};
+use crate::publisher::publish;
+
+/// Uploads packaged splits in order and publishes each one, retrying transient failures so
+/// that nothing accepted is dropped while storage or metastore are briefly unavailable.
+#[derive(Clone)]
+pub(crate) struct Uploader {
+    pub metastore: Arc<dyn Metastore>,
+    pub resolver: StorageResolver,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+impl Uploader {
+    pub(crate) async fn run(
+        self,
+        mut items: mpsc::UnboundedReceiver<UploadItem>,
+        progress: Arc<watch::Sender<Progress>>,
+    ) {
+        while let Some(item) = items.recv().await {
+            if let Some(split) = item.split {
+                self.upload_with_retries(split, &progress).await;
+            }
+            progress.send_modify(|progress| {
+                progress.published_seq = progress.published_seq.max(item.covers_seq)
+            });
+        }
+        progress.send_modify(|progress| progress.stopped = true);
+    }
+
+    async fn upload_with_retries(&self, split: PackagedSplit, progress: &watch::Sender<Progress>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.upload_and_publish(&split).await {
+                Ok(()) => break,
+                Err(UploadError::Permanent(message)) => {
+                    warn!(split_id = %split.metadata.split_id, "split dropped: {message}");
+                    progress.send_modify(|progress| progress.last_error = Some(message.clone()));
+                    break;
+                }
+                Err(UploadError::Transient(message)) => {
+                    warn!(split_id = %split.metadata.split_id, "upload failed, retrying in {backoff:?}: {message}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        if let Err(error) = tokio::fs::remove_file(&split.local_path).await {
+            warn!(
+                "could not remove local split file {}: {error}",
+                split.local_path.display()
+            );
+        }
+    }
+
+    async fn upload_and_publish(&self, split: &PackagedSplit) -> Result<(), UploadError> {
+        let metadata = &split.metadata;
+        let index_metadata = self
+            .metastore
+            .index_metadata(metadata.index_uid.index_id())
+            .await
+            .map_err(UploadError::from_metastore)?;
+        if index_metadata.index_uid != metadata.index_uid {
+            return Err(UploadError::Permanent("the index was deleted".to_string()));
+        }
+        // Staged before upload: a crash between the two leaves a record the janitor can use
+        // to delete the orphan file.
+        self.metastore
+            .stage_splits(&metadata.index_uid, vec![metadata.clone()])
+            .await
+            .map_err(UploadError::from_metastore)?;
+        let storage = self
+            .resolver
+            .resolve(index_metadata.index_uri())
+            .map_err(|error| UploadError::Permanent(error.to_string()))?;
+        storage
+            .put_file(&metadata.split_id.file_name(), &split.local_path)
+            .await
+            .map_err(|error| UploadError::Transient(error.to_string()))?;
+        publish(&*self.metastore, metadata)
+            .await
+            .map_err(UploadError::from_metastore)?;
+        info!(index_id = metadata.index_uid.index_id(), split_id = %metadata.split_id, num_docs = metadata.num_docs, "split published");
+        Ok(())
+    }
+}
+
+enum UploadError {
+    Transient(String),
+    Permanent(String),
+}
+
+impl UploadError {
+    fn from_metastore(error: MetastoreError) -> UploadError {
+        match error {
+            MetastoreError::Storage(_) => UploadError::Transient(error.to_string()),
+            other => UploadError::Permanent(other.to_string()),
+        }
+    }
+}

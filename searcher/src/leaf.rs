@@ -1,0 +1,119 @@
+use quarry_common::doc_mapper::DocMapper;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::fastfield::FastValue;
+use tantivy::query::Query;
+use tantivy::{DateTime, DocAddress, Order, Searcher};
+
+use crate::query_ast::QueryAst;
+use crate::query_builder::QueryBuilder;
+use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
+
+/// A hit before its document is fetched.
+#[derive(Clone, Debug)]
+pub(crate) struct PartialHit {
+    pub split_ord: usize,
+    pub address: DocAddress,
+    pub sort_key: Option<SortKey>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct LeafResult {
+    pub num_hits: u64,
+    pub hits: Vec<PartialHit>,
+}
+
+/// Counts the matches in one split and collects its best `limit` hits. Blocking.
+pub(crate) fn leaf_search(
+    searcher: &Searcher,
+    split_ord: usize,
+    doc_mapper: &DocMapper,
+    query_ast: &QueryAst,
+    sort: &SortSpec,
+    limit: usize,
+) -> Result<LeafResult, String> {
+    let query = QueryBuilder::new(doc_mapper)
+        .build(query_ast)
+        .map_err(|error| error.to_string())?;
+    let search_error = |error: tantivy::TantivyError| format!("leaf search failed: {error}");
+    if limit == 0 {
+        let num_hits = searcher.search(&query, &Count).map_err(search_error)?;
+        return Ok(LeafResult {
+            num_hits: num_hits as u64,
+            hits: Vec::new(),
+        });
+    }
+    let top = TopDocs::with_limit(limit);
+    let order = match sort.order {
+        SortOrder::Asc => Order::Asc,
+        SortOrder::Desc => Order::Desc,
+    };
+    let (num_hits, hits): (usize, Vec<(Option<SortKey>, DocAddress)>) = match &sort.field {
+        SortField::Score => {
+            let (count, hits) = searcher
+                .search(&query, &(Count, top.order_by_score()))
+                .map_err(search_error)?;
+            let keyed = hits
+                .into_iter()
+                .map(|(score, address)| {
+                    (
+                        Some(SortKey::Numeric(tantivy::f64_to_u64(f64::from(score)))),
+                        address,
+                    )
+                })
+                .collect();
+            (count, keyed)
+        }
+        SortField::FastField { name, kind } => match kind {
+            FastKind::U64 => search_fast::<u64>(searcher, &query, top, name, order)?,
+            FastKind::I64 => search_fast::<i64>(searcher, &query, top, name, order)?,
+            FastKind::F64 => search_fast::<f64>(searcher, &query, top, name, order)?,
+            FastKind::Bool => search_fast::<bool>(searcher, &query, top, name, order)?,
+            FastKind::Date => search_fast::<DateTime>(searcher, &query, top, name, order)?,
+            FastKind::Str => {
+                let collector = (Count, top.order_by_string_fast_field(name, order));
+                let (count, hits) = searcher.search(&query, &collector).map_err(search_error)?;
+                (
+                    count,
+                    hits.into_iter()
+                        .map(|(value, address)| (value.map(SortKey::Text), address))
+                        .collect(),
+                )
+            }
+        },
+    };
+    Ok(LeafResult {
+        num_hits: num_hits as u64,
+        hits: hits
+            .into_iter()
+            .map(|(sort_key, address)| PartialHit {
+                split_ord,
+                address,
+                sort_key,
+            })
+            .collect(),
+    })
+}
+
+fn search_fast<T>(
+    searcher: &Searcher,
+    query: &dyn Query,
+    top: TopDocs,
+    field: &str,
+    order: Order,
+) -> Result<(usize, Vec<(Option<SortKey>, DocAddress)>), String>
+where
+    T: FastValue,
+    tantivy::collector::sort_key::ComparatorEnum:
+        tantivy::collector::sort_key::Comparator<Option<T>>,
+{
+    let collector = (Count, top.order_by_fast_field::<T>(field, order));
+    let (count, hits) = searcher
+        .search(query, &collector)
+        .map_err(|error| format!("leaf search failed: {error}"))?;
+    Ok((
+        count,
+        hits.into_iter()
+            .map(|(value, address)| (value.map(|value| SortKey::Numeric(value.to_u64())), address))
+            .collect(),
+    ))
+}

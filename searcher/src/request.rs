@@ -1,0 +1,65 @@
+use serde::{Deserialize, Serialize};
+
+/// `start_offset + max_hits` may not exceed this: deep pages belong to `search_after`.
+pub const MAX_HITS_CAP: usize = 10_000;
+
+fn default_max_hits() -> usize {
+    20
+}
+
+/// The native search API's request (GET query parameters or POST JSON body).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    #[serde(default)]
+    pub query: String,
+    /// Seconds since the epoch, inclusive.
+    #[serde(default)]
+    pub start_timestamp: Option<i64>,
+    /// Seconds since the epoch, exclusive.
+    #[serde(default)]
+    pub end_timestamp: Option<i64>,
+    #[serde(default = "default_max_hits")]
+    pub max_hits: usize,
+    #[serde(default)]
+    pub start_offset: usize,
+    /// `field` sorts ascending, `-field` descending; `_score` by relevance. Default:
+    /// the timestamp field, newest first.
+    #[serde(default)]
+    pub sort_by: Option<String>,
+    /// Fields that unqualified terms search, instead of the index's default fields.
+    #[serde(default, deserialize_with = "comma_list")]
+    pub search_field: Option<Vec<String>>,
+}
+
+/// Accepts `"a,b"` (query strings) as well as `["a", "b"]` (JSON bodies).
+fn comma_list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Text(String),
+        List(Vec<String>),
+    }
+    Ok(match Option::<Raw>::deserialize(deserializer)? {
+        None => None,
+        Some(Raw::Text(text)) => Some(
+            text.split(',')
+                .map(|part| part.trim().to_string())
+                .filter(|part| !part.is_empty())
+                .collect(),
+        ),
+        Some(Raw::List(list)) => Some(list),
+    })
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// Exact number of matching documents.
+    pub num_hits: u64,
+    pub hits: Vec<serde_json::Value>,
+    pub elapsed_time_micros: u64,
+    /// Splits that could not be searched; their hits are missing from the response.
+    pub errors: Vec<String>,
+}

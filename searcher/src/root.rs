@@ -1,0 +1,312 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::future::join_all;
+use quarry_common::doc_mapper::DocMapper;
+use quarry_common::metastore::{IndexMetadata, ListSplitsQuery, Metastore, MetastoreError, Split};
+use quarry_common::split::SplitOpenInfo;
+use quarry_common::storage::StorageResolver;
+use quarry_common::IndexUid;
+use tracing::warn;
+
+use crate::fetch_docs::fetch_docs;
+use crate::leaf::{leaf_search, LeafResult, PartialHit};
+use crate::query_ast::QueryAst;
+use crate::query_builder::{time_window_clause, QueryBuilder};
+use crate::query_string::parse_query_string;
+use crate::request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
+use crate::sort::SortSpec;
+use crate::split_cache::{OpenSplit, SplitCache};
+
+/// Opened splits kept in memory; each costs its hotcache (typically tens of KiB).
+const SPLIT_CACHE_CAPACITY: usize = 1_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("index `{0}` not found")]
+    IndexNotFound(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<MetastoreError> for SearchError {
+    fn from(error: MetastoreError) -> Self {
+        match error {
+            MetastoreError::IndexNotFound(index_id) => SearchError::IndexNotFound(index_id),
+            other => SearchError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The root of a search: plans, fans out to leaves (on this node for now), merges.
+pub struct SearchService {
+    metastore: Arc<dyn Metastore>,
+    resolver: StorageResolver,
+    split_cache: SplitCache,
+    doc_mappers: Mutex<HashMap<IndexUid, Arc<DocMapper>>>,
+}
+
+struct Plan {
+    doc_mapper: Arc<DocMapper>,
+    query_ast: QueryAst,
+    sort: SortSpec,
+    splits: Vec<Split>,
+}
+
+impl SearchService {
+    pub fn new(metastore: Arc<dyn Metastore>, resolver: StorageResolver) -> SearchService {
+        SearchService {
+            metastore,
+            resolver,
+            split_cache: SplitCache::new(SPLIT_CACHE_CAPACITY),
+            doc_mappers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn doc_mapper(&self, index_metadata: &IndexMetadata) -> Arc<DocMapper> {
+        let mut doc_mappers = self
+            .doc_mappers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        doc_mappers
+            .entry(index_metadata.index_uid.clone())
+            .or_insert_with(|| Arc::new(DocMapper::new(&index_metadata.index_config)))
+            .clone()
+    }
+
+    /// Forgets cached state of a deleted index.
+    pub fn forget_index(&self, index_uid: &IndexUid, split_ids: &[quarry_common::SplitId]) {
+        self.doc_mappers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(index_uid);
+        for split_id in split_ids {
+            self.split_cache.evict(split_id);
+        }
+    }
+
+    async fn plan(
+        &self,
+        index_metadata: &IndexMetadata,
+        request: &SearchRequest,
+    ) -> Result<Plan, SearchError> {
+        if request.start_offset.saturating_add(request.max_hits) > MAX_HITS_CAP {
+            return Err(SearchError::InvalidRequest(format!(
+                "start_offset + max_hits is {}, over the {MAX_HITS_CAP} cap: page deeper with search_after",
+                request.start_offset.saturating_add(request.max_hits)
+            )));
+        }
+        if let (Some(start), Some(end)) = (request.start_timestamp, request.end_timestamp) {
+            if start > end {
+                return Err(SearchError::InvalidRequest(format!(
+                    "start_timestamp ({start}) is after end_timestamp ({end})"
+                )));
+            }
+        }
+        let doc_mapper = self.doc_mapper(index_metadata);
+        let default_fields = request
+            .search_field
+            .clone()
+            .unwrap_or_else(|| doc_mapper.default_search_fields().to_vec());
+        let mut query_ast =
+            parse_query_string(&request.query, &default_fields).map_err(|error| {
+                SearchError::InvalidRequest(format!("{error} in `{}`", request.query))
+            })?;
+        if request.start_timestamp.is_some() || request.end_timestamp.is_some() {
+            let timestamp_field = doc_mapper.timestamp_field().ok_or_else(|| {
+                SearchError::InvalidRequest(format!(
+                    "index `{}` has no timestamp field, so start_timestamp/end_timestamp cannot apply",
+                    index_metadata.index_id()
+                ))
+            })?;
+            if let Some(window) = time_window_clause(
+                &timestamp_field.path,
+                request.start_timestamp,
+                request.end_timestamp,
+            ) {
+                query_ast = query_ast.filtered(window);
+            }
+        }
+        // Building the query once here turns unknown fields and bad values into a 400
+        // before any split is touched.
+        QueryBuilder::new(&doc_mapper)
+            .build(&query_ast)
+            .map_err(|error| SearchError::InvalidRequest(error.to_string()))?;
+        let sort = SortSpec::parse(request.sort_by.as_deref(), &doc_mapper)
+            .map_err(SearchError::InvalidRequest)?;
+        let list_query = ListSplitsQuery {
+            start_timestamp: request.start_timestamp,
+            end_timestamp: request.end_timestamp,
+            ..ListSplitsQuery::published()
+        };
+        let splits = self
+            .metastore
+            .list_splits(&index_metadata.index_uid, &list_query)
+            .await?;
+        Ok(Plan {
+            doc_mapper,
+            query_ast,
+            sort,
+            splits,
+        })
+    }
+
+    pub async fn search(
+        &self,
+        index_id: &str,
+        request: SearchRequest,
+    ) -> Result<SearchResponse, SearchError> {
+        let started = Instant::now();
+        let index_metadata = self.metastore.index_metadata(index_id).await?;
+        let plan = self.plan(&index_metadata, &request).await?;
+        let storage = self
+            .resolver
+            .resolve(index_metadata.index_uri())
+            .map_err(|error| SearchError::Internal(error.to_string()))?;
+
+        // Counting everything needs no split: the metadata knows.
+        if plan.query_ast == QueryAst::MatchAll && request.max_hits == 0 {
+            return Ok(SearchResponse {
+                num_hits: plan
+                    .splits
+                    .iter()
+                    .map(|split| split.split_metadata.num_docs)
+                    .sum(),
+                hits: Vec::new(),
+                elapsed_time_micros: started.elapsed().as_micros() as u64,
+                errors: Vec::new(),
+            });
+        }
+
+        let limit = request.start_offset + request.max_hits;
+        let plan = Arc::new(plan);
+        let leaf_futures = plan.splits.iter().enumerate().map(|(split_ord, split)| {
+            let plan = plan.clone();
+            let info = SplitOpenInfo {
+                storage: storage.clone(),
+                split_path: split.split_metadata.split_id.file_name(),
+                footer_offsets: split.split_metadata.footer_offsets.clone(),
+            };
+            let split_id = split.split_metadata.split_id.clone();
+            async move {
+                let open = self
+                    .split_cache
+                    .get_or_open(&split_id, info)
+                    .await
+                    .map_err(|error| format!("split {split_id}: {error}"))?;
+                let result = tokio::task::spawn_blocking(move || {
+                    let searcher = open
+                        .searcher()
+                        .map_err(|error| format!("opening split: {error}"))?;
+                    leaf_search(
+                        &searcher,
+                        split_ord,
+                        &plan.doc_mapper,
+                        &plan.query_ast,
+                        &plan.sort,
+                        limit,
+                    )
+                    .map(|result| (open, result))
+                })
+                .await
+                .map_err(|error| format!("split {split_id}: leaf search panicked: {error}"))?;
+                result.map_err(|error| format!("split {split_id}: {error}"))
+            }
+        });
+        let leaf_results = join_all(leaf_futures).await;
+
+        let mut num_hits = 0;
+        let mut errors = Vec::new();
+        let mut all_hits: Vec<PartialHit> = Vec::new();
+        let mut open_splits: HashMap<usize, Arc<OpenSplit>> = HashMap::new();
+        for (split_ord, result) in leaf_results.into_iter().enumerate() {
+            match result {
+                Ok((
+                    open,
+                    LeafResult {
+                        num_hits: split_hits,
+                        hits,
+                    },
+                )) => {
+                    num_hits += split_hits;
+                    all_hits.extend(hits);
+                    open_splits.insert(split_ord, open);
+                }
+                Err(error) => {
+                    warn!("{error}");
+                    errors.push(error);
+                }
+            }
+        }
+        // Ties are broken by split then doc address so pages are stable.
+        all_hits.sort_by(|left, right| {
+            plan.sort
+                .compare(&left.sort_key, &right.sort_key)
+                .then_with(|| left.split_ord.cmp(&right.split_ord))
+                .then_with(|| left.address.cmp(&right.address))
+        });
+        let page: Vec<PartialHit> = all_hits
+            .into_iter()
+            .skip(request.start_offset)
+            .take(request.max_hits)
+            .collect();
+        let hits = self
+            .fetch_page(&plan, &page, &open_splits, &mut errors)
+            .await;
+        Ok(SearchResponse {
+            num_hits,
+            hits,
+            elapsed_time_micros: started.elapsed().as_micros() as u64,
+            errors,
+        })
+    }
+
+    /// Second phase: documents of the page only, fetched per split in parallel, returned
+    /// in page order.
+    async fn fetch_page(
+        &self,
+        plan: &Arc<Plan>,
+        page: &[PartialHit],
+        open_splits: &HashMap<usize, Arc<OpenSplit>>,
+        errors: &mut Vec<String>,
+    ) -> Vec<serde_json::Value> {
+        let mut by_split: BTreeMap<usize, Vec<(usize, tantivy::DocAddress)>> = BTreeMap::new();
+        for (position, hit) in page.iter().enumerate() {
+            by_split
+                .entry(hit.split_ord)
+                .or_default()
+                .push((position, hit.address));
+        }
+        let fetches = by_split.into_iter().filter_map(|(split_ord, positioned)| {
+            let open = open_splits.get(&split_ord)?.clone();
+            let plan = plan.clone();
+            Some(async move {
+                let addresses: Vec<tantivy::DocAddress> =
+                    positioned.iter().map(|(_, address)| *address).collect();
+                let docs = tokio::task::spawn_blocking(move || {
+                    let searcher = open.searcher().map_err(|error| error.to_string())?;
+                    fetch_docs(&searcher, &plan.doc_mapper, &addresses)
+                })
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|result| result);
+                (positioned, docs)
+            })
+        });
+        let mut slots: Vec<Option<serde_json::Value>> = vec![None; page.len()];
+        for (positioned, docs) in join_all(fetches).await {
+            match docs {
+                Ok(docs) => {
+                    for ((position, _), doc) in positioned.into_iter().zip(docs) {
+                        slots[position] = Some(doc);
+                    }
+                }
+                Err(error) => errors.push(format!("fetching documents failed: {error}")),
+            }
+        }
+        slots.into_iter().flatten().collect()
+    }
+}
