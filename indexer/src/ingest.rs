@@ -96,11 +96,14 @@ impl IngestService {
         };
         let mut pipelines = self.pipelines.lock().await;
         if let Some(pipeline) = pipelines.get(index_id) {
-            if pipeline.index_metadata.index_uid == index_metadata.index_uid {
+            if pipeline.index_metadata.index_uid == index_metadata.index_uid
+                && pipeline.is_alive().await
+            {
                 return Ok(pipeline.clone());
             }
         }
-        // A pipeline of an older incarnation of the index must not publish into the new one.
+        // A pipeline of an older incarnation of the index must not publish into the new one,
+        // and a dead one is replaced.
         if let Some(stale) = pipelines.remove(index_id) {
             stale.abort().await;
         }

@@ -136,6 +136,12 @@ impl Pipeline {
         self.send(|seq| Command::Commit { seq }).await
     }
 
+    /// False once the indexing thread has exited (after a panic, say): the caller starts a
+    /// new pipeline instead of queueing into a dead one.
+    pub(crate) async fn is_alive(&self) -> bool {
+        !self.sender.lock().await.1.is_closed()
+    }
+
     /// Waits until batch `seq` is searchable.
     pub(crate) async fn wait_published(&self, seq: u64) -> Result<(), String> {
         let mut progress = self.progress.clone();
@@ -205,6 +211,8 @@ struct IndexingWorker {
 
 impl IndexingWorker {
     fn run(mut self, runtime: tokio::runtime::Handle, mut commands: mpsc::Receiver<Command>) {
+        // Timers need the runtime's context even when awaited through `block_on`.
+        let _runtime_context = runtime.enter();
         loop {
             let timeout = self
                 .workbench

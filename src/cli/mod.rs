@@ -1,0 +1,254 @@
+//! The `quarry` command line: `run` starts a node; the other commands talk to a node over
+//! its REST API.
+
+mod client;
+mod ingest;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use quarry_config::NodeConfig;
+
+use crate::node::{shutdown_signal, Node};
+
+const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7280";
+
+#[derive(Parser)]
+#[command(name = "quarry", version, about = "Log search on object storage")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Starts a node (single node, embedded defaults, unless --config says otherwise).
+    Run {
+        /// Node config file (YAML); any setting not given keeps its default.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also create the `demo-logs` index and load generated events into it.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Manages indexes.
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT)]
+        endpoint: String,
+    },
+    /// Sends an NDJSON file (or stdin) to an index.
+    Ingest {
+        #[arg(long)]
+        index: String,
+        /// A file of one JSON document per line, or `-` for stdin.
+        #[arg(long)]
+        input_path: PathBuf,
+        #[arg(long, default_value = DEFAULT_ENDPOINT)]
+        endpoint: String,
+        /// Request size; the node refuses bodies over its `ingest.max_request_body`.
+        #[arg(long, default_value_t = 8)]
+        batch_size_mib: usize,
+        /// `force` (default) makes the documents searchable before the command returns;
+        /// `auto` leaves that to the index's commit timeout.
+        #[arg(long, default_value = "force")]
+        commit: String,
+    },
+    /// Searches an index and prints the JSON response.
+    Search {
+        #[arg(long)]
+        index: String,
+        #[arg(long)]
+        query: String,
+        #[arg(long)]
+        start_timestamp: Option<i64>,
+        #[arg(long)]
+        end_timestamp: Option<i64>,
+        #[arg(long)]
+        max_hits: Option<usize>,
+        #[arg(long)]
+        start_offset: Option<usize>,
+        #[arg(long)]
+        sort_by: Option<String>,
+        #[arg(long, default_value = DEFAULT_ENDPOINT)]
+        endpoint: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum IndexCommand {
+    /// Creates an index from a YAML or JSON config file.
+    Create {
+        #[arg(long)]
+        index_config: PathBuf,
+    },
+    List,
+    Describe {
+        index_id: String,
+    },
+    Delete {
+        index_id: String,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_command(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config, demo } => {
+            init_logging();
+            let node_config = match config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read `{}`", path.display()))?;
+                    NodeConfig::parse_yaml(&text)
+                        .with_context(|| format!("in `{}`", path.display()))?
+                }
+                None => NodeConfig::default(),
+            };
+            let node = Node::start(node_config).await?;
+            let endpoint = format!("http://{}", node.listen_addr);
+            if demo {
+                // Loading runs beside the server so a signal can still stop the node.
+                tokio::select! {
+                    result = crate::demo::load_demo(&node) => result?,
+                    _ = shutdown_signal() => {
+                        node.shutdown().await?;
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+                crate::demo::print_examples(&endpoint);
+            }
+            shutdown_signal().await;
+            node.shutdown().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Index { command, endpoint } => {
+            let client = client::Client::new(&endpoint)?;
+            match command {
+                IndexCommand::Create { index_config } => {
+                    let body = std::fs::read(&index_config)
+                        .with_context(|| format!("cannot read `{}`", index_config.display()))?;
+                    let is_json = index_config
+                        .extension()
+                        .is_some_and(|extension| extension == "json");
+                    let response = client.create_index(body, is_json).await?;
+                    println!(
+                        "Index `{}` created.",
+                        response["index_uid"].as_str().unwrap_or_default()
+                    );
+                }
+                IndexCommand::List => {
+                    let indexes = client.get_json("/api/v1/indexes").await?;
+                    println!("{:<30} {}", "INDEX ID", "INDEX URI");
+                    for index in indexes.as_array().into_iter().flatten() {
+                        let config = &index["index_config"];
+                        println!(
+                            "{:<30} {}",
+                            config["index_id"].as_str().unwrap_or_default(),
+                            config["index_uri"].as_str().unwrap_or_default()
+                        );
+                    }
+                }
+                IndexCommand::Describe { index_id } => {
+                    let description = client
+                        .get_json(&format!("/api/v1/indexes/{index_id}"))
+                        .await?;
+                    println!("{}", serde_json::to_string_pretty(&description)?);
+                }
+                IndexCommand::Delete { index_id } => {
+                    let response = client
+                        .delete(&format!("/api/v1/indexes/{index_id}"))
+                        .await?;
+                    let num_splits = response["deleted_splits"]
+                        .as_array()
+                        .map(Vec::len)
+                        .unwrap_or_default();
+                    println!("Index `{index_id}` deleted ({num_splits} splits removed).");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ingest {
+            index,
+            input_path,
+            endpoint,
+            batch_size_mib,
+            commit,
+        } => {
+            let client = client::Client::new(&endpoint)?;
+            let commit_mode: quarry_indexer::CommitMode =
+                commit.parse().map_err(anyhow::Error::msg)?;
+            let summary = ingest::ingest_file(
+                &client,
+                &index,
+                &input_path,
+                batch_size_mib.max(1) << 20,
+                commit_mode,
+            )
+            .await?;
+            Ok(summary.exit_code())
+        }
+        Command::Search {
+            index,
+            query,
+            start_timestamp,
+            end_timestamp,
+            max_hits,
+            start_offset,
+            sort_by,
+            endpoint,
+        } => {
+            let client = client::Client::new(&endpoint)?;
+            let mut request = serde_json::json!({ "query": query });
+            let fields = [
+                (
+                    "start_timestamp",
+                    start_timestamp.map(serde_json::Value::from),
+                ),
+                ("end_timestamp", end_timestamp.map(serde_json::Value::from)),
+                ("max_hits", max_hits.map(serde_json::Value::from)),
+                ("start_offset", start_offset.map(serde_json::Value::from)),
+                ("sort_by", sort_by.map(serde_json::Value::from)),
+            ];
+            for (name, value) in fields {
+                if let Some(value) = value {
+                    request[name] = value;
+                }
+            }
+            let response = client
+                .post_json(&format!("/api/v1/{index}/search"), &request)
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&response)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The `quarry` binary's library: CLI, node wiring and the HTTP APIs.
+
+pub mod cli;
+pub mod demo;
+pub mod demo_logs;
+mod index_service;
+mod metrics;
+pub mod node;
+mod rest;
+
+pub use index_service::IndexService;

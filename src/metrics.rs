@@ -1,0 +1,67 @@
+//! Process-wide Prometheus metrics, served at `/metrics`.
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+pub(crate) struct Metrics {
+    registry: Registry,
+    pub ingested_docs: IntCounter,
+    pub rejected_docs: IntCounter,
+    pub ingested_bytes: IntCounter,
+    pub http_requests: IntCounterVec,
+    pub search_latency: HistogramVec,
+}
+
+pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    let registry = Registry::new_custom(Some("quarry".to_string()), None).unwrap_or_default();
+    let ingested_docs = IntCounter::new("ingested_docs_total", "Documents accepted by ingest")
+        .unwrap_or_else(|_| unreachable!());
+    let rejected_docs = IntCounter::new("rejected_docs_total", "Documents rejected by ingest")
+        .unwrap_or_else(|_| unreachable!());
+    let ingested_bytes = IntCounter::new("ingested_bytes_total", "Bytes of accepted documents")
+        .unwrap_or_else(|_| unreachable!());
+    let http_requests = IntCounterVec::new(
+        Opts::new("http_requests_total", "HTTP requests by route and status"),
+        &["route", "status"],
+    )
+    .unwrap_or_else(|_| unreachable!());
+    let search_latency = HistogramVec::new(
+        HistogramOpts::new("search_duration_seconds", "Search latency").buckets(vec![
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+        ]),
+        &["index"],
+    )
+    .unwrap_or_else(|_| unreachable!());
+    for collector in [
+        Box::new(ingested_docs.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(rejected_docs.clone()),
+        Box::new(ingested_bytes.clone()),
+        Box::new(http_requests.clone()),
+        Box::new(search_latency.clone()),
+    ] {
+        let _ = registry.register(collector);
+    }
+    Metrics {
+        registry,
+        ingested_docs,
+        rejected_docs,
+        ingested_bytes,
+        http_requests,
+        search_latency,
+    }
+});
+
+pub(crate) fn render() -> String {
+    let mut buffer = Vec::new();
+    let encoder = TextEncoder::new();
+    if encoder
+        .encode(&METRICS.registry.gather(), &mut buffer)
+        .is_err()
+    {
+        return String::new();
+    }
+    String::from_utf8(buffer).unwrap_or_default()
+}

@@ -1,0 +1,142 @@
+//! A running node: storage, metastore, services and the HTTP server, started from a
+//! `NodeConfig` and stopped cleanly on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use quarry_common::metastore::{FileBackedMetastore, Metastore};
+use quarry_common::storage::StorageResolver;
+use quarry_config::NodeConfig;
+use quarry_indexer::IngestService;
+use quarry_searcher::SearchService;
+use tokio::net::TcpListener;
+use tracing::info;
+
+use crate::rest::{router, AppState};
+use crate::IndexService;
+
+/// The services of a started node, for the embedding code (demo loader, tests).
+pub struct Node {
+    pub config: NodeConfig,
+    pub listen_addr: SocketAddr,
+    pub index_service: Arc<IndexService>,
+    pub ingest_service: Arc<IngestService>,
+    pub search_service: Arc<SearchService>,
+    ready: Arc<AtomicBool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    shutdown_tx: tokio::sync::watch::Sender<bool>,
+}
+
+impl Node {
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data_dir `{}`", config.data_dir.display()))?;
+        let resolver = StorageResolver::new(config.storage.s3.clone().unwrap_or_default());
+        let metastore_uri = config.metastore_uri();
+        if metastore_uri.starts_with("postgres") {
+            anyhow::bail!("metastore_uri `{metastore_uri}`: the PostgreSQL metastore is not available in this build yet");
+        }
+        let metastore_storage = resolver
+            .resolve(&metastore_uri)
+            .with_context(|| format!("cannot open metastore at `{metastore_uri}`"))?;
+        let metastore: Arc<dyn Metastore> = Arc::new(FileBackedMetastore::new(
+            metastore_storage,
+            resolver.clone(),
+        ));
+        // Fail fast on an unreadable metastore rather than on the first request.
+        metastore
+            .list_indexes()
+            .await
+            .context("cannot read the metastore")?;
+
+        let ingest_service = Arc::new(IngestService::new(
+            metastore.clone(),
+            resolver.clone(),
+            config.data_dir.clone(),
+        )?);
+        let search_service = Arc::new(SearchService::new(metastore.clone(), resolver.clone()));
+        let index_service = Arc::new(IndexService::new(
+            metastore,
+            resolver,
+            config.default_index_root_uri(),
+            ingest_service.clone(),
+            search_service.clone(),
+        ));
+        let ready = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(AppState {
+            index_service: index_service.clone(),
+            ingest_service: ingest_service.clone(),
+            search_service: search_service.clone(),
+            max_request_body: config.ingest.max_request_body.as_u64() as usize,
+            ready: ready.clone(),
+        });
+        let requested_addr = config.rest_listen_addr()?;
+        let listener = TcpListener::bind(requested_addr).await.with_context(|| {
+            format!("cannot listen on {requested_addr} (is another node running?)")
+        })?;
+        let listen_addr = listener.local_addr()?;
+        let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+        let app = router(state);
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown_rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        ready.store(true, Ordering::SeqCst);
+        info!(%listen_addr, node_id = %config.node_id, data_dir = %config.data_dir.display(), "node started");
+        Ok(Node {
+            config,
+            listen_addr,
+            index_service,
+            ingest_service,
+            search_service,
+            ready,
+            server,
+            shutdown_tx,
+        })
+    }
+
+    /// Stops taking requests, lets in-flight ones finish (up to a bound), then publishes
+    /// what the indexing pipelines buffered.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        info!("shutting down");
+        self.ready.store(false, Ordering::SeqCst);
+        let _ = self.shutdown_tx.send(true);
+        match tokio::time::timeout(Duration::from_secs(30), self.server).await {
+            Ok(result) => result??,
+            Err(_) => {
+                tracing::warn!("in-flight requests did not finish within 30s; closing anyway")
+            }
+        }
+        self.ingest_service.shutdown().await;
+        info!("shutdown complete");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,107 @@
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use quarry_common::metastore::MetastoreError;
+use quarry_indexer::IngestError;
+use quarry_searcher::SearchError;
+use serde_json::json;
+
+use crate::index_service::IndexServiceError;
+
+/// Every error leaves as `{"error": "…"}` with a status that says whose fault it is.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(status = %self.status, "{}", self.message);
+        }
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}
+
+impl From<MetastoreError> for ApiError {
+    fn from(error: MetastoreError) -> Self {
+        let status = match &error {
+            MetastoreError::IndexNotFound(_) | MetastoreError::SplitsNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
+            MetastoreError::IndexAlreadyExists(_) => StatusCode::CONFLICT,
+            MetastoreError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            MetastoreError::SplitsNotInExpectedState { .. }
+            | MetastoreError::CheckpointConflict { .. } => StatusCode::CONFLICT,
+            MetastoreError::Corrupt { .. } | MetastoreError::Storage(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<IndexServiceError> for ApiError {
+    fn from(error: IndexServiceError) -> Self {
+        match error {
+            IndexServiceError::Config(error) => ApiError::bad_request(error.to_string()),
+            IndexServiceError::Metastore(error) => error.into(),
+            IndexServiceError::Storage(quarry_common::storage::StorageError::InvalidUri {
+                uri,
+                reason,
+            }) => ApiError::bad_request(format!("invalid index_uri `{uri}`: {reason}")),
+            IndexServiceError::Storage(error) => ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(error: IngestError) -> Self {
+        let status = match &error {
+            IngestError::IndexNotFound(_) => StatusCode::NOT_FOUND,
+            IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(error: SearchError) -> Self {
+        let status = match &error {
+            SearchError::IndexNotFound(_) => StatusCode::NOT_FOUND,
+            SearchError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            SearchError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("no route for `{}`", uri.path()),
+    }
+}

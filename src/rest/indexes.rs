@@ -1,0 +1,67 @@
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use quarry_config::ConfigFormat;
+use serde_json::{json, Value};
+
+use super::{ApiError, AppState};
+
+/// Accepts a YAML or JSON index config; JSON is told apart by `Content-Type`.
+pub(crate) async fn create_index(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if body.is_empty() {
+        return Err(ApiError::bad_request(
+            "the request body must be an index config (YAML or JSON)",
+        ));
+    }
+    let metadata = state
+        .index_service
+        .create_index(&body, ConfigFormat::sniff(content_type))
+        .await?;
+    Ok(Json(serde_json::to_value(metadata).unwrap_or_default()))
+}
+
+pub(crate) async fn list_indexes(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<Value>, ApiError> {
+    let indexes = state.index_service.list_indexes().await?;
+    Ok(Json(serde_json::to_value(indexes).unwrap_or_default()))
+}
+
+pub(crate) async fn describe_index(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let description = state.index_service.describe_index(&index_id).await?;
+    Ok(Json(serde_json::to_value(description).unwrap_or_default()))
+}
+
+pub(crate) async fn list_splits(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let splits = state.index_service.list_splits(&index_id).await?;
+    Ok(Json(
+        json!({ "num_splits": splits.len(), "splits": splits }),
+    ))
+}
+
+pub(crate) async fn delete_index(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let split_ids = state.index_service.delete_index(&index_id).await?;
+    Ok(Json(
+        json!({ "index_id": index_id, "deleted_splits": split_ids }),
+    ))
+}

@@ -1,0 +1,60 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::Json;
+use quarry_indexer::{CommitMode, IngestResponse};
+
+use super::{ApiError, AppState};
+use crate::metrics::METRICS;
+
+fn payload_too_large(limit: usize) -> ApiError {
+    ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: format!("request body is larger than the {limit}-byte limit (ingest.max_request_body): split it into smaller batches"),
+    }
+}
+
+/// `POST /api/v1/{index}/ingest?commit=auto|wait_for|force` with an NDJSON body.
+pub(crate) async fn ingest(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let mut commit_mode = CommitMode::Auto;
+    for (key, value) in &params {
+        match key.as_str() {
+            "commit" => commit_mode = value.parse().map_err(ApiError::bad_request)?,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter `{other}` (expected `commit`)"
+                )))
+            }
+        }
+    }
+    let limit = state.max_request_body;
+    let declared_len = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    // Refuse early when the client tells us the size, before reading a byte.
+    if declared_len.is_some_and(|len| len > limit) {
+        return Err(payload_too_large(limit));
+    }
+    let body = to_bytes(body, limit)
+        .await
+        .map_err(|_| payload_too_large(limit))?;
+    let body_len = body.len() as u64;
+    let response = state
+        .ingest_service
+        .ingest(&index_id, body, commit_mode)
+        .await?;
+    METRICS.ingested_bytes.inc_by(body_len);
+    METRICS.ingested_docs.inc_by(response.num_ingested_docs);
+    METRICS.rejected_docs.inc_by(response.num_rejected_docs);
+    Ok(Json(response))
+}

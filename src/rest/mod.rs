@@ -1,0 +1,74 @@
+//! One HTTP server for the native REST API (and, later, the Elasticsearch-compatible and
+//! internal APIs). Handlers translate HTTP to service calls and service errors to statuses.
+
+mod error;
+mod health;
+mod indexes;
+mod ingest;
+mod search;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use quarry_indexer::IngestService;
+use quarry_searcher::SearchService;
+
+pub(crate) use error::ApiError;
+
+use crate::IndexService;
+
+/// What handlers share.
+pub(crate) struct AppState {
+    pub index_service: Arc<IndexService>,
+    pub ingest_service: Arc<IngestService>,
+    pub search_service: Arc<SearchService>,
+    pub max_request_body: usize,
+    /// False once shutdown starts: readiness fails so load balancers stop sending traffic.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health/livez", get(health::livez))
+        .route("/health/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route(
+            "/api/v1/indexes",
+            post(indexes::create_index).get(indexes::list_indexes),
+        )
+        .route(
+            "/api/v1/indexes/{index_id}",
+            get(indexes::describe_index).delete(indexes::delete_index),
+        )
+        .route(
+            "/api/v1/indexes/{index_id}/splits",
+            get(indexes::list_splits),
+        )
+        .route("/api/v1/{index_id}/ingest", post(ingest::ingest))
+        .route(
+            "/api/v1/{index_id}/search",
+            get(search::search_get).post(search::search_post),
+        )
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(count_requests))
+        .with_state(state)
+}
+
+async fn count_requests(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let response = next.run(request).await;
+    crate::metrics::METRICS
+        .http_requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    response
+}

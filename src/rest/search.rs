@@ -1,0 +1,64 @@
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use quarry_searcher::{SearchRequest, SearchResponse};
+
+use super::{ApiError, AppState};
+use crate::metrics::METRICS;
+
+pub(crate) async fn search_get(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+    request: Result<Query<SearchRequest>, QueryRejection>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let Query(request) = request.map_err(|rejection| {
+        ApiError::bad_request(format!(
+            "invalid search parameters: {}",
+            rejection.body_text()
+        ))
+    })?;
+    run_search(&state, &index_id, request).await
+}
+
+pub(crate) async fn search_post(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let request: SearchRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SearchRequest {
+            max_hits: 20,
+            ..Default::default()
+        }
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::bad_request(format!("invalid search request body: {error}"))
+        })?
+    };
+    run_search(&state, &index_id, request).await
+}
+
+async fn run_search(
+    state: &AppState,
+    index_id: &str,
+    request: SearchRequest,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let timer = METRICS
+        .search_latency
+        .with_label_values(&[index_id])
+        .start_timer();
+    match state.search_service.search(index_id, request).await {
+        Ok(response) => {
+            timer.observe_duration();
+            Ok(Json(response))
+        }
+        Err(error) => {
+            // Failed searches (e.g. unknown indexes) must not mint new label values.
+            timer.stop_and_discard();
+            Err(error.into())
+        }
+    }
+}
