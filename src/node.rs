@@ -10,6 +10,7 @@ use anyhow::Context;
 use quarry_common::metastore::{FileBackedMetastore, Metastore};
 use quarry_common::storage::StorageResolver;
 use quarry_config::NodeConfig;
+use quarry_control_plane::Cluster;
 use quarry_indexer::IngestService;
 use quarry_searcher::SearchService;
 use tokio::net::TcpListener;
@@ -66,18 +67,23 @@ impl Node {
             search_service.clone(),
         ));
         let ready = Arc::new(AtomicBool::new(false));
-        let state = Arc::new(AppState {
-            index_service: index_service.clone(),
-            ingest_service: ingest_service.clone(),
-            search_service: search_service.clone(),
-            max_request_body: config.ingest.max_request_body.as_u64() as usize,
-            ready: ready.clone(),
-        });
         let requested_addr = config.rest_listen_addr()?;
         let listener = TcpListener::bind(requested_addr).await.with_context(|| {
             format!("cannot listen on {requested_addr} (is another node running?)")
         })?;
         let listen_addr = listener.local_addr()?;
+        let started_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_secs() as i64)
+            .unwrap_or_default();
+        let state = Arc::new(AppState {
+            index_service: index_service.clone(),
+            ingest_service: ingest_service.clone(),
+            search_service: search_service.clone(),
+            max_request_body: config.ingest.max_request_body.as_u64() as usize,
+            cluster: Cluster::single_node(&config, listen_addr, started_at),
+            ready: ready.clone(),
+        });
         let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
         let app = router(state);
         let server = tokio::spawn(async move {

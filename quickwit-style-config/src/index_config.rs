@@ -45,7 +45,7 @@ pub enum Mode {
     Lenient,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DocMapping {
     #[serde(default)]
@@ -64,20 +64,6 @@ pub struct DocMapping {
     /// rebuilt from stored fields, which costs no extra bytes on storage.
     #[serde(default)]
     pub store_source: bool,
-}
-
-impl Default for DocMapping {
-    fn default() -> Self {
-        DocMapping {
-            mode: Mode::default(),
-            dynamic_mapping: DynamicMapping::default(),
-            field_mappings: Vec::new(),
-            timestamp_field: None,
-            tag_fields: Vec::new(),
-            partition_key: None,
-            store_source: false,
-        }
-    }
 }
 
 /// How fields that are not in `field_mappings` are indexed in `dynamic` mode. The default

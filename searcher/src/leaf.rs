@@ -8,6 +8,9 @@ use crate::query_ast::QueryAst;
 use crate::query_builder::QueryBuilder;
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
 
+/// Hits of one split with the value they are ranked by.
+type KeyedHits = Vec<(Option<SortKey>, DocAddress)>;
+
 /// A hit before its document is fetched.
 #[derive(Clone, Debug)]
 pub(crate) struct PartialHit {
@@ -47,7 +50,7 @@ pub(crate) fn leaf_search(
         SortOrder::Asc => Order::Asc,
         SortOrder::Desc => Order::Desc,
     };
-    let (num_hits, hits): (usize, Vec<(Option<SortKey>, DocAddress)>) = match &sort.field {
+    let (num_hits, hits): (usize, KeyedHits) = match &sort.field {
         SortField::Score => {
             let (count, hits) = searcher
                 .search(&query, &(Count, top.order_by_score()))
@@ -100,7 +103,7 @@ fn search_fast<T>(
     top: TopDocs,
     field: &str,
     order: Order,
-) -> Result<(usize, Vec<(Option<SortKey>, DocAddress)>), String>
+) -> Result<(usize, KeyedHits), String>
 where
     T: FastValue,
     tantivy::collector::sort_key::ComparatorEnum:

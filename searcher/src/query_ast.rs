@@ -82,13 +82,6 @@ impl QueryAst {
         })
     }
 
-    pub fn not(clause: QueryAst) -> QueryAst {
-        QueryAst::Bool(BoolQuery {
-            must_not: vec![clause],
-            ..Default::default()
-        })
-    }
-
     /// Adds a filter that does not change scores (e.g. the request's time window).
     pub fn filtered(self, filter: QueryAst) -> QueryAst {
         QueryAst::Bool(BoolQuery {

@@ -333,6 +333,15 @@ impl<'a> QueryBuilder<'a> {
             ResolvedField::Mapped(mapped) if mapped.mapping.fast => {
                 Ok(Box::new(ExistsQuery::new(mapped.path.clone(), false)))
             }
+            // Without a column, every term of the field is a witness: a range over all of them.
+            ResolvedField::Mapped(mapped)
+                if mapped.leaf_type == LeafFieldType::Text && mapped.mapping.indexed =>
+            {
+                Ok(Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_text(mapped.field, "")),
+                    Bound::Unbounded,
+                )))
+            }
             ResolvedField::Mapped(_) => Err(InvalidQuery(format!(
                 "`{field}:*` needs field `{field}` to be `fast: true`"
             ))),

@@ -9,7 +9,14 @@ use tantivy::{Index, ReloadPolicy, Searcher};
 /// stays valid until evicted: repeated queries skip the storage round trip entirely.
 pub(crate) struct SplitCache {
     capacity: usize,
-    entries: Mutex<(u64, HashMap<SplitId, (u64, Arc<OpenSplit>)>)>,
+    entries: Mutex<LruState>,
+}
+
+/// Entries stamped with the tick of their last use.
+#[derive(Default)]
+struct LruState {
+    tick: u64,
+    entries: HashMap<SplitId, (u64, Arc<OpenSplit>)>,
 }
 
 pub(crate) struct OpenSplit {
@@ -37,7 +44,7 @@ impl SplitCache {
     pub(crate) fn new(capacity: usize) -> SplitCache {
         SplitCache {
             capacity: capacity.max(1),
-            entries: Mutex::new((0, HashMap::new())),
+            entries: Mutex::new(LruState::default()),
         }
     }
 
@@ -58,18 +65,20 @@ impl SplitCache {
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.0 += 1;
-        let tick = entries.0;
-        entries.1.insert(split_id.clone(), (tick, open.clone()));
-        if entries.1.len() > self.capacity {
+        entries.tick += 1;
+        let tick = entries.tick;
+        entries
+            .entries
+            .insert(split_id.clone(), (tick, open.clone()));
+        if entries.entries.len() > self.capacity {
             // Evict the least recently used split.
             if let Some(oldest) = entries
-                .1
+                .entries
                 .iter()
                 .min_by_key(|(_, (tick, _))| *tick)
                 .map(|(id, _)| id.clone())
             {
-                entries.1.remove(&oldest);
+                entries.entries.remove(&oldest);
             }
         }
         Ok(open)
@@ -80,9 +89,9 @@ impl SplitCache {
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.0 += 1;
-        let tick = entries.0;
-        let entry = entries.1.get_mut(split_id)?;
+        entries.tick += 1;
+        let tick = entries.tick;
+        let entry = entries.entries.get_mut(split_id)?;
         entry.0 = tick;
         Some(entry.1.clone())
     }
@@ -92,6 +101,6 @@ impl SplitCache {
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        entries.1.remove(split_id);
+        entries.entries.remove(split_id);
     }
 }

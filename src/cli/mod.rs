@@ -168,7 +168,7 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 IndexCommand::List => {
                     let indexes = client.get_json("/api/v1/indexes").await?;
-                    println!("{:<30} {}", "INDEX ID", "INDEX URI");
+                    println!("{:<30} INDEX URI", "INDEX ID");
                     for index in indexes.as_array().into_iter().flatten() {
                         let config = &index["index_config"];
                         println!(

@@ -30,3 +30,7 @@ pub(crate) async fn metrics() -> impl IntoResponse {
         crate::metrics::render(),
     )
 }
+
+pub(crate) async fn cluster(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(state.cluster.snapshot())
+}

@@ -1,10 +1,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::{to_bytes, Body};
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
+use futures::StreamExt;
 use quarry_indexer::{CommitMode, IngestResponse};
 
 use super::{ApiError, AppState};
@@ -15,6 +16,32 @@ fn payload_too_large(limit: usize) -> ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         message: format!("request body is larger than the {limit}-byte limit (ingest.max_request_body): split it into smaller batches"),
     }
+}
+
+/// Past the limit, the rest of a body is read and dropped (up to this much) so that the
+/// client, still sending, gets the 413 instead of a broken pipe.
+const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
+
+/// The body, or `None` if it is over `limit`.
+async fn read_body(body: Body, limit: usize, declared_len: Option<usize>) -> Option<Bytes> {
+    let mut buffer = Vec::with_capacity(declared_len.unwrap_or(0).min(limit));
+    let mut total = 0usize;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return None;
+        };
+        total += chunk.len();
+        if total > limit || declared_len.is_some_and(|len| len > limit) {
+            buffer = Vec::new();
+            if total > limit + MAX_DRAINED_BYTES {
+                return None;
+            }
+            continue;
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    (total <= limit).then(|| Bytes::from(buffer))
 }
 
 /// `POST /api/v1/{index}/ingest?commit=auto|wait_for|force` with an NDJSON body.
@@ -41,13 +68,9 @@ pub(crate) async fn ingest(
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<usize>().ok());
-    // Refuse early when the client tells us the size, before reading a byte.
-    if declared_len.is_some_and(|len| len > limit) {
-        return Err(payload_too_large(limit));
-    }
-    let body = to_bytes(body, limit)
+    let body = read_body(body, limit, declared_len)
         .await
-        .map_err(|_| payload_too_large(limit))?;
+        .ok_or_else(|| payload_too_large(limit))?;
     let body_len = body.len() as u64;
     let response = state
         .ingest_service

@@ -28,6 +28,7 @@ pub(crate) struct AppState {
     pub ingest_service: Arc<IngestService>,
     pub search_service: Arc<SearchService>,
     pub max_request_body: usize,
+    pub cluster: quarry_control_plane::Cluster,
     /// False once shutdown starts: readiness fails so load balancers stop sending traffic.
     pub ready: Arc<AtomicBool>,
 }
@@ -37,6 +38,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/health/livez", get(health::livez))
         .route("/health/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/api/v1/cluster", get(health::cluster))
         .route(
             "/api/v1/indexes",
             post(indexes::create_index).get(indexes::list_indexes),

@@ -122,12 +122,28 @@ fn strptime_to_format_items(pattern: &str) -> Option<OwnedFormatItem> {
     time::format_description::parse_owned::<2>(&description).ok()
 }
 
-/// The output format for datetimes in hits: RFC 3339 in UTC.
+/// The output format for datetimes in hits: RFC 3339 in UTC, with milli-, micro- or
+/// nanoseconds as the value needs them (log timestamps are usually written that way).
 pub fn format_rfc3339(date_time: DateTime) -> String {
-    date_time
-        .into_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| date_time.into_timestamp_nanos().to_string())
+    let utc = date_time.into_utc();
+    let nanos = utc.nanosecond();
+    let fraction = if nanos == 0 {
+        String::new()
+    } else if nanos.is_multiple_of(1_000_000) {
+        format!(".{:03}", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        format!(".{:06}", nanos / 1_000)
+    } else {
+        format!(".{nanos:09}")
+    };
+    let (year, month, day) = (utc.year(), u8::from(utc.month()), utc.day());
+    let (hour, minute, second) = (utc.hour(), utc.minute(), utc.second());
+    if (0..=9999).contains(&year) {
+        format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{fraction}Z")
+    } else {
+        utc.format(&Rfc3339)
+            .unwrap_or_else(|_| date_time.into_timestamp_nanos().to_string())
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +229,22 @@ mod tests {
         assert_eq!(
             format_rfc3339(DateTime::from_timestamp_micros(1_767_225_600_123_456)),
             "2026-01-01T00:00:00.123456Z"
+        );
+        assert_eq!(
+            format_rfc3339(DateTime::from_timestamp_micros(1_767_225_600_169_730)),
+            "2026-01-01T00:00:00.169730Z"
+        );
+        assert_eq!(
+            format_rfc3339(DateTime::from_timestamp_millis(1_767_225_600_500)),
+            "2026-01-01T00:00:00.500Z"
+        );
+        assert_eq!(
+            format_rfc3339(DateTime::from_timestamp_secs(1_767_225_600)),
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            format_rfc3339(DateTime::from_timestamp_nanos(1_767_225_600_000_000_001)),
+            "2026-01-01T00:00:00.000000001Z"
         );
     }
 }

@@ -62,7 +62,7 @@ fn maps_every_field_type_and_rebuilds_the_document() {
     assert_eq!(parsed.tags, vec!["level:ERROR".to_string()]);
     let rebuilt = serde_json::Value::Object(mapper.doc_to_json(&parsed.doc));
     let expected = json!({
-        "ts": "2026-01-01T00:00:00.5Z",
+        "ts": "2026-01-01T00:00:00.500Z",
         "message": "Connection reset by peer",
         "level": "ERROR",
         "count": 42,

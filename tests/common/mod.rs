@@ -1,0 +1,180 @@
+//! Helpers for end-to-end tests: a real `quarry` process on an ephemeral 127.0.0.1 port,
+//! spoken to over HTTP.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct TestNode {
+    pub endpoint: String,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    config_path: PathBuf,
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+impl TestNode {
+    /// Starts a node with its data under `data_dir`.
+    pub async fn start(data_dir: &Path) -> TestNode {
+        let port = free_port();
+        let config_path = data_dir.join("node.yaml");
+        std::fs::create_dir_all(data_dir).unwrap();
+        std::fs::write(
+            &config_path,
+            format!(
+                "node_id: test-node\nrest:\n  listen_port: {port}\ndata_dir: {}\n",
+                data_dir.join("qdata").display()
+            ),
+        )
+        .unwrap();
+        let mut node = TestNode {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            child: None,
+            config_path,
+        };
+        node.spawn().await;
+        node
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.data_dir.join("node.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_quarry"))
+            .args(["run", "--config"])
+            .arg(&self.config_path)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start quarry");
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(response) = client
+                .get(format!("{}/health/readyz", self.endpoint))
+                .send()
+                .await
+            {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
+                panic!("quarry exited early with {status}; log:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node not ready in time; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("node.log")).unwrap_or_default()
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    assert!(
+                        status.success(),
+                        "quarry exited with {status} on SIGTERM; log:\n{}",
+                        self.log()
+                    );
+                    return;
+                }
+                assert!(Instant::now() < deadline, "quarry did not stop on SIGTERM");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.spawn().await;
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.endpoint))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.request(reqwest::Method::GET, path, "application/json", "")
+            .await
+    }
+
+    pub async fn search(&self, index: &str, request: Value) -> Value {
+        let (status, body) = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/{index}/search"),
+                "application/json",
+                request.to_string(),
+            )
+            .await;
+        assert_eq!(status, 200, "search {request} failed: {body}");
+        body
+    }
+
+    pub async fn count(&self, index: &str, query: &str) -> u64 {
+        let response = self
+            .search(index, serde_json::json!({"query": query, "max_hits": 0}))
+            .await;
+        response["num_hits"].as_u64().expect("num_hits")
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

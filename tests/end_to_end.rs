@@ -1,0 +1,462 @@
+//! The walking skeleton end to end: create an index, ingest generated logs, check query
+//! answers against counts computed independently from the same documents, restart, delete.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::TestNode;
+use quarry::demo_logs::LogGenerator;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const NUM_DOCS: usize = 20_000;
+/// 2026-01-01T00:00:00Z
+const START_MICROS: i64 = 1_767_225_600_000_000;
+
+const INDEX_CONFIG: &str = r#"
+index_id: e2e-logs
+doc_mapping:
+  mode: dynamic
+  field_mappings:
+    - {name: timestamp, type: datetime, input_formats: [rfc3339], fast: true, fast_precision: microseconds}
+    - {name: severity_text, type: text, tokenizer: raw, fast: true}
+    - {name: service_name, type: text, tokenizer: raw, fast: true}
+    - {name: host, type: text, tokenizer: raw}
+    - {name: tenant_id, type: u64, fast: true}
+    - {name: body, type: text, tokenizer: default, record: position}
+    - {name: trace_id, type: text, tokenizer: raw}
+    - {name: attributes, type: json, tokenizer: raw, fast: true}
+  timestamp_field: timestamp
+  tag_fields: [service_name]
+search_settings:
+  default_search_fields: [body]
+"#;
+
+fn generate() -> (String, Vec<Value>) {
+    let mut generator = LogGenerator::new(7, START_MICROS, 100.0);
+    let mut ndjson = String::new();
+    for _ in 0..NUM_DOCS {
+        generator.write_next_line(&mut ndjson);
+    }
+    let docs = ndjson
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    (ndjson, docs)
+}
+
+/// Tokens as the `default` tokenizer makes them: alphanumeric runs, lowercased.
+fn tokens(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|token| !token.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn has_phrase(text: &str, phrase: &[&str]) -> bool {
+    tokens(text)
+        .windows(phrase.len())
+        .any(|window| window.iter().zip(phrase).all(|(a, b)| a == b))
+}
+
+fn timestamp_secs(doc: &Value) -> i64 {
+    let text = doc["timestamp"].as_str().unwrap();
+    let parsed =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap();
+    parsed.unix_timestamp()
+}
+
+struct Oracle<'a>(&'a [Value]);
+
+impl Oracle<'_> {
+    fn count(&self, predicate: impl Fn(&Value) -> bool) -> u64 {
+        self.0.iter().filter(|doc| predicate(doc)).count() as u64
+    }
+}
+
+async fn check_answers(node: &TestNode, docs: &[Value]) {
+    let oracle = Oracle(docs);
+    let str_of = |doc: &Value, field: &str| doc[field].as_str().unwrap_or_default().to_string();
+    let cases: Vec<(&str, u64)> = vec![
+        ("*", NUM_DOCS as u64),
+        (
+            "severity_text:ERROR",
+            oracle.count(|doc| str_of(doc, "severity_text") == "ERROR"),
+        ),
+        (
+            "body:failed",
+            oracle.count(|doc| tokens(&str_of(doc, "body")).contains(&"failed".to_string())),
+        ),
+        (
+            "failed",
+            oracle.count(|doc| tokens(&str_of(doc, "body")).contains(&"failed".to_string())),
+        ),
+        (
+            "body:\"connection reset by peer\"",
+            oracle.count(|doc| {
+                has_phrase(&str_of(doc, "body"), &["connection", "reset", "by", "peer"])
+            }),
+        ),
+        (
+            "severity_text:ERROR AND service_name:payments",
+            oracle.count(|doc| {
+                str_of(doc, "severity_text") == "ERROR" && str_of(doc, "service_name") == "payments"
+            }),
+        ),
+        (
+            "body:failed AND NOT severity_text:INFO",
+            oracle.count(|doc| {
+                tokens(&str_of(doc, "body")).contains(&"failed".to_string())
+                    && str_of(doc, "severity_text") != "INFO"
+            }),
+        ),
+        (
+            "(service_name:auth OR service_name:billing) -severity_text:DEBUG",
+            oracle.count(|doc| {
+                matches!(str_of(doc, "service_name").as_str(), "auth" | "billing")
+                    && str_of(doc, "severity_text") != "DEBUG"
+            }),
+        ),
+        (
+            "tenant_id:[10 TO 20]",
+            oracle.count(|doc| (10..=20).contains(&doc["tenant_id"].as_u64().unwrap())),
+        ),
+        (
+            "tenant_id:{10 TO 20}",
+            oracle.count(|doc| (11..20).contains(&doc["tenant_id"].as_u64().unwrap())),
+        ),
+        (
+            "tenant_id:>=50",
+            oracle.count(|doc| doc["tenant_id"].as_u64().unwrap() >= 50),
+        ),
+        (
+            "attributes.http.status_code:500",
+            oracle.count(|doc| doc["attributes"]["http.status_code"] == json!(500)),
+        ),
+        (
+            "attributes.region:eu-west-1",
+            oracle.count(|doc| doc["attributes"]["region"] == json!("eu-west-1")),
+        ),
+        (
+            "trace_id:*",
+            oracle.count(|doc| doc.get("trace_id").is_some()),
+        ),
+        (
+            "service_name:pay*",
+            oracle.count(|doc| str_of(doc, "service_name").starts_with("pay")),
+        ),
+        (
+            "service_name:IN [auth cart]",
+            oracle.count(|doc| matches!(str_of(doc, "service_name").as_str(), "auth" | "cart")),
+        ),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(
+            node.count("e2e-logs", query).await,
+            expected,
+            "query `{query}`"
+        );
+    }
+
+    // A time window: [start, end) in seconds.
+    let start = timestamp_secs(&docs[5_000]);
+    let end = timestamp_secs(&docs[15_000]);
+    let expected = oracle.count(|doc| (start..end).contains(&timestamp_secs(doc)));
+    let response = node
+        .search(
+            "e2e-logs",
+            json!({"query": "*", "start_timestamp": start, "end_timestamp": end, "max_hits": 0}),
+        )
+        .await;
+    assert_eq!(
+        response["num_hits"].as_u64().unwrap(),
+        expected,
+        "time window"
+    );
+    let expected_errors = oracle.count(|doc| {
+        (start..end).contains(&timestamp_secs(doc)) && str_of(doc, "severity_text") == "ERROR"
+    });
+    let response = node
+        .search("e2e-logs", json!({"query": "severity_text:ERROR", "start_timestamp": start, "end_timestamp": end, "max_hits": 0}))
+        .await;
+    assert_eq!(
+        response["num_hits"].as_u64().unwrap(),
+        expected_errors,
+        "time window + term"
+    );
+
+    // Default order: newest first, across splits.
+    let response = node
+        .search(
+            "e2e-logs",
+            json!({"query": "severity_text:WARN", "max_hits": 50}),
+        )
+        .await;
+    let returned: Vec<String> = response["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| str_of(hit, "timestamp"))
+        .collect();
+    let mut expected_order: Vec<String> = docs
+        .iter()
+        .filter(|doc| str_of(doc, "severity_text") == "WARN")
+        .map(|doc| str_of(doc, "timestamp"))
+        .collect();
+    expected_order.sort_by(|a, b| b.cmp(a));
+    expected_order.truncate(50);
+    assert_eq!(returned, expected_order, "newest first");
+
+    // Ascending, with an offset.
+    let response = node
+        .search(
+            "e2e-logs",
+            json!({"query": "*", "max_hits": 5, "start_offset": 10, "sort_by": "timestamp"}),
+        )
+        .await;
+    let returned: Vec<String> = response["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| str_of(hit, "timestamp"))
+        .collect();
+    let mut all: Vec<String> = docs.iter().map(|doc| str_of(doc, "timestamp")).collect();
+    all.sort();
+    assert_eq!(returned, all[10..15].to_vec(), "oldest first with offset");
+
+    // Hits are the documents that were sent.
+    let first = &docs[0];
+    let trace = first.get("trace_id").and_then(Value::as_str);
+    if let Some(trace) = trace {
+        let response = node
+            .search(
+                "e2e-logs",
+                json!({"query": format!("trace_id:{trace}"), "max_hits": 5}),
+            )
+            .await;
+        assert_eq!(response["hits"].as_array().unwrap(), &vec![first.clone()]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_ingest_search_restart_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::start(dir.path()).await;
+    let (ndjson, docs) = generate();
+
+    let (status, created) = node
+        .request(
+            Method::POST,
+            "/api/v1/indexes",
+            "application/yaml",
+            INDEX_CONFIG,
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let (status, conflict) = node
+        .request(
+            Method::POST,
+            "/api/v1/indexes",
+            "application/yaml",
+            INDEX_CONFIG,
+        )
+        .await;
+    assert_eq!(status, 409, "{conflict}");
+    assert_eq!(conflict["error"], json!("index `e2e-logs` already exists"));
+
+    // Two batches, each forced into its own split.
+    let lines: Vec<&str> = ndjson.lines().collect();
+    for chunk in lines.chunks(NUM_DOCS / 2) {
+        let body = chunk.join("\n");
+        let (status, response) = node
+            .request(
+                Method::POST,
+                "/api/v1/e2e-logs/ingest?commit=force",
+                "application/x-ndjson",
+                body,
+            )
+            .await;
+        assert_eq!(status, 200, "{response}");
+        assert_eq!(
+            response["num_ingested_docs"].as_u64().unwrap(),
+            (NUM_DOCS / 2) as u64
+        );
+        assert_eq!(response["num_rejected_docs"].as_u64().unwrap(), 0);
+    }
+    let (_, splits) = node.get("/api/v1/indexes/e2e-logs/splits").await;
+    assert_eq!(splits["num_splits"], json!(2));
+    let (_, described) = node.get("/api/v1/indexes/e2e-logs").await;
+    assert_eq!(described["num_published_docs"], json!(NUM_DOCS));
+    assert_eq!(described["num_published_splits"], json!(2));
+
+    check_answers(&node, &docs).await;
+    node.restart().await;
+    check_answers(&node, &docs).await;
+
+    let index_dir = dir.path().join("qdata/indexes/e2e-logs");
+    let split_files = |dir: &std::path::Path| -> HashSet<String> {
+        std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(|entry| entry.ok())
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        split_files(&index_dir)
+            .iter()
+            .filter(|name| name.ends_with(".split"))
+            .count(),
+        2
+    );
+    let (status, deleted) = node
+        .request(
+            Method::DELETE,
+            "/api/v1/indexes/e2e-logs",
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+    assert_eq!(deleted["deleted_splits"].as_array().unwrap().len(), 2);
+    assert!(
+        split_files(&index_dir).is_empty(),
+        "left behind: {:?}",
+        split_files(&index_dir)
+    );
+    let (status, _) = node.get("/api/v1/indexes/e2e-logs").await;
+    assert_eq!(status, 404);
+    let (status, _) = node
+        .request(
+            Method::POST,
+            "/api/v1/e2e-logs/search",
+            "application/json",
+            "{}",
+        )
+        .await;
+    assert_eq!(status, 404);
+    node.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_precise_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    let strict = "index_id: strict-logs\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: level, type: text, tokenizer: raw}\n    - {name: n, type: u64}\n  timestamp_field: ts\n";
+    let (status, _) = node
+        .request(Method::POST, "/api/v1/indexes", "application/yaml", strict)
+        .await;
+    assert_eq!(status, 200);
+
+    let body = "{\"ts\": \"2026-01-01T00:00:00Z\", \"level\": \"INFO\", \"n\": 1}\nnot json\n[1]\n{\"level\": \"WARN\"}\n{\"ts\": \"2026-01-01T00:00:01Z\", \"n\": \"many\"}\n{\"ts\": \"2026-01-01T00:00:02Z\", \"other\": 1}\n{\"ts\": 1767225603, \"level\": \"ERROR\"}\n";
+    let (status, response) = node
+        .request(
+            Method::POST,
+            "/api/v1/strict-logs/ingest?commit=force",
+            "application/x-ndjson",
+            body,
+        )
+        .await;
+    assert_eq!(status, 200);
+    insta::assert_json_snapshot!("ingest_with_rejections", response);
+    assert_eq!(node.count("strict-logs", "*").await, 2);
+    assert_eq!(node.count("strict-logs", "level:ERROR").await, 1);
+
+    let mut errors = serde_json::Map::new();
+    let requests: Vec<(&str, Method, &str, &str)> = vec![
+        (
+            "unknown field",
+            Method::GET,
+            "/api/v1/strict-logs/search?query=colour:red",
+            "",
+        ),
+        (
+            "syntax error",
+            Method::GET,
+            "/api/v1/strict-logs/search?query=level:(INFO",
+            "",
+        ),
+        (
+            "bad value type",
+            Method::GET,
+            "/api/v1/strict-logs/search?query=n:abc",
+            "",
+        ),
+        (
+            "unknown parameter",
+            Method::GET,
+            "/api/v1/strict-logs/search?query=*&colour=red",
+            "",
+        ),
+        (
+            "max hits over cap",
+            Method::GET,
+            "/api/v1/strict-logs/search?query=*&max_hits=20000",
+            "",
+        ),
+        (
+            "bad sort field",
+            Method::GET,
+            "/api/v1/strict-logs/search?query=*&sort_by=level",
+            "",
+        ),
+        (
+            "unknown index",
+            Method::GET,
+            "/api/v1/nope/search?query=*",
+            "",
+        ),
+        (
+            "bad commit mode",
+            Method::POST,
+            "/api/v1/strict-logs/ingest?commit=now",
+            "{}",
+        ),
+        (
+            "ingest unknown index",
+            Method::POST,
+            "/api/v1/nope/ingest",
+            "{}",
+        ),
+        (
+            "bad index config",
+            Method::POST,
+            "/api/v1/indexes",
+            "index_id: x",
+        ),
+        (
+            "invalid json search body",
+            Method::POST,
+            "/api/v1/strict-logs/search",
+            "{\"query\": 1}",
+        ),
+        ("unknown route", Method::GET, "/api/v2/whatever", ""),
+    ];
+    for (name, method, path, body) in requests {
+        let (status, response) = node
+            .request(method, path, "application/yaml", body.to_string())
+            .await;
+        errors.insert(
+            name.to_string(),
+            json!({"status": status, "body": response}),
+        );
+    }
+    insta::assert_json_snapshot!("error_responses", errors);
+
+    // Over the 10 MiB default body limit: refused whole, nothing ingested.
+    let big = "{\"ts\": 1767225600, \"level\": \"INFO\"}\n".repeat(11 * 1024 * 1024 / 36 + 1);
+    let (status, response) = node
+        .request(
+            Method::POST,
+            "/api/v1/strict-logs/ingest?commit=force",
+            "application/x-ndjson",
+            big,
+        )
+        .await;
+    assert_eq!(status, 413, "{response}");
+    assert!(response["error"].as_str().unwrap().contains("limit"));
+    assert_eq!(node.count("strict-logs", "*").await, 2);
+}
