@@ -14,9 +14,9 @@ use bytes::Bytes;
 
 pub use counting_storage::{CountingStorage, RequestCounts};
 pub use object_store_storage::ObjectStoreStorage;
-pub use resolver::StorageResolver;
 #[cfg(test)]
 pub(crate) use resolver::s3_tests as s3_test_support;
+pub use resolver::StorageResolver;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

@@ -254,7 +254,8 @@ pub(crate) mod s3_tests {
     }
 
     pub(crate) fn s3_test_uri(name: &str) -> String {
-        let bucket = std::env::var("QUARRY_TEST_S3_BUCKET").unwrap_or_else(|_| "quarry-test".to_string());
+        let bucket =
+            std::env::var("QUARRY_TEST_S3_BUCKET").unwrap_or_else(|_| "quarry-test".to_string());
         format!("s3://{bucket}/{name}-{}", ulid::Ulid::new())
     }
 
@@ -265,12 +266,24 @@ pub(crate) mod s3_tests {
         };
         let resolver = StorageResolver::new(config);
         let storage = resolver.resolve(&s3_test_uri("storage")).unwrap();
-        storage.put("a/b.bin", Bytes::from_static(b"0123456789")).await.unwrap();
-        assert_eq!(&storage.get_range("a/b.bin", 2..5).await.unwrap()[..], b"234");
+        storage
+            .put("a/b.bin", Bytes::from_static(b"0123456789"))
+            .await
+            .unwrap();
+        assert_eq!(
+            &storage.get_range("a/b.bin", 2..5).await.unwrap()[..],
+            b"234"
+        );
         assert_eq!(storage.file_num_bytes("a/b.bin").await.unwrap(), 10);
         storage.rename("a/b.bin", "a/c.bin").await.unwrap();
-        assert_eq!(storage.list("a").await.unwrap(), vec!["a/c.bin".to_string()]);
-        assert!(matches!(storage.get_all("a/b.bin").await, Err(StorageError::NotFound(_))));
+        assert_eq!(
+            storage.list("a").await.unwrap(),
+            vec!["a/c.bin".to_string()]
+        );
+        assert!(matches!(
+            storage.get_all("a/b.bin").await,
+            Err(StorageError::NotFound(_))
+        ));
         storage.delete("a/c.bin").await.unwrap();
         storage.delete("a/c.bin").await.unwrap();
         assert!(storage.list("a").await.unwrap().is_empty());
@@ -280,8 +293,14 @@ pub(crate) mod s3_tests {
         let big: Vec<u8> = (0..40 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
         std::fs::write(&local, &big).unwrap();
         storage.put_file("big.split", &local).await.unwrap();
-        assert_eq!(storage.file_num_bytes("big.split").await.unwrap(), big.len() as u64);
-        let tail = storage.get_range("big.split", 30_000_000..30_000_100).await.unwrap();
+        assert_eq!(
+            storage.file_num_bytes("big.split").await.unwrap(),
+            big.len() as u64
+        );
+        let tail = storage
+            .get_range("big.split", 30_000_000..30_000_100)
+            .await
+            .unwrap();
         assert_eq!(&tail[..], &big[30_000_000..30_000_100]);
         storage.delete("big.split").await.unwrap();
     }

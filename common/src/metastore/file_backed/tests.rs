@@ -334,12 +334,33 @@ async fn works_on_s3() {
     let resolver = StorageResolver::new(s3_config);
     let root = crate::storage::s3_test_support::s3_test_uri("metastore");
     let metastore = metastore(&resolver, &root);
-    let uid = metastore.create_index(config("logs", &root)).await.unwrap().index_uid;
+    let uid = metastore
+        .create_index(config("logs", &root))
+        .await
+        .unwrap()
+        .index_uid;
     let published = split(&uid, 0, 10);
-    metastore.stage_splits(&uid, vec![published.clone()]).await.unwrap();
-    metastore.publish_splits(&uid, &[published.split_id.clone()], &[], None).await.unwrap();
+    metastore
+        .stage_splits(&uid, vec![published.clone()])
+        .await
+        .unwrap();
+    metastore
+        .publish_splits(&uid, &[published.split_id.clone()], &[], None)
+        .await
+        .unwrap();
     let reopened = metastore_reopen(&resolver, &root);
-    assert_eq!(reopened.list_splits(&uid, &ListSplitsQuery::published()).await.unwrap().len(), 1);
+    assert_eq!(
+        reopened
+            .list_splits(&uid, &ListSplitsQuery::published())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     reopened.delete_index(&uid).await.unwrap();
-    assert!(metastore_reopen(&resolver, &root).list_indexes().await.unwrap().is_empty());
+    assert!(metastore_reopen(&resolver, &root)
+        .list_indexes()
+        .await
+        .unwrap()
+        .is_empty());
 }
