@@ -3,7 +3,8 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub(crate) struct Metrics {
@@ -13,6 +14,8 @@ pub(crate) struct Metrics {
     pub ingested_bytes: IntCounter,
     pub http_requests: IntCounterVec,
     pub search_latency: HistogramVec,
+    /// Shards whose write-ahead log is damaged and that take no writes.
+    pub failed_shards: IntGauge,
 }
 
 pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -35,8 +38,14 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         &["index"],
     )
     .unwrap_or_else(|_| unreachable!());
+    let failed_shards = IntGauge::new(
+        "failed_shards",
+        "Shards that failed to start (e.g. corrupt write-ahead log)",
+    )
+    .unwrap_or_else(|_| unreachable!());
     for collector in [
-        Box::new(ingested_docs.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(failed_shards.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(ingested_docs.clone()),
         Box::new(rejected_docs.clone()),
         Box::new(ingested_bytes.clone()),
         Box::new(http_requests.clone()),
@@ -51,6 +60,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ingested_bytes,
         http_requests,
         search_latency,
+        failed_shards,
     }
 });
 

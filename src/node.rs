@@ -11,7 +11,7 @@ use quarry_common::metastore::{FileBackedMetastore, Metastore};
 use quarry_common::storage::StorageResolver;
 use quarry_config::NodeConfig;
 use quarry_control_plane::Cluster;
-use quarry_indexer::IngestService;
+use quarry_indexer::{IngestLimits, IngestService};
 use quarry_searcher::SearchService;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -57,7 +57,13 @@ impl Node {
             metastore.clone(),
             resolver.clone(),
             config.data_dir.clone(),
+            IngestLimits {
+                max_in_flight_bytes: config.ingest.max_in_flight_bytes.as_u64(),
+                wal_max_bytes: config.ingest.wal_max_bytes.as_u64(),
+            },
         )?);
+        // Acknowledged documents that a crash kept from being published get indexed now.
+        ingest_service.recover().await?;
         let search_service = Arc::new(SearchService::new(metastore.clone(), resolver.clone()));
         let index_service = Arc::new(IndexService::new(
             metastore,

@@ -1,17 +1,21 @@
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use quarry_common::doc_mapper::{DocMapper, ParsedDoc};
-use quarry_common::metastore::{Metastore, MetastoreError};
+use quarry_common::metastore::{IndexMetadata, Metastore, MetastoreError};
 use quarry_common::storage::StorageResolver;
+use quarry_common::IndexUid;
 use serde::Serialize;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
+use tracing::{info, warn};
 
 use crate::pipeline::Pipeline;
+use crate::publisher::published_wal_position;
 use crate::uploader::Uploader;
+use crate::wal::{WalWriter, SEGMENT_TARGET_BYTES};
 use crate::CommitMode;
 
 pub(crate) const INGEST_SOURCE_ID: &str = "_ingest-api-source";
@@ -25,6 +29,12 @@ pub enum IngestError {
     IndexNotFound(String),
     #[error("the node is shutting down")]
     ShuttingDown,
+    /// Back-pressure: the client should retry after a while.
+    #[error("{0}")]
+    TooManyRequests(String),
+    /// The shard cannot take writes until an operator repairs it.
+    #[error("{0}")]
+    ShardFailed(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -46,34 +56,65 @@ pub struct IngestResponse {
     pub parse_failures: Vec<ParseFailure>,
 }
 
-/// Accepts NDJSON batches for any index and feeds them to that index's pipeline, starting
-/// pipelines on first use.
+/// Limits that keep ingest from growing memory or disk without bound.
+#[derive(Clone, Copy, Debug)]
+pub struct IngestLimits {
+    pub max_in_flight_bytes: u64,
+    pub wal_max_bytes: u64,
+}
+
+/// One index's write path on this node: its write-ahead log and its pipeline.
+struct Shard {
+    index_metadata: IndexMetadata,
+    wal: Arc<WalWriter>,
+    pipeline: Arc<Pipeline>,
+}
+
+/// Accepts NDJSON batches for any index: maps them, makes them durable in the index's
+/// write-ahead log, and hands them to the index's pipeline.
 pub struct IngestService {
     metastore: Arc<dyn Metastore>,
     uploader: Uploader,
     scratch_dir: PathBuf,
-    pipelines: Mutex<HashMap<String, Arc<Pipeline>>>,
+    wal_root: PathBuf,
+    limits: IngestLimits,
+    in_flight: Arc<Semaphore>,
+    shards: Mutex<HashMap<String, Arc<Shard>>>,
+    /// Shards that cannot start (a corrupt WAL), by index id, with the reason.
+    failed_shards: std::sync::Mutex<BTreeMap<String, String>>,
     accepting: AtomicBool,
 }
 
 struct MappedBatch {
     docs: Vec<ParsedDoc>,
-    num_bytes: u64,
+    /// The accepted lines, as the WAL stores them.
+    accepted: Vec<u8>,
     response: IngestResponse,
 }
 
+fn wal_dir_name(index_uid: &IndexUid) -> String {
+    index_uid.to_string().replace(':', "_")
+}
+
 impl IngestService {
-    /// `data_dir/indexing` holds splits being built; nothing there outlives a restart.
+    /// `data_dir/indexing` holds splits being built (nothing there outlives a restart);
+    /// `data_dir/wal` holds the write-ahead logs.
     pub fn new(
         metastore: Arc<dyn Metastore>,
         resolver: StorageResolver,
         data_dir: PathBuf,
+        limits: IngestLimits,
     ) -> std::io::Result<IngestService> {
         let scratch_dir = data_dir.join("indexing");
         if scratch_dir.exists() {
             std::fs::remove_dir_all(&scratch_dir)?;
         }
         std::fs::create_dir_all(&scratch_dir)?;
+        let wal_root = data_dir.join("wal");
+        std::fs::create_dir_all(&wal_root)?;
+        let permits = limits
+            .max_in_flight_bytes
+            .min(Semaphore::MAX_PERMITS as u64) as usize;
         Ok(IngestService {
             uploader: Uploader {
                 metastore: metastore.clone(),
@@ -81,12 +122,55 @@ impl IngestService {
             },
             metastore,
             scratch_dir,
-            pipelines: Mutex::new(HashMap::new()),
+            wal_root,
+            limits,
+            in_flight: Arc::new(Semaphore::new(permits)),
+            shards: Mutex::new(HashMap::new()),
+            failed_shards: std::sync::Mutex::new(BTreeMap::new()),
             accepting: AtomicBool::new(true),
         })
     }
 
-    async fn pipeline(&self, index_id: &str) -> Result<Arc<Pipeline>, IngestError> {
+    /// Restarts the shards that have write-ahead logs, so that documents acknowledged
+    /// before a crash get indexed without waiting for new traffic; removes the logs of
+    /// deleted indexes.
+    pub async fn recover(&self) -> Result<(), IngestError> {
+        let indexes = self
+            .metastore
+            .list_indexes()
+            .await
+            .map_err(|error| IngestError::Internal(error.to_string()))?;
+        let entries = std::fs::read_dir(&self.wal_root)
+            .map_err(|error| IngestError::Internal(error.to_string()))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match indexes
+                .iter()
+                .find(|index| wal_dir_name(&index.index_uid) == name)
+            {
+                Some(index) => {
+                    if let Err(error) = self.shard(index.index_id()).await {
+                        warn!(index_id = index.index_id(), "shard did not start: {error}");
+                    }
+                }
+                None => {
+                    info!(wal = %entry.path().display(), "removing the write-ahead log of a deleted index");
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Shards that could not start, with the reason: readiness and metrics report them.
+    pub fn failed_shards(&self) -> BTreeMap<String, String> {
+        self.failed_shards
+            .lock()
+            .map(|failed| failed.clone())
+            .unwrap_or_default()
+    }
+
+    async fn shard(&self, index_id: &str) -> Result<Arc<Shard>, IngestError> {
         let index_metadata = match self.metastore.index_metadata(index_id).await {
             Ok(metadata) => metadata,
             Err(MetastoreError::IndexNotFound(_)) => {
@@ -94,30 +178,77 @@ impl IngestService {
             }
             Err(error) => return Err(IngestError::Internal(error.to_string())),
         };
-        let mut pipelines = self.pipelines.lock().await;
-        if let Some(pipeline) = pipelines.get(index_id) {
-            if pipeline.index_metadata.index_uid == index_metadata.index_uid
-                && pipeline.is_alive().await
-            {
-                return Ok(pipeline.clone());
+        let mut shards = self.shards.lock().await;
+        if let Some(shard) = shards.get(index_id) {
+            if shard.index_metadata.index_uid == index_metadata.index_uid {
+                if shard.pipeline.is_alive() {
+                    return Ok(shard.clone());
+                }
+                // A stopped pipeline is replaced; the new one replays from the checkpoint.
+                let pipeline = self.spawn_pipeline(&index_metadata, shard.wal.clone())?;
+                let shard = Arc::new(Shard {
+                    index_metadata,
+                    wal: shard.wal.clone(),
+                    pipeline,
+                });
+                shards.insert(index_id.to_string(), shard.clone());
+                return Ok(shard);
             }
         }
-        // A pipeline of an older incarnation of the index must not publish into the new one,
-        // and a dead one is replaced.
-        if let Some(stale) = pipelines.remove(index_id) {
-            stale.abort().await;
+        // A shard of an older incarnation of the index must not publish into the new one.
+        if let Some(stale) = shards.remove(index_id) {
+            stale.pipeline.abort().await;
         }
-        let scratch_dir = self
-            .scratch_dir
-            .join(index_metadata.index_uid.to_string().replace(':', "_"));
-        let pipeline = Pipeline::spawn(index_metadata, scratch_dir, self.uploader.clone())
-            .map_err(|error| {
-                IngestError::Internal(format!("cannot start the indexing pipeline: {error}"))
-            })?;
-        pipelines.insert(index_id.to_string(), pipeline.clone());
-        Ok(pipeline)
+        let wal_dir = self.wal_root.join(wal_dir_name(&index_metadata.index_uid));
+        let wal = match WalWriter::open(
+            &wal_dir,
+            SEGMENT_TARGET_BYTES,
+            published_wal_position(&index_metadata),
+        ) {
+            Ok(wal) => Arc::new(wal),
+            Err(error) => {
+                let message = format!("shard of index `{index_id}` failed: {error}");
+                if let Ok(mut failed) = self.failed_shards.lock() {
+                    failed.insert(index_id.to_string(), message.clone());
+                }
+                return Err(IngestError::ShardFailed(message));
+            }
+        };
+        if let Ok(mut failed) = self.failed_shards.lock() {
+            failed.remove(index_id);
+        }
+        let pipeline = self.spawn_pipeline(&index_metadata, wal.clone())?;
+        let shard = Arc::new(Shard {
+            index_metadata,
+            wal,
+            pipeline,
+        });
+        shards.insert(index_id.to_string(), shard.clone());
+        Ok(shard)
     }
 
+    fn spawn_pipeline(
+        &self,
+        index_metadata: &IndexMetadata,
+        wal: Arc<WalWriter>,
+    ) -> Result<Arc<Pipeline>, IngestError> {
+        let scratch_dir = self
+            .scratch_dir
+            .join(wal_dir_name(&index_metadata.index_uid));
+        Pipeline::spawn(
+            index_metadata.clone(),
+            scratch_dir,
+            wal,
+            published_wal_position(index_metadata),
+            self.uploader.clone(),
+        )
+        .map_err(|error| {
+            IngestError::Internal(format!("cannot start the indexing pipeline: {error}"))
+        })
+    }
+
+    /// Maps the batch, appends its accepted documents to the WAL (answering only once they
+    /// are on disk) and queues them for indexing; then waits as `commit_mode` says.
     pub async fn ingest(
         &self,
         index_id: &str,
@@ -127,8 +258,21 @@ impl IngestService {
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(IngestError::ShuttingDown);
         }
-        let pipeline = self.pipeline(index_id).await?;
-        let doc_mapper = pipeline.doc_mapper.clone();
+        let shard = self.shard(index_id).await?;
+        if shard.wal.num_bytes() > self.limits.wal_max_bytes {
+            return Err(IngestError::TooManyRequests(format!(
+                "the write-ahead log of `{index_id}` is over its {}-byte quota (ingest.wal_max_bytes) until indexing catches up: retry later",
+                self.limits.wal_max_bytes
+            )));
+        }
+        let cost = (body.len() as u64).clamp(1, u32::MAX as u64) as u32;
+        let permit = self.in_flight.clone().try_acquire_many_owned(cost).map_err(|_| {
+            IngestError::TooManyRequests(format!(
+                "more than {} bytes of ingest requests are in flight (ingest.max_in_flight_bytes): retry later",
+                self.limits.max_in_flight_bytes
+            ))
+        })?;
+        let doc_mapper = shard.pipeline.doc_mapper.clone();
         // JSON parsing and mapping is CPU work: off the async threads.
         let batch = tokio::task::spawn_blocking(move || map_batch(&doc_mapper, &body))
             .await
@@ -136,33 +280,49 @@ impl IngestService {
                 IngestError::Internal(format!("document mapping panicked: {error}"))
             })?;
         let response = batch.response;
-        let seq = if batch.docs.is_empty() {
+        let position = if batch.docs.is_empty() {
             None
         } else {
-            Some(
-                pipeline
-                    .add_docs(batch.docs, batch.num_bytes)
-                    .await
-                    .map_err(IngestError::Internal)?,
-            )
+            let num_bytes = batch.accepted.len() as u64;
+            let position = shard
+                .wal
+                .append(batch.accepted)
+                .await
+                .map_err(|error| IngestError::Internal(error.to_string()))?;
+            // Durable from here: a failure to queue is repaired by the pipeline's replay.
+            if let Err(error) = shard
+                .pipeline
+                .add_docs(position, batch.docs, num_bytes, Some(permit))
+                .await
+            {
+                warn!(
+                    index_id,
+                    "batch at position {position} is durable but its pipeline stopped: {error}"
+                );
+            }
+            Some(position)
         };
         match commit_mode {
             CommitMode::Auto => {}
             CommitMode::WaitFor => {
-                if let Some(seq) = seq {
-                    pipeline
-                        .wait_published(seq)
+                if let Some(position) = position {
+                    shard
+                        .pipeline
+                        .wait_published(position)
                         .await
                         .map_err(IngestError::Internal)?;
                 }
             }
             CommitMode::Force => {
-                let commit_seq = pipeline
-                    .force_commit()
+                let up_to = shard.wal.last_position().max(position.unwrap_or(0));
+                shard
+                    .pipeline
+                    .force_commit(up_to)
                     .await
                     .map_err(IngestError::Internal)?;
-                pipeline
-                    .wait_published(commit_seq)
+                shard
+                    .pipeline
+                    .wait_published(up_to)
                     .await
                     .map_err(IngestError::Internal)?;
             }
@@ -170,26 +330,34 @@ impl IngestService {
         Ok(response)
     }
 
-    /// Stops the pipeline of a deleted index without publishing what it buffered.
+    /// Stops the shard of a deleted index without publishing, and removes its log.
     pub async fn drop_index(&self, index_id: &str) {
-        let pipeline = self.pipelines.lock().await.remove(index_id);
-        if let Some(pipeline) = pipeline {
-            pipeline.abort().await;
+        let shard = self.shards.lock().await.remove(index_id);
+        if let Some(shard) = shard {
+            shard.pipeline.abort().await;
+            let dir = shard.wal.dir().to_path_buf();
+            drop(shard);
+            if let Err(error) = std::fs::remove_dir_all(&dir) {
+                warn!(wal = %dir.display(), "cannot remove the write-ahead log: {error}");
+            }
+        }
+        if let Ok(mut failed) = self.failed_shards.lock() {
+            failed.remove(index_id);
         }
     }
 
     /// Refuses new batches, then publishes what every pipeline holds.
     pub async fn shutdown(&self) {
         self.accepting.store(false, Ordering::SeqCst);
-        let pipelines: Vec<Arc<Pipeline>> = self
-            .pipelines
+        let shards: Vec<Arc<Shard>> = self
+            .shards
             .lock()
             .await
             .drain()
-            .map(|(_, pipeline)| pipeline)
+            .map(|(_, shard)| shard)
             .collect();
-        for pipeline in pipelines {
-            pipeline.shutdown().await;
+        for shard in shards {
+            shard.pipeline.shutdown().await;
         }
     }
 }
@@ -208,7 +376,7 @@ fn truncate(text: &str, max_len: usize) -> String {
 fn map_batch(doc_mapper: &DocMapper, body: &[u8]) -> MappedBatch {
     let mut batch = MappedBatch {
         docs: Vec::new(),
-        num_bytes: 0,
+        accepted: Vec::with_capacity(body.len()),
         response: IngestResponse::default(),
     };
     for (line_index, line) in body.split(|byte| *byte == b'\n').enumerate() {
@@ -218,7 +386,8 @@ fn map_batch(doc_mapper: &DocMapper, body: &[u8]) -> MappedBatch {
         batch.response.num_docs_for_processing += 1;
         match doc_mapper.doc_from_json_bytes(line) {
             Ok(doc) => {
-                batch.num_bytes += line.len() as u64;
+                batch.accepted.extend_from_slice(line);
+                batch.accepted.push(b'\n');
                 batch.docs.push(doc);
             }
             Err(error) => {
@@ -248,7 +417,7 @@ mod tests {
     #[test]
     fn bad_lines_are_rejected_alone() {
         let config = IndexConfig::parse(
-            b"index_id: t1\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: n, type: u64}\n  timestamp_field: ts",
+            b"index_id: test-index\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: n, type: u64}\n  timestamp_field: ts",
             ConfigFormat::Yaml,
         )
         .unwrap();
@@ -256,6 +425,7 @@ mod tests {
         let body = b"{\"ts\": 1, \"n\": 1}\n\n{oops\n[1]\n{\"n\": 2}\n{\"ts\": 2, \"n\": \"x\"}\n{\"ts\": 3, \"extra\": 1}\n{\"ts\": 4}\n";
         let batch = map_batch(&mapper, body);
         assert_eq!(batch.docs.len(), 2);
+        assert_eq!(batch.accepted, b"{\"ts\": 1, \"n\": 1}\n{\"ts\": 4}\n");
         let response = batch.response;
         assert_eq!(response.num_docs_for_processing, 7);
         assert_eq!(response.num_ingested_docs, 2);

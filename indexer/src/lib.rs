@@ -10,6 +10,7 @@ mod packager;
 mod pipeline;
 mod publisher;
 mod uploader;
+mod wal;
 
 pub use commit_mode::CommitMode;
-pub use ingest::{IngestError, IngestResponse, IngestService, ParseFailure};
+pub use ingest::{IngestError, IngestLimits, IngestResponse, IngestService, ParseFailure};

@@ -27,6 +27,8 @@ pub(crate) struct SplitAttributes {
 pub(crate) struct PackagedSplit {
     pub metadata: SplitMetadata,
     pub local_path: PathBuf,
+    /// WAL positions `(from, to]` whose documents the split holds.
+    pub checkpoint_delta: Option<(u64, u64)>,
 }
 
 /// Files of the index directory become one split file beside it. Blocking.
@@ -67,6 +69,7 @@ pub(crate) fn package(
         delete_opstamp: 0,
     };
     Ok(PackagedSplit {
+        checkpoint_delta: None,
         metadata,
         local_path,
     })

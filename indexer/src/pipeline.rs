@@ -11,10 +11,11 @@ use quarry_common::SplitId;
 use tantivy::indexer::NoMergePolicy;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexSettings, IndexWriter};
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tracing::{error, info, warn};
 
 use crate::packager::{package, PackagedSplit, SplitAttributes};
+use crate::wal::{read_records, WalError, WalWriter};
 
 /// Tantivy refuses less than 15 MB per indexing thread; more than 4 GB overflows its arena.
 const MIN_HEAP_BYTES: u64 = 15_000_000;
@@ -30,58 +31,67 @@ pub enum IndexingError {
     Split(#[from] SplitError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Wal(#[from] WalError),
 }
 
 pub(crate) enum Command {
+    /// The documents of WAL record `position`, already mapped. The permit holds the batch's
+    /// share of the in-flight memory budget until the documents are in the writer.
     AddDocs {
-        seq: u64,
+        position: u64,
         docs: Vec<ParsedDoc>,
         num_bytes: u64,
+        permit: Option<OwnedSemaphorePermit>,
     },
-    /// Cut the current split now (commit=force).
-    Commit { seq: u64 },
+    /// Index everything up to WAL position `up_to`, then cut the split (commit=force).
+    Commit { up_to: u64 },
     /// Cut and publish what is buffered, then stop.
     Shutdown,
 }
 
 /// Handed from the indexing thread to the uploader: a split to publish, if any, and the
-/// highest batch sequence number that is searchable once it is.
+/// WAL position everything is searchable up to once it is.
 pub(crate) struct UploadItem {
     pub split: Option<PackagedSplit>,
-    pub covers_seq: u64,
+    pub covers: u64,
 }
 
 /// What waiters for `wait_for`/`force` watch.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Progress {
-    pub published_seq: u64,
+    pub published_position: u64,
     pub last_error: Option<String>,
     pub stopped: bool,
 }
 
 /// The handle to one index's pipeline: a dedicated indexing thread and an uploader task.
 pub(crate) struct Pipeline {
-    pub index_metadata: IndexMetadata,
     pub doc_mapper: Arc<DocMapper>,
-    /// Assigning a sequence number and enqueueing happen under one lock, so queue order is
-    /// sequence order and "published up to N" means every batch up to N.
-    sender: Mutex<(u64, mpsc::Sender<Command>)>,
+    sender: mpsc::Sender<Command>,
     progress: watch::Receiver<Progress>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     uploader: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Pipeline {
+    /// Starts the pipeline; it first indexes what the WAL holds past the published
+    /// checkpoint (`published_position`).
     pub(crate) fn spawn(
         index_metadata: IndexMetadata,
         scratch_dir: PathBuf,
+        wal: Arc<WalWriter>,
+        published_position: u64,
         uploader: crate::uploader::Uploader,
     ) -> Result<Arc<Pipeline>, IndexingError> {
         std::fs::create_dir_all(&scratch_dir)?;
         let doc_mapper = Arc::new(DocMapper::new(&index_metadata.index_config));
         let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE_LEN);
         let (upload_tx, upload_rx) = mpsc::unbounded_channel();
-        let (progress_tx, progress_rx) = watch::channel(Progress::default());
+        let (progress_tx, progress_rx) = watch::channel(Progress {
+            published_position,
+            ..Progress::default()
+        });
         let progress_tx = Arc::new(progress_tx);
         let runtime = tokio::runtime::Handle::current();
         let worker = IndexingWorker {
@@ -89,67 +99,66 @@ impl Pipeline {
             doc_mapper: doc_mapper.clone(),
             scratch_dir,
             workbench: None,
-            last_seq: 0,
+            wal: wal.clone(),
+            indexed_position: published_position,
+            checkpoint_position: published_position,
             upload_tx,
             progress: progress_tx.clone(),
         };
         let thread = std::thread::Builder::new()
             .name(format!("indexer-{}", index_metadata.index_id()))
             .spawn(move || worker.run(runtime, command_rx))?;
-        let uploader_task = tokio::spawn(uploader.run(upload_rx, progress_tx));
+        let uploader_task = tokio::spawn(uploader.run(upload_rx, progress_tx, wal));
         Ok(Arc::new(Pipeline {
-            index_metadata,
             doc_mapper,
-            sender: Mutex::new((0, command_tx)),
+            sender: command_tx,
             progress: progress_rx,
             thread: std::sync::Mutex::new(Some(thread)),
             uploader: std::sync::Mutex::new(Some(uploader_task)),
         }))
     }
 
-    async fn send(&self, make: impl FnOnce(u64) -> Command) -> Result<u64, String> {
-        let mut sender = self.sender.lock().await;
-        let seq = sender.0 + 1;
-        sender
-            .1
-            .send(make(seq))
+    async fn send(&self, command: Command) -> Result<(), String> {
+        self.sender
+            .send(command)
             .await
-            .map_err(|_| "the indexing pipeline has stopped".to_string())?;
-        sender.0 = seq;
-        Ok(seq)
+            .map_err(|_| "the indexing pipeline has stopped".to_string())
     }
 
     pub(crate) async fn add_docs(
         &self,
+        position: u64,
         docs: Vec<ParsedDoc>,
         num_bytes: u64,
-    ) -> Result<u64, String> {
-        self.send(|seq| Command::AddDocs {
-            seq,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<(), String> {
+        self.send(Command::AddDocs {
+            position,
             docs,
             num_bytes,
+            permit,
         })
         .await
     }
 
-    pub(crate) async fn force_commit(&self) -> Result<u64, String> {
-        self.send(|seq| Command::Commit { seq }).await
+    pub(crate) async fn force_commit(&self, up_to: u64) -> Result<(), String> {
+        self.send(Command::Commit { up_to }).await
     }
 
     /// False once the indexing thread has exited (after a panic, say): the caller starts a
     /// new pipeline instead of queueing into a dead one.
-    pub(crate) async fn is_alive(&self) -> bool {
-        !self.sender.lock().await.1.is_closed()
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.sender.is_closed()
     }
 
-    /// Waits until batch `seq` is searchable.
-    pub(crate) async fn wait_published(&self, seq: u64) -> Result<(), String> {
+    /// Waits until WAL position `position` is searchable.
+    pub(crate) async fn wait_published(&self, position: u64) -> Result<(), String> {
         let mut progress = self.progress.clone();
         let outcome = progress
-            .wait_for(|progress| progress.published_seq >= seq || progress.stopped)
+            .wait_for(|progress| progress.published_position >= position || progress.stopped)
             .await
             .map_err(|_| "the indexing pipeline has stopped".to_string())?;
-        if outcome.published_seq >= seq {
+        if outcome.published_position >= position {
             Ok(())
         } else {
             Err(outcome
@@ -161,10 +170,7 @@ impl Pipeline {
 
     /// Publishes what is buffered and stops. Blocks until the thread and uploader are done.
     pub(crate) async fn shutdown(&self) {
-        {
-            let sender = self.sender.lock().await;
-            let _ = sender.1.send(Command::Shutdown).await;
-        }
+        let _ = self.sender.send(Command::Shutdown).await;
         let thread = self.thread.lock().ok().and_then(|mut thread| thread.take());
         if let Some(thread) = thread {
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
@@ -180,9 +186,8 @@ impl Pipeline {
         if let Some(uploader) = self.uploader.lock().ok().and_then(|mut task| task.take()) {
             uploader.abort();
         }
-        // Closing the queue ends the thread after its current batch; its output goes nowhere.
-        let sender = self.sender.lock().await;
-        let _ = sender.1.send(Command::Shutdown).await;
+        // The thread ends after its current batch; its output goes nowhere.
+        let _ = self.sender.send(Command::Shutdown).await;
     }
 }
 
@@ -204,7 +209,12 @@ struct IndexingWorker {
     doc_mapper: Arc<DocMapper>,
     scratch_dir: PathBuf,
     workbench: Option<Workbench>,
-    last_seq: u64,
+    wal: Arc<WalWriter>,
+    /// Every WAL record up to here is in the workbench or in a cut split.
+    indexed_position: u64,
+    /// Every WAL record up to here is in a cut split: where the next split's checkpoint
+    /// delta starts.
+    checkpoint_position: u64,
     upload_tx: mpsc::UnboundedSender<UploadItem>,
     progress: Arc<watch::Sender<Progress>>,
 }
@@ -213,56 +223,128 @@ impl IndexingWorker {
     fn run(mut self, runtime: tokio::runtime::Handle, mut commands: mpsc::Receiver<Command>) {
         // Timers need the runtime's context even when awaited through `block_on`.
         let _runtime_context = runtime.enter();
+        // What was acknowledged before a restart but never published is indexed first.
+        let durable_end = self.wal.last_position();
+        if let Err(error) = self.catch_up(durable_end) {
+            self.fail(format!("replaying the write-ahead log failed: {error}"));
+            return;
+        }
+        if self.indexed_position > self.checkpoint_position {
+            info!(
+                index_id = self.index_metadata.index_id(),
+                from = self.checkpoint_position,
+                to = self.indexed_position,
+                "replayed unpublished write-ahead log records"
+            );
+        }
         loop {
+            if self.upload_tx.is_closed() {
+                self.fail("the uploader stopped".to_string());
+                return;
+            }
             let timeout = self
                 .workbench
                 .as_ref()
                 .map(|workbench| workbench.deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or(Duration::from_secs(3600));
             let command = runtime.block_on(tokio::time::timeout(timeout, commands.recv()));
-            match command {
+            let outcome = match command {
                 Ok(Some(Command::AddDocs {
-                    seq,
+                    position,
                     docs,
                     num_bytes,
+                    permit,
                 })) => {
-                    self.last_seq = seq;
-                    if let Err(error) = self.add_docs(docs, num_bytes) {
-                        self.fail(format!("indexing failed: {error}"));
-                        continue;
-                    }
-                    let target = self
-                        .index_metadata
-                        .index_config
-                        .indexing_settings
-                        .split_num_docs_target;
-                    if self
-                        .workbench
-                        .as_ref()
-                        .is_some_and(|workbench| workbench.num_docs >= target)
-                    {
-                        self.cut();
-                    }
+                    let outcome = self.add_at(position, docs, num_bytes);
+                    drop(permit);
+                    outcome.and_then(|()| {
+                        let target = self
+                            .index_metadata
+                            .index_config
+                            .indexing_settings
+                            .split_num_docs_target;
+                        if self
+                            .workbench
+                            .as_ref()
+                            .is_some_and(|workbench| workbench.num_docs >= target)
+                        {
+                            self.cut()
+                        } else {
+                            Ok(())
+                        }
+                    })
                 }
-                Ok(Some(Command::Commit { seq })) => {
-                    self.last_seq = seq;
-                    self.cut();
+                Ok(Some(Command::Commit { up_to })) => {
+                    self.catch_up(up_to).and_then(|()| self.cut())
                 }
                 Ok(Some(Command::Shutdown)) | Ok(None) => {
-                    self.cut();
-                    break;
+                    if let Err(error) = self.cut() {
+                        self.fail(format!("cutting the last split failed: {error}"));
+                    }
+                    return;
                 }
                 Err(_elapsed) => self.cut(),
+            };
+            if let Err(error) = outcome {
+                // The chain of checkpoints is broken: stop, and let a new pipeline replay
+                // from the last published position.
+                self.fail(format!("indexing failed: {error}"));
+                return;
             }
         }
     }
 
     fn fail(&mut self, message: String) {
         error!(index_id = self.index_metadata.index_id(), "{message}");
-        // The batches in the failed split are lost: waiters must hear about it.
         self.workbench = None;
-        self.progress
-            .send_modify(|progress| progress.last_error = Some(message));
+        self.progress.send_modify(|progress| {
+            progress.last_error = Some(message);
+            progress.stopped = true;
+        });
+    }
+
+    /// Indexes the documents of record `position`, first reading from the WAL any record
+    /// between what is indexed and it (batches may arrive out of order, or not at all
+    /// for a pipeline that restarted).
+    fn add_at(
+        &mut self,
+        position: u64,
+        docs: Vec<ParsedDoc>,
+        num_bytes: u64,
+    ) -> Result<(), IndexingError> {
+        if position <= self.indexed_position {
+            return Ok(());
+        }
+        self.catch_up(position - 1)?;
+        self.add_docs(docs, num_bytes)?;
+        self.indexed_position = position;
+        Ok(())
+    }
+
+    fn catch_up(&mut self, up_to: u64) -> Result<(), IndexingError> {
+        if up_to <= self.indexed_position {
+            return Ok(());
+        }
+        let records = read_records(self.wal.dir(), self.indexed_position, up_to)?;
+        for record in records {
+            let mut docs = Vec::new();
+            for line in record.payload.split(|byte| *byte == b'\n') {
+                if line.is_empty() {
+                    continue;
+                }
+                match self.doc_mapper.doc_from_json_bytes(line) {
+                    Ok(doc) => docs.push(doc),
+                    // The same mapper accepted it before; a change would be a bug.
+                    Err(error) => warn!(
+                        position = record.position,
+                        "replayed document rejected: {error}"
+                    ),
+                }
+            }
+            self.add_docs(docs, record.payload.len() as u64)?;
+            self.indexed_position = record.position;
+        }
+        Ok(())
     }
 
     fn new_workbench(&self) -> Result<Workbench, IndexingError> {
@@ -340,21 +422,22 @@ impl IndexingWorker {
         Ok(())
     }
 
-    /// Commits the workbench into one segment, packages it and hands it to the uploader.
-    fn cut(&mut self) {
+    /// Commits the workbench into one segment, packages it and hands it to the uploader
+    /// with the WAL positions it covers.
+    fn cut(&mut self) -> Result<(), IndexingError> {
         let split = match self.workbench.take() {
-            Some(workbench) => match self.finish(workbench) {
-                Ok(split) => Some(split),
-                Err(error) => {
-                    self.fail(format!("cutting a split failed: {error}"));
-                    None
-                }
-            },
+            Some(workbench) => {
+                let delta = (self.checkpoint_position, self.indexed_position);
+                let mut split = self.finish(workbench)?;
+                split.checkpoint_delta = Some(delta);
+                self.checkpoint_position = self.indexed_position;
+                Some(split)
+            }
             None => None,
         };
         let item = UploadItem {
             split,
-            covers_seq: self.last_seq,
+            covers: self.indexed_position,
         };
         if self.upload_tx.send(item).is_err() {
             warn!(
@@ -362,6 +445,7 @@ impl IndexingWorker {
                 "uploader is gone, split dropped"
             );
         }
+        Ok(())
     }
 
     fn finish(&self, mut workbench: Workbench) -> Result<PackagedSplit, IndexingError> {

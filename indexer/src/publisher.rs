@@ -1,17 +1,56 @@
-use quarry_common::metastore::{Metastore, MetastoreResult, SplitMetadata};
+use std::collections::BTreeMap;
 
-/// Makes an uploaded split searchable. The WAL checkpoint delta joins this same update
-/// once ingest is durable, so a split and the position it covers publish atomically.
+use quarry_common::metastore::{
+    CheckpointDelta, Metastore, MetastoreResult, Position, SplitMetadata,
+};
+
+/// The WAL is one partition of the ingest source.
+pub(crate) const WAL_PARTITION: &str = "wal";
+
+/// Makes an uploaded split searchable and advances the source checkpoint to the last WAL
+/// position it holds, in one metastore update: a split is either published with the
+/// positions it covers or not at all, so a replay after a crash never indexes twice.
 pub(crate) async fn publish(
     metastore: &dyn Metastore,
     metadata: &SplitMetadata,
+    wal_delta: Option<(u64, u64)>,
 ) -> MetastoreResult<()> {
+    let checkpoint_delta = wal_delta.map(|(from, to)| CheckpointDelta {
+        source_id: crate::ingest::INGEST_SOURCE_ID.to_string(),
+        partitions: BTreeMap::from([(
+            WAL_PARTITION.to_string(),
+            (to_position(from), to_position(to)),
+        )]),
+    });
     metastore
         .publish_splits(
             &metadata.index_uid,
             std::slice::from_ref(&metadata.split_id),
             &[],
-            None,
+            checkpoint_delta,
         )
         .await
+}
+
+fn to_position(offset: u64) -> Position {
+    if offset == 0 {
+        Position::Beginning
+    } else {
+        Position::Offset(offset)
+    }
+}
+
+/// The published WAL position of an index, 0 if nothing was published yet.
+pub(crate) fn published_wal_position(
+    index_metadata: &quarry_common::metastore::IndexMetadata,
+) -> u64 {
+    index_metadata
+        .checkpoints
+        .get(crate::ingest::INGEST_SOURCE_ID)
+        .and_then(|checkpoint| checkpoint.partitions.get(WAL_PARTITION))
+        .map(|position| match position {
+            Position::Beginning => 0,
+            Position::Offset(offset) => *offset,
+        })
+        .unwrap_or(0)
 }

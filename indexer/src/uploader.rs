@@ -9,6 +9,7 @@ use tracing::{info, warn};
 use crate::packager::PackagedSplit;
 use crate::pipeline::{Progress, UploadItem};
 use crate::publisher::publish;
+use crate::wal::WalWriter;
 
 /// Uploads packaged splits in order and publishes each one, retrying transient failures so
 /// that nothing accepted is dropped while storage or metastore are briefly unavailable.
@@ -25,27 +26,42 @@ impl Uploader {
         self,
         mut items: mpsc::UnboundedReceiver<UploadItem>,
         progress: Arc<watch::Sender<Progress>>,
+        wal: Arc<WalWriter>,
     ) {
         while let Some(item) = items.recv().await {
             if let Some(split) = item.split {
-                self.upload_with_retries(split, &progress).await;
+                let checkpoint_end = split.checkpoint_delta.map(|(_, to)| to);
+                if !self.upload_with_retries(split, &progress).await {
+                    // Later splits would not continue the checkpoint: stop, so that a new
+                    // pipeline replays from the last published position.
+                    break;
+                }
+                if let Some(to) = checkpoint_end {
+                    // Published records are no longer needed for replay.
+                    wal.truncate(to);
+                }
             }
             progress.send_modify(|progress| {
-                progress.published_seq = progress.published_seq.max(item.covers_seq)
+                progress.published_position = progress.published_position.max(item.covers)
             });
         }
         progress.send_modify(|progress| progress.stopped = true);
     }
 
-    async fn upload_with_retries(&self, split: PackagedSplit, progress: &watch::Sender<Progress>) {
+    /// False if the split could not be published and never will be.
+    async fn upload_with_retries(
+        &self,
+        split: PackagedSplit,
+        progress: &watch::Sender<Progress>,
+    ) -> bool {
         let mut backoff = Duration::from_millis(100);
-        loop {
+        let published = loop {
             match self.upload_and_publish(&split).await {
-                Ok(()) => break,
+                Ok(()) => break true,
                 Err(UploadError::Permanent(message)) => {
                     warn!(split_id = %split.metadata.split_id, "split dropped: {message}");
                     progress.send_modify(|progress| progress.last_error = Some(message.clone()));
-                    break;
+                    break false;
                 }
                 Err(UploadError::Transient(message)) => {
                     warn!(split_id = %split.metadata.split_id, "upload failed, retrying in {backoff:?}: {message}");
@@ -53,13 +69,14 @@ impl Uploader {
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
-        }
+        };
         if let Err(error) = tokio::fs::remove_file(&split.local_path).await {
             warn!(
                 "could not remove local split file {}: {error}",
                 split.local_path.display()
             );
         }
+        published
     }
 
     async fn upload_and_publish(&self, split: &PackagedSplit) -> Result<(), UploadError> {
@@ -86,7 +103,7 @@ impl Uploader {
             .put_file(&metadata.split_id.file_name(), &split.local_path)
             .await
             .map_err(|error| UploadError::Transient(error.to_string()))?;
-        publish(&*self.metastore, metadata)
+        publish(&*self.metastore, metadata, split.checkpoint_delta)
             .await
             .map_err(UploadError::from_metastore)?;
         info!(index_id = metadata.index_uid.index_id(), split_id = %metadata.split_id, num_docs = metadata.num_docs, "split published");

@@ -132,6 +132,22 @@ pub struct IngestConfig {
     /// Bodies over this size are refused with 413 before being read in full.
     #[serde(default = "default_max_request_body")]
     pub max_request_body: ByteSize,
+    /// Request bytes being mapped or queued for indexing at once; past it ingest answers
+    /// 429 instead of growing memory.
+    #[serde(default = "default_max_in_flight_bytes")]
+    pub max_in_flight_bytes: ByteSize,
+    /// Disk the write-ahead logs may use before ingest answers 429 (they shrink as
+    /// splits publish).
+    #[serde(default = "default_wal_max_bytes")]
+    pub wal_max_bytes: ByteSize,
+}
+
+fn default_max_in_flight_bytes() -> ByteSize {
+    ByteSize::mib(256)
+}
+
+fn default_wal_max_bytes() -> ByteSize {
+    ByteSize::mib(4096)
 }
 
 fn default_max_request_body() -> ByteSize {
@@ -142,6 +158,8 @@ impl Default for IngestConfig {
     fn default() -> Self {
         IngestConfig {
             max_request_body: default_max_request_body(),
+            max_in_flight_bytes: default_max_in_flight_bytes(),
+            wal_max_bytes: default_wal_max_bytes(),
         }
     }
 }

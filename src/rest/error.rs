@@ -29,7 +29,14 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, "{}", self.message);
         }
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
@@ -75,7 +82,10 @@ impl From<IngestError> for ApiError {
     fn from(error: IngestError) -> Self {
         let status = match &error {
             IngestError::IndexNotFound(_) => StatusCode::NOT_FOUND,
-            IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::ShuttingDown | IngestError::ShardFailed(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            IngestError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             IngestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError {

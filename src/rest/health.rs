@@ -14,6 +14,15 @@ pub(crate) async fn livez() -> impl IntoResponse {
 }
 
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let failed_shards = state.ingest_service.failed_shards();
+    if !failed_shards.is_empty() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({ "error": "some shards failed and take no writes", "failed_shards": failed_shards }),
+            ),
+        );
+    }
     if state.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {
@@ -24,7 +33,10 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoRespo
     }
 }
 
-pub(crate) async fn metrics() -> impl IntoResponse {
+pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    crate::metrics::METRICS
+        .failed_shards
+        .set(state.ingest_service.failed_shards().len() as i64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(),

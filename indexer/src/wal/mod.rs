@@ -1,0 +1,35 @@
+//! The write-ahead log of one index shard: accepted batches are appended and fsynced before
+//! ingest acknowledges them, and replayed after a crash from the last published position.
+//!
+//! A log is a folder of segment files named by the position of their first record
+//! (`00000000000000000001.wal`). A record is framed as
+//! `[payload_len: u32][crc32c(position ‖ payload): u32][position: u64][payload]`, little
+//! endian. Positions count records from 1 and never repeat, even across truncations.
+
+mod reader;
+mod record;
+mod writer;
+
+pub(crate) use reader::read_records;
+#[cfg(test)]
+pub(crate) use reader::scan_log;
+pub(crate) use record::WalError;
+pub(crate) use writer::WalWriter;
+
+/// Segments roll over past this size so that truncation can free space in steps.
+pub(crate) const SEGMENT_TARGET_BYTES: u64 = 64 * 1024 * 1024;
+
+pub(crate) fn segment_file_name(first_position: u64) -> String {
+    format!("{first_position:020}.wal")
+}
+
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(".wal")?;
+    if stem.len() != 20 {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+#[cfg(test)]
+mod tests;
