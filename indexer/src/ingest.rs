@@ -116,10 +116,7 @@ impl IngestService {
             .max_in_flight_bytes
             .min(Semaphore::MAX_PERMITS as u64) as usize;
         Ok(IngestService {
-            uploader: Uploader {
-                metastore: metastore.clone(),
-                resolver,
-            },
+            uploader: Uploader::new(metastore.clone(), resolver),
             metastore,
             scratch_dir,
             wal_root,

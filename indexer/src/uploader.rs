@@ -17,6 +17,29 @@ use crate::wal::WalWriter;
 pub(crate) struct Uploader {
     pub metastore: Arc<dyn Metastore>,
     pub resolver: StorageResolver,
+    /// Crash tests widen the upload and publish windows with this pause so that a kill
+    /// lands inside them (`QUARRY_FAULT_INJECTION_DELAY_MS`); unset in production.
+    pub fault_injection_delay: Option<Duration>,
+}
+
+impl Uploader {
+    pub(crate) fn new(metastore: Arc<dyn Metastore>, resolver: StorageResolver) -> Uploader {
+        let fault_injection_delay = std::env::var("QUARRY_FAULT_INJECTION_DELAY_MS")
+            .ok()
+            .and_then(|millis| millis.parse().ok())
+            .map(Duration::from_millis);
+        Uploader {
+            metastore,
+            resolver,
+            fault_injection_delay,
+        }
+    }
+
+    async fn fault_injection_pause(&self) {
+        if let Some(delay) = self.fault_injection_delay {
+            tokio::time::sleep(delay).await;
+        }
+    }
 }
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -99,10 +122,14 @@ impl Uploader {
             .resolver
             .resolve(index_metadata.index_uri())
             .map_err(|error| UploadError::Permanent(error.to_string()))?;
+        info!(split_id = %metadata.split_id, "uploading split");
+        self.fault_injection_pause().await;
         storage
             .put_file(&metadata.split_id.file_name(), &split.local_path)
             .await
             .map_err(|error| UploadError::Transient(error.to_string()))?;
+        info!(split_id = %metadata.split_id, "publishing split");
+        self.fault_injection_pause().await;
         publish(&*self.metastore, metadata, split.checkpoint_delta)
             .await
             .map_err(UploadError::from_metastore)?;

@@ -13,6 +13,7 @@ pub struct TestNode {
     pub data_dir: PathBuf,
     child: Option<Child>,
     config_path: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 fn free_port() -> u16 {
@@ -23,6 +24,10 @@ fn free_port() -> u16 {
 impl TestNode {
     /// Starts a node with its data under `data_dir`.
     pub async fn start(data_dir: &Path) -> TestNode {
+        TestNode::start_with_env(data_dir, &[]).await
+    }
+
+    pub async fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> TestNode {
         let port = free_port();
         let config_path = data_dir.join("node.yaml");
         std::fs::create_dir_all(data_dir).unwrap();
@@ -39,6 +44,10 @@ impl TestNode {
             data_dir: data_dir.to_path_buf(),
             child: None,
             config_path,
+            env: env
+                .iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
         };
         node.spawn().await;
         node
@@ -54,6 +63,11 @@ impl TestNode {
             .args(["run", "--config"])
             .arg(&self.config_path)
             .env("RUST_LOG", "info")
+            .envs(
+                self.env
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str())),
+            )
             .stdout(Stdio::from(log.try_clone().unwrap()))
             .stderr(Stdio::from(log))
             .spawn()
@@ -115,6 +129,36 @@ impl TestNode {
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+    }
+
+    /// SIGKILL: no chance to flush or publish anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the node is still running");
+        self.spawn().await;
+    }
+
+    pub fn log_len(&self) -> usize {
+        self.log().len()
+    }
+
+    /// Waits until `needle` appears in the log after byte `from`.
+    pub async fn wait_for_log(&self, from: usize, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let log = self.log();
+            if log.get(from..).is_some_and(|tail| tail.contains(needle)) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
     }
 
     pub async fn restart(&mut self) {
