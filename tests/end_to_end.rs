@@ -460,3 +460,63 @@ async fn bad_input_gets_precise_errors() {
     assert!(response["error"].as_str().unwrap().contains("limit"));
     assert_eq!(node.count("strict-logs", "*").await, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elastic_bulk_answers_per_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    let config = "index_id: bulk-logs\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: level, type: text, tokenizer: raw}\n  timestamp_field: ts\n";
+    let (status, _) = node
+        .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
+        .await;
+    assert_eq!(status, 200);
+    let body = [
+        r#"{"index": {"_index": "bulk-logs", "_id": "a1"}}"#,
+        r#"{"ts": "2026-01-01T00:00:00Z", "level": "INFO"}"#,
+        r#"{"create": {"_id": "a2"}}"#,
+        r#"{"ts": "2026-01-01T00:00:01Z", "level": "WARN"}"#,
+        r#"{"index": {"_id": "bad-type"}}"#,
+        r#"{"ts": "yesterday", "level": "INFO"}"#,
+        r#"{"index": {"_index": "no-such-index", "_id": "lost"}}"#,
+        r#"{"ts": "2026-01-01T00:00:02Z"}"#,
+        r#"{"delete": {"_id": "a1"}}"#,
+        r#"{"update": {"_id": "a2"}}"#,
+        r#"{"doc": {"level": "ERROR"}}"#,
+        r#"{"index": {"_id": "unknown-field"}}"#,
+        r#"{"ts": "2026-01-01T00:00:03Z", "colour": "red"}"#,
+    ]
+    .join("\n")
+        + "\n";
+    let response = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v1/_elastic/bulk-logs/_bulk?refresh=true",
+            node.endpoint
+        ))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-elastic-product"], "Elasticsearch");
+    let mut answer: Value = response.json().await.unwrap();
+    answer["took"] = json!(0);
+    insta::assert_json_snapshot!("bulk_mixed_items", answer);
+    assert_eq!(node.count("bulk-logs", "*").await, 2);
+
+    // `refresh` defaults to no wait; a malformed action line fails the whole request.
+    let (status, malformed) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/_bulk",
+            "application/x-ndjson",
+            "{\"index\": {\"_index\": \"bulk-logs\"}}\n{}\nnot-json\n",
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        malformed["error"]["type"],
+        json!("illegal_argument_exception")
+    );
+    assert_eq!(node.count("bulk-logs", "*").await, 2);
+}

@@ -90,6 +90,8 @@ struct MappedBatch {
     /// The accepted lines, as the WAL stores them.
     accepted: Vec<u8>,
     response: IngestResponse,
+    /// Every rejected line: `(line number, reason)`.
+    all_failures: Vec<(usize, String)>,
 }
 
 fn wal_dir_name(index_uid: &IndexUid) -> String {
@@ -252,6 +254,17 @@ impl IngestService {
         body: Bytes,
         commit_mode: CommitMode,
     ) -> Result<IngestResponse, IngestError> {
+        Ok(self.ingest_detailed(index_id, body, commit_mode).await?.0)
+    }
+
+    /// Like `ingest`, plus the reason of every rejected line (1-based), not only the first
+    /// ones: `_bulk` answers per item.
+    pub async fn ingest_detailed(
+        &self,
+        index_id: &str,
+        body: Bytes,
+        commit_mode: CommitMode,
+    ) -> Result<(IngestResponse, Vec<(usize, String)>), IngestError> {
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(IngestError::ShuttingDown);
         }
@@ -277,6 +290,7 @@ impl IngestService {
                 IngestError::Internal(format!("document mapping panicked: {error}"))
             })?;
         let response = batch.response;
+        let failures = batch.all_failures;
         let position = if batch.docs.is_empty() {
             None
         } else {
@@ -324,7 +338,7 @@ impl IngestService {
                     .map_err(IngestError::Internal)?;
             }
         }
-        Ok(response)
+        Ok((response, failures))
     }
 
     /// Stops the shard of a deleted index without publishing, and removes its log.
@@ -375,6 +389,7 @@ fn map_batch(doc_mapper: &DocMapper, body: &[u8]) -> MappedBatch {
         docs: Vec::new(),
         accepted: Vec::with_capacity(body.len()),
         response: IngestResponse::default(),
+        all_failures: Vec::new(),
     };
     for (line_index, line) in body.split(|byte| *byte == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -389,6 +404,7 @@ fn map_batch(doc_mapper: &DocMapper, body: &[u8]) -> MappedBatch {
             }
             Err(error) => {
                 batch.response.num_rejected_docs += 1;
+                batch.all_failures.push((line_index + 1, error.to_string()));
                 if batch.response.parse_failures.len() < MAX_REPORTED_FAILURES {
                     batch.response.parse_failures.push(ParseFailure {
                         line: line_index + 1,

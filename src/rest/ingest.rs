@@ -11,7 +11,7 @@ use quarry_indexer::{CommitMode, IngestResponse};
 use super::{ApiError, AppState};
 use crate::metrics::METRICS;
 
-fn payload_too_large(limit: usize) -> ApiError {
+pub(crate) fn payload_too_large(limit: usize) -> ApiError {
     ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         message: format!("request body is larger than the {limit}-byte limit (ingest.max_request_body): split it into smaller batches"),
@@ -23,7 +23,11 @@ fn payload_too_large(limit: usize) -> ApiError {
 const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
 
 /// The body, or `None` if it is over `limit`.
-async fn read_body(body: Body, limit: usize, declared_len: Option<usize>) -> Option<Bytes> {
+pub(crate) async fn read_body(
+    body: Body,
+    limit: usize,
+    declared_len: Option<usize>,
+) -> Option<Bytes> {
     let mut buffer = Vec::with_capacity(declared_len.unwrap_or(0).min(limit));
     let mut total = 0usize;
     let mut stream = body.into_data_stream();

@@ -1,6 +1,7 @@
 //! One HTTP server for the native REST API (and, later, the Elasticsearch-compatible and
 //! internal APIs). Handlers translate HTTP to service calls and service errors to statuses.
 
+mod elastic;
 mod error;
 mod health;
 mod indexes;
@@ -56,6 +57,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/api/v1/{index_id}/search",
             get(search::search_get).post(search::search_post),
         )
+        .merge(elastic::router())
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(count_requests))
         .with_state(state)

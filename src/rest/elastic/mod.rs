@@ -1,0 +1,32 @@
+//! The Elasticsearch-compatible API under `/api/v1/_elastic/`: what ES clients and log
+//! shippers send, answered in the shapes they parse.
+
+mod bulk;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::Response;
+use axum::routing::post;
+use axum::Router;
+
+use super::AppState;
+
+pub(crate) fn router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/api/v1/_elastic/_bulk", post(bulk::bulk).put(bulk::bulk))
+        .route(
+            "/api/v1/_elastic/{index_id}/_bulk",
+            post(bulk::bulk_into).put(bulk::bulk_into),
+        )
+        .layer(axum::middleware::map_response(add_product_header))
+}
+
+/// ES clients check this header to believe they talk to Elasticsearch.
+async fn add_product_header(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        HeaderName::from_static("x-elastic-product"),
+        HeaderValue::from_static("Elasticsearch"),
+    );
+    response
+}
