@@ -16,6 +16,7 @@ pub(crate) struct Metrics {
     pub search_latency: HistogramVec,
     /// Shards whose write-ahead log is damaged and that take no writes.
     pub failed_shards: IntGauge,
+    pub wal_fsyncs: IntGauge,
 }
 
 pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -43,8 +44,14 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Shards that failed to start (e.g. corrupt write-ahead log)",
     )
     .unwrap_or_else(|_| unreachable!());
+    let wal_fsyncs = IntGauge::new(
+        "wal_fsyncs_total",
+        "fsyncs of the write-ahead logs since start",
+    )
+    .unwrap_or_else(|_| unreachable!());
     for collector in [
-        Box::new(failed_shards.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(wal_fsyncs.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(failed_shards.clone()),
         Box::new(ingested_docs.clone()),
         Box::new(rejected_docs.clone()),
         Box::new(ingested_bytes.clone()),
@@ -61,6 +68,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         http_requests,
         search_latency,
         failed_shards,
+        wal_fsyncs,
     }
 });
 

@@ -60,6 +60,7 @@ impl Node {
             IngestLimits {
                 max_in_flight_bytes: config.ingest.max_in_flight_bytes.as_u64(),
                 wal_max_bytes: config.ingest.wal_max_bytes.as_u64(),
+                wal_sync: config.ingest.wal_sync,
             },
         )?);
         // Acknowledged documents that a crash kept from being published get indexed now.

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use crate::pipeline::Pipeline;
 use crate::publisher::published_wal_position;
 use crate::uploader::Uploader;
-use crate::wal::{WalWriter, SEGMENT_TARGET_BYTES};
+use crate::wal::{WalOptions, WalWriter, SEGMENT_TARGET_BYTES};
 use crate::CommitMode;
 
 pub(crate) const INGEST_SOURCE_ID: &str = "_ingest-api-source";
@@ -61,6 +61,7 @@ pub struct IngestResponse {
 pub struct IngestLimits {
     pub max_in_flight_bytes: u64,
     pub wal_max_bytes: u64,
+    pub wal_sync: bool,
 }
 
 /// One index's write path on this node: its write-ahead log and its pipeline.
@@ -201,7 +202,10 @@ impl IngestService {
         let wal_dir = self.wal_root.join(wal_dir_name(&index_metadata.index_uid));
         let wal = match WalWriter::open(
             &wal_dir,
-            SEGMENT_TARGET_BYTES,
+            WalOptions {
+                segment_target_bytes: SEGMENT_TARGET_BYTES,
+                sync: self.limits.wal_sync,
+            },
             published_wal_position(&index_metadata),
         ) {
             Ok(wal) => Arc::new(wal),

@@ -14,3 +14,4 @@ mod wal;
 
 pub use commit_mode::CommitMode;
 pub use ingest::{IngestError, IngestLimits, IngestResponse, IngestService, ParseFailure};
+pub use wal::WAL_FSYNCS;

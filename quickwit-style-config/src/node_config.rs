@@ -140,6 +140,15 @@ pub struct IngestConfig {
     /// splits publish).
     #[serde(default = "default_wal_max_bytes")]
     pub wal_max_bytes: ByteSize,
+    /// `false` skips the fsync before acknowledging: only for measuring what durability
+    /// costs. Acknowledged batches can then be lost on power failure (not on a process
+    /// crash: the page cache survives that).
+    #[serde(default = "default_wal_sync")]
+    pub wal_sync: bool,
+}
+
+fn default_wal_sync() -> bool {
+    true
 }
 
 fn default_max_in_flight_bytes() -> ByteSize {
@@ -160,6 +169,7 @@ impl Default for IngestConfig {
             max_request_body: default_max_request_body(),
             max_in_flight_bytes: default_max_in_flight_bytes(),
             wal_max_bytes: default_wal_max_bytes(),
+            wal_sync: default_wal_sync(),
         }
     }
 }

@@ -57,6 +57,16 @@ enum Command {
         #[arg(long, default_value = "force")]
         commit: String,
     },
+    /// Writes generated log events (NDJSON) to stdout: the demo and benchmark dataset.
+    GenerateLogs {
+        #[arg(long, default_value_t = 1_000_000)]
+        docs: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Events per second of log time.
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+    },
     /// Searches an index and prints the JSON response.
     Search {
         #[arg(long)]
@@ -216,6 +226,22 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             )
             .await?;
             Ok(summary.exit_code())
+        }
+        Command::GenerateLogs { docs, seed, rate } => {
+            use std::io::Write;
+            // 2026-01-01T00:00:00Z, like shared/bench/gen_logs.py.
+            let mut generator =
+                crate::demo_logs::LogGenerator::new(seed, 1_767_225_600_000_000, rate);
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let mut line = String::with_capacity(512);
+            for _ in 0..docs {
+                line.clear();
+                generator.write_next_line(&mut line);
+                out.write_all(line.as_bytes())?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Search {
             index,

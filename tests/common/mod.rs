@@ -28,13 +28,18 @@ impl TestNode {
     }
 
     pub async fn start_with_env(data_dir: &Path, env: &[(&str, &str)]) -> TestNode {
+        TestNode::start_with(data_dir, env, "").await
+    }
+
+    /// Starts a node whose config gets `extra_config` (YAML) appended.
+    pub async fn start_with(data_dir: &Path, env: &[(&str, &str)], extra_config: &str) -> TestNode {
         let port = free_port();
         let config_path = data_dir.join("node.yaml");
         std::fs::create_dir_all(data_dir).unwrap();
         std::fs::write(
             &config_path,
             format!(
-                "node_id: test-node\nrest:\n  listen_port: {port}\ndata_dir: {}\n",
+                "node_id: test-node\nrest:\n  listen_port: {port}\ndata_dir: {}\n{extra_config}",
                 data_dir.join("qdata").display()
             ),
         )
@@ -142,6 +147,18 @@ impl TestNode {
     pub async fn start_again(&mut self) {
         assert!(self.child.is_none(), "the node is still running");
         self.spawn().await;
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Resident memory of the node process, from /proc.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
     }
 
     pub fn log_len(&self) -> usize {

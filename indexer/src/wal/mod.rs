@@ -14,7 +14,8 @@ pub(crate) use reader::read_records;
 #[cfg(test)]
 pub(crate) use reader::scan_log;
 pub(crate) use record::WalError;
-pub(crate) use writer::WalWriter;
+pub use writer::WAL_FSYNCS;
+pub(crate) use writer::{WalOptions, WalWriter};
 
 /// Segments roll over past this size so that truncation can free space in steps.
 pub(crate) const SEGMENT_TARGET_BYTES: u64 = 64 * 1024 * 1024;

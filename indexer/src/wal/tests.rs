@@ -2,6 +2,20 @@ use std::io::Write;
 
 use super::*;
 
+fn small_segments() -> WalOptions {
+    WalOptions {
+        segment_target_bytes: 100,
+        sync: true,
+    }
+}
+
+fn default_options() -> WalOptions {
+    WalOptions {
+        segment_target_bytes: SEGMENT_TARGET_BYTES,
+        sync: true,
+    }
+}
+
 fn payload(i: u64) -> Vec<u8> {
     format!("{{\"n\": {i}}}").into_bytes()
 }
@@ -9,7 +23,7 @@ fn payload(i: u64) -> Vec<u8> {
 #[tokio::test]
 async fn append_read_rotate_truncate_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = WalWriter::open(dir.path(), 100, 0).unwrap();
+    let writer = WalWriter::open(dir.path(), small_segments(), 0).unwrap();
     for i in 1..=20 {
         assert_eq!(writer.append(payload(i)).await.unwrap(), i);
     }
@@ -50,7 +64,7 @@ async fn append_read_rotate_truncate_reopen() {
     drop(writer);
 
     // Positions continue after a reopen.
-    let reopened = WalWriter::open(dir.path(), 100, 0).unwrap();
+    let reopened = WalWriter::open(dir.path(), small_segments(), 0).unwrap();
     assert_eq!(reopened.last_position(), 21);
     assert_eq!(reopened.append(payload(22)).await.unwrap(), 22);
 }
@@ -58,7 +72,7 @@ async fn append_read_rotate_truncate_reopen() {
 #[tokio::test]
 async fn concurrent_appends_get_consecutive_positions() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = std::sync::Arc::new(WalWriter::open(dir.path(), SEGMENT_TARGET_BYTES, 0).unwrap());
+    let writer = std::sync::Arc::new(WalWriter::open(dir.path(), default_options(), 0).unwrap());
     let mut tasks = Vec::new();
     for i in 0..64 {
         let writer = writer.clone();
@@ -83,7 +97,7 @@ fn last_segment(dir: &std::path::Path) -> std::path::PathBuf {
 #[tokio::test]
 async fn torn_tail_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = WalWriter::open(dir.path(), SEGMENT_TARGET_BYTES, 0).unwrap();
+    let writer = WalWriter::open(dir.path(), default_options(), 0).unwrap();
     for i in 1..=3 {
         writer.append(payload(i)).await.unwrap();
     }
@@ -100,7 +114,7 @@ async fn torn_tail_is_dropped() {
         .write_all(&torn[..torn.len() - 3])
         .unwrap();
 
-    let writer = WalWriter::open(dir.path(), SEGMENT_TARGET_BYTES, 0).unwrap();
+    let writer = WalWriter::open(dir.path(), default_options(), 0).unwrap();
     assert_eq!(writer.last_position(), 3);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), intact_len);
     assert_eq!(writer.append(payload(4)).await.unwrap(), 4);
@@ -110,7 +124,7 @@ async fn torn_tail_is_dropped() {
 #[tokio::test]
 async fn corrupt_middle_stops_with_file_and_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = WalWriter::open(dir.path(), SEGMENT_TARGET_BYTES, 0).unwrap();
+    let writer = WalWriter::open(dir.path(), default_options(), 0).unwrap();
     for i in 1..=3 {
         writer.append(payload(i)).await.unwrap();
     }
@@ -120,7 +134,7 @@ async fn corrupt_middle_stops_with_file_and_offset() {
     let record_len = bytes.len() / 3;
     bytes[record_len + 20] ^= 0xff; // a payload byte of record 2
     std::fs::write(&path, &bytes).unwrap();
-    let error = WalWriter::open(dir.path(), SEGMENT_TARGET_BYTES, 0)
+    let error = WalWriter::open(dir.path(), default_options(), 0)
         .err()
         .unwrap();
     let message = error.to_string();
@@ -163,10 +177,10 @@ fn random_bytes_never_panic() {
 async fn positions_never_restart_below_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     // The log is gone (say, a new disk) but the metastore says 41 records were published.
-    let writer = WalWriter::open(dir.path(), SEGMENT_TARGET_BYTES, 41).unwrap();
+    let writer = WalWriter::open(dir.path(), default_options(), 41).unwrap();
     assert_eq!(writer.append(payload(1)).await.unwrap(), 42);
     drop(writer);
-    let reopened = WalWriter::open(dir.path(), SEGMENT_TARGET_BYTES, 41).unwrap();
+    let reopened = WalWriter::open(dir.path(), default_options(), 41).unwrap();
     assert_eq!(reopened.last_position(), 42);
     assert_eq!(
         read_records(dir.path(), 41, 42).unwrap()[0].payload,

@@ -41,8 +41,18 @@ struct WriterState {
     current_len: u64,
     last_position: Arc<AtomicU64>,
     num_bytes: Arc<AtomicU64>,
-    segment_target_bytes: u64,
+    options: WalOptions,
 }
+
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WalOptions {
+    pub segment_target_bytes: u64,
+    /// fsync before acknowledging (see `ingest.wal_sync`).
+    pub sync: bool,
+}
+
+/// fsyncs done by all logs of the process: the benchmark reports them per second.
+pub static WAL_FSYNCS: AtomicU64 = AtomicU64::new(0);
 
 impl WalWriter {
     /// Opens (or creates) the log in `dir`, repairing a torn tail. New positions start
@@ -50,7 +60,7 @@ impl WalWriter {
     /// removed by hand can never hand out positions the metastore considers done.
     pub(crate) fn open(
         dir: &Path,
-        segment_target_bytes: u64,
+        options: WalOptions,
         resume_after: u64,
     ) -> Result<WalWriter, WalError> {
         std::fs::create_dir_all(dir).map_err(|error| WalError::io(dir, error))?;
@@ -90,7 +100,7 @@ impl WalWriter {
             current_len,
             last_position: last_position.clone(),
             num_bytes: num_bytes.clone(),
-            segment_target_bytes,
+            options,
         };
         let (requests, receiver) = mpsc::channel();
         std::thread::Builder::new()
@@ -180,7 +190,7 @@ impl WriterState {
                         for (reply, position) in replies {
                             let _ = reply.send(Ok(position));
                         }
-                        if self.current_len >= self.segment_target_bytes {
+                        if self.current_len >= self.options.segment_target_bytes {
                             if let Err(error) = self.roll(position + 1) {
                                 error!("cannot start a new write-ahead log segment: {error}");
                             }
@@ -214,9 +224,12 @@ impl WriterState {
         self.current
             .write_all(buffer)
             .map_err(|error| WalError::io(&path, error))?;
-        self.current
-            .sync_data()
-            .map_err(|error| WalError::io(&path, error))?;
+        if self.options.sync {
+            self.current
+                .sync_data()
+                .map_err(|error| WalError::io(&path, error))?;
+            WAL_FSYNCS.fetch_add(1, Ordering::Relaxed);
+        }
         self.current_len += buffer.len() as u64;
         self.num_bytes
             .fetch_add(buffer.len() as u64, Ordering::SeqCst);
