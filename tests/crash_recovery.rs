@@ -197,3 +197,67 @@ async fn acknowledged_documents_survive_kill_9_exactly_once() {
     }
     node.stop();
 }
+
+/// A record damaged in the middle of the log must stop the shard loudly (readiness,
+/// metrics, 503 on ingest) instead of silently skipping acknowledged data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_wal_fails_the_shard_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::start(dir.path()).await;
+    let config = INDEX_CONFIG.replace("commit_timeout_secs: 1", "commit_timeout_secs: 600");
+    let (status, _) = node
+        .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
+        .await;
+    assert_eq!(status, 200);
+    for batch in 0..3 {
+        let line = json!({"ts": 1_767_225_600, "batch": format!("b{batch}"), "id": "x", "body": "kept only in the write-ahead log"});
+        let (status, _) = node
+            .request(
+                Method::POST,
+                "/api/v1/crash-logs/ingest",
+                "application/x-ndjson",
+                line.to_string(),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    node.kill9();
+
+    let wal_root = dir.path().join("qdata/wal");
+    let shard_dir = std::fs::read_dir(&wal_root)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let segment = std::fs::read_dir(&shard_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&segment, &bytes).unwrap();
+
+    node.start_again_unready().await;
+    let (status, readiness) = node.get("/health/readyz").await;
+    assert_eq!(status, 503, "{readiness}");
+    let reason = readiness["failed_shards"]["crash-logs"].as_str().unwrap();
+    assert!(
+        reason.contains(&segment.display().to_string()) && reason.contains("byte offset"),
+        "{reason}"
+    );
+    let (status, answer) = node
+        .request(
+            Method::POST,
+            "/api/v1/crash-logs/ingest",
+            "application/x-ndjson",
+            "{}",
+        )
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    let (_, metrics) = node.get("/metrics").await;
+    assert!(metrics.as_str().unwrap().contains("quarry_failed_shards 1"));
+}

@@ -59,6 +59,11 @@ impl TestNode {
     }
 
     async fn spawn(&mut self) {
+        self.spawn_process();
+        self.wait_ready().await;
+    }
+
+    fn spawn_process(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -78,7 +83,28 @@ impl TestNode {
             .spawn()
             .expect("start quarry");
         self.child = Some(child);
-        self.wait_ready().await;
+    }
+
+    /// Starts the process and waits for it to answer, ready or not (a failed shard makes
+    /// readiness fail on purpose).
+    pub async fn start_again_unready(&mut self) {
+        assert!(self.child.is_none(), "the node is still running");
+        self.spawn_process();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let client = reqwest::Client::new();
+        while client
+            .get(format!("{}/health/livez", self.endpoint))
+            .send()
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "node not live in time; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn wait_ready(&mut self) {
