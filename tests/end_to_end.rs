@@ -225,6 +225,8 @@ async fn check_answers(node: &TestNode, docs: &[Value]) {
     all.sort();
     assert_eq!(returned, all[10..15].to_vec(), "oldest first with offset");
 
+    check_aggregations(node, docs).await;
+
     // Hits are the documents that were sent.
     let first = &docs[0];
     let trace = first.get("trace_id").and_then(Value::as_str);
@@ -519,4 +521,92 @@ async fn elastic_bulk_answers_per_item() {
         json!("illegal_argument_exception")
     );
     assert_eq!(node.count("bulk-logs", "*").await, 2);
+}
+
+/// Aggregations over two splits against the same computation over the raw documents.
+async fn check_aggregations(node: &TestNode, docs: &[Value]) {
+    let request = json!({
+        "query": "*",
+        "max_hits": 0,
+        "aggs": {
+            "by_service": {
+                "terms": {"field": "service_name", "size": 50},
+                "aggs": {"avg_tenant": {"avg": {"field": "tenant_id"}}}
+            },
+            "per_minute": {"date_histogram": {"field": "timestamp", "fixed_interval": "60s"}},
+            "avg_duration": {"avg": {"field": "attributes.duration_ms"}},
+            "max_tenant": {"max": {"field": "tenant_id"}}
+        }
+    });
+    let response = node.search("e2e-logs", request).await;
+    let aggregations = &response["aggregations"];
+
+    let mut by_service: std::collections::BTreeMap<String, (u64, f64)> = Default::default();
+    for doc in docs {
+        let entry = by_service
+            .entry(doc["service_name"].as_str().unwrap().to_string())
+            .or_default();
+        entry.0 += 1;
+        entry.1 += doc["tenant_id"].as_f64().unwrap();
+    }
+    let buckets = aggregations["by_service"]["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), by_service.len());
+    let mut previous = u64::MAX;
+    for bucket in buckets {
+        let (count, sum) = by_service[bucket["key"].as_str().unwrap()];
+        let doc_count = bucket["doc_count"].as_u64().unwrap();
+        assert_eq!(doc_count, count, "{bucket}");
+        assert!(doc_count <= previous, "buckets by descending count");
+        previous = doc_count;
+        let avg = bucket["avg_tenant"]["value"].as_f64().unwrap();
+        assert!((avg - sum / count as f64).abs() < 1e-9, "{bucket}");
+    }
+
+    let mut per_minute: std::collections::BTreeMap<i64, u64> = Default::default();
+    for doc in docs {
+        *per_minute
+            .entry(timestamp_secs(doc).div_euclid(60) * 60_000)
+            .or_default() += 1;
+    }
+    let histogram: std::collections::BTreeMap<i64, u64> = aggregations["per_minute"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bucket| {
+            (
+                bucket["key"].as_f64().unwrap() as i64,
+                bucket["doc_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(histogram, per_minute);
+
+    let durations: Vec<f64> = docs
+        .iter()
+        .filter_map(|doc| doc["attributes"]["duration_ms"].as_f64())
+        .collect();
+    let expected_avg = durations.iter().sum::<f64>() / durations.len() as f64;
+    assert!((aggregations["avg_duration"]["value"].as_f64().unwrap() - expected_avg).abs() < 1e-6);
+    let max_tenant = docs
+        .iter()
+        .map(|doc| doc["tenant_id"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    assert_eq!(
+        aggregations["max_tenant"]["value"].as_f64().unwrap(),
+        max_tenant
+    );
+
+    let (status, body) = node
+        .request(
+            Method::POST,
+            "/api/v1/e2e-logs/search",
+            "application/json",
+            json!({"query": "*", "aggs": {"x": {"terms": {"field": "body"}}}}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("not a fast field"),
+        "{body}"
+    );
 }

@@ -4,6 +4,11 @@ use tantivy::fastfield::FastValue;
 use tantivy::query::Query;
 use tantivy::{DateTime, DocAddress, Order, Searcher};
 
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
+use tantivy::aggregation::DistributedAggregationCollector;
+
+use crate::aggregations::leaf_collector;
 use crate::query_ast::QueryAst;
 use crate::query_builder::QueryBuilder;
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
@@ -23,6 +28,7 @@ pub(crate) struct PartialHit {
 pub(crate) struct LeafResult {
     pub num_hits: u64,
     pub hits: Vec<PartialHit>,
+    pub aggregations: Option<IntermediateAggregationResults>,
 }
 
 /// Counts the matches in one split and collects its best `limit` hits. Blocking.
@@ -33,16 +39,21 @@ pub(crate) fn leaf_search(
     query_ast: &QueryAst,
     sort: &SortSpec,
     limit: usize,
+    aggs: Option<&Aggregations>,
 ) -> Result<LeafResult, String> {
     let query = QueryBuilder::new(doc_mapper)
         .build(query_ast)
         .map_err(|error| error.to_string())?;
     let search_error = |error: tantivy::TantivyError| format!("leaf search failed: {error}");
+    let agg_collector = aggs.map(leaf_collector);
     if limit == 0 {
-        let num_hits = searcher.search(&query, &Count).map_err(search_error)?;
+        let (num_hits, aggregations) = searcher
+            .search(&query, &(Count, agg_collector))
+            .map_err(search_error)?;
         return Ok(LeafResult {
             num_hits: num_hits as u64,
             hits: Vec::new(),
+            aggregations,
         });
     }
     let top = TopDocs::with_limit(limit);
@@ -50,12 +61,12 @@ pub(crate) fn leaf_search(
         SortOrder::Asc => Order::Asc,
         SortOrder::Desc => Order::Desc,
     };
-    let (num_hits, hits): (usize, KeyedHits) = match &sort.field {
+    let (num_hits, hits, aggregations) = match &sort.field {
         SortField::Score => {
-            let (count, hits) = searcher
-                .search(&query, &(Count, top.order_by_score()))
+            let (count, hits, aggregations) = searcher
+                .search(&query, &(Count, top.order_by_score(), agg_collector))
                 .map_err(search_error)?;
-            let keyed = hits
+            let keyed: KeyedHits = hits
                 .into_iter()
                 .map(|(score, address)| {
                     (
@@ -64,28 +75,37 @@ pub(crate) fn leaf_search(
                     )
                 })
                 .collect();
-            (count, keyed)
+            (count, keyed, aggregations)
         }
         SortField::FastField { name, kind } => match kind {
-            FastKind::U64 => search_fast::<u64>(searcher, &query, top, name, order)?,
-            FastKind::I64 => search_fast::<i64>(searcher, &query, top, name, order)?,
-            FastKind::F64 => search_fast::<f64>(searcher, &query, top, name, order)?,
-            FastKind::Bool => search_fast::<bool>(searcher, &query, top, name, order)?,
-            FastKind::Date => search_fast::<DateTime>(searcher, &query, top, name, order)?,
+            FastKind::U64 => search_fast::<u64>(searcher, &query, top, name, order, agg_collector)?,
+            FastKind::I64 => search_fast::<i64>(searcher, &query, top, name, order, agg_collector)?,
+            FastKind::F64 => search_fast::<f64>(searcher, &query, top, name, order, agg_collector)?,
+            FastKind::Bool => {
+                search_fast::<bool>(searcher, &query, top, name, order, agg_collector)?
+            }
+            FastKind::Date => {
+                search_fast::<DateTime>(searcher, &query, top, name, order, agg_collector)?
+            }
             FastKind::Str => {
-                let collector = (Count, top.order_by_string_fast_field(name, order));
-                let (count, hits) = searcher.search(&query, &collector).map_err(search_error)?;
-                (
-                    count,
-                    hits.into_iter()
-                        .map(|(value, address)| (value.map(SortKey::Text), address))
-                        .collect(),
-                )
+                let collector = (
+                    Count,
+                    top.order_by_string_fast_field(name, order),
+                    agg_collector,
+                );
+                let (count, hits, aggregations) =
+                    searcher.search(&query, &collector).map_err(search_error)?;
+                let keyed: KeyedHits = hits
+                    .into_iter()
+                    .map(|(value, address)| (value.map(SortKey::Text), address))
+                    .collect();
+                (count, keyed, aggregations)
             }
         },
     };
     Ok(LeafResult {
         num_hits: num_hits as u64,
+        aggregations,
         hits: hits
             .into_iter()
             .map(|(sort_key, address)| PartialHit {
@@ -103,14 +123,19 @@ fn search_fast<T>(
     top: TopDocs,
     field: &str,
     order: Order,
-) -> Result<(usize, KeyedHits), String>
+    agg_collector: Option<DistributedAggregationCollector>,
+) -> Result<(usize, KeyedHits, Option<IntermediateAggregationResults>), String>
 where
     T: FastValue,
     tantivy::collector::sort_key::ComparatorEnum:
         tantivy::collector::sort_key::Comparator<Option<T>>,
 {
-    let collector = (Count, top.order_by_fast_field::<T>(field, order));
-    let (count, hits) = searcher
+    let collector = (
+        Count,
+        top.order_by_fast_field::<T>(field, order),
+        agg_collector,
+    );
+    let (count, hits, aggregations) = searcher
         .search(query, &collector)
         .map_err(|error| format!("leaf search failed: {error}"))?;
     Ok((
@@ -118,5 +143,6 @@ where
         hits.into_iter()
             .map(|(value, address)| (value.map(|value| SortKey::Numeric(value.to_u64())), address))
             .collect(),
+        aggregations,
     ))
 }

@@ -4,6 +4,7 @@
 //!
 //! `root` → `leaf` → `fetch_docs`, with `query_string` → `query_ast` → `query_builder`.
 
+pub mod aggregations;
 mod fetch_docs;
 mod leaf;
 pub mod query_ast;

@@ -30,6 +30,9 @@ pub struct SearchRequest {
     /// Fields that unqualified terms search, instead of the index's default fields.
     #[serde(default, deserialize_with = "comma_list")]
     pub search_field: Option<Vec<String>>,
+    /// Aggregations in Elasticsearch syntax (POST bodies).
+    #[serde(default, alias = "aggregations")]
+    pub aggs: Option<serde_json::Value>,
 }
 
 /// Accepts `"a,b"` (query strings) as well as `["a", "b"]` (JSON bodies).
@@ -59,6 +62,8 @@ pub struct SearchResponse {
     /// Exact number of matching documents.
     pub num_hits: u64,
     pub hits: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregations: Option<serde_json::Value>,
     pub elapsed_time_micros: u64,
     /// Splits that could not be searched; their hits are missing from the response.
     pub errors: Vec<String>,

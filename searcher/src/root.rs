@@ -10,6 +10,9 @@ use quarry_common::storage::StorageResolver;
 use quarry_common::IndexUid;
 use tracing::warn;
 
+use tantivy::aggregation::agg_req::Aggregations;
+
+use crate::aggregations::{finalize, parse_aggregations};
 use crate::fetch_docs::fetch_docs;
 use crate::leaf::{leaf_search, LeafResult, PartialHit};
 use crate::query_ast::QueryAst;
@@ -53,6 +56,7 @@ struct Plan {
     doc_mapper: Arc<DocMapper>,
     query_ast: QueryAst,
     sort: SortSpec,
+    aggs: Option<Aggregations>,
     splits: Vec<Split>,
 }
 
@@ -146,10 +150,17 @@ impl SearchService {
             .metastore
             .list_splits(&index_metadata.index_uid, &list_query)
             .await?;
+        let aggs = request
+            .aggs
+            .as_ref()
+            .map(|aggs| parse_aggregations(aggs, &doc_mapper))
+            .transpose()
+            .map_err(SearchError::InvalidRequest)?;
         Ok(Plan {
             doc_mapper,
             query_ast,
             sort,
+            aggs,
             splits,
         })
     }
@@ -168,7 +179,7 @@ impl SearchService {
             .map_err(|error| SearchError::Internal(error.to_string()))?;
 
         // Counting everything needs no split: the metadata knows.
-        if plan.query_ast == QueryAst::MatchAll && request.max_hits == 0 {
+        if plan.query_ast == QueryAst::MatchAll && request.max_hits == 0 && plan.aggs.is_none() {
             return Ok(SearchResponse {
                 num_hits: plan
                     .splits
@@ -176,6 +187,7 @@ impl SearchService {
                     .map(|split| split.split_metadata.num_docs)
                     .sum(),
                 hits: Vec::new(),
+                aggregations: None,
                 elapsed_time_micros: started.elapsed().as_micros() as u64,
                 errors: Vec::new(),
             });
@@ -208,6 +220,7 @@ impl SearchService {
                         &plan.query_ast,
                         &plan.sort,
                         limit,
+                        plan.aggs.as_ref(),
                     )
                     .map(|result| (open, result))
                 })
@@ -221,6 +234,7 @@ impl SearchService {
         let mut num_hits = 0;
         let mut errors = Vec::new();
         let mut all_hits: Vec<PartialHit> = Vec::new();
+        let mut partial_aggregations = Vec::new();
         let mut open_splits: HashMap<usize, Arc<OpenSplit>> = HashMap::new();
         for (split_ord, result) in leaf_results.into_iter().enumerate() {
             match result {
@@ -229,10 +243,12 @@ impl SearchService {
                     LeafResult {
                         num_hits: split_hits,
                         hits,
+                        aggregations,
                     },
                 )) => {
                     num_hits += split_hits;
                     all_hits.extend(hits);
+                    partial_aggregations.extend(aggregations);
                     open_splits.insert(split_ord, open);
                 }
                 Err(error) => {
@@ -256,9 +272,16 @@ impl SearchService {
         let hits = self
             .fetch_page(&plan, &page, &open_splits, &mut errors)
             .await;
+        let aggregations = match &plan.aggs {
+            Some(aggs) => {
+                Some(finalize(aggs, partial_aggregations).map_err(SearchError::InvalidRequest)?)
+            }
+            None => None,
+        };
         Ok(SearchResponse {
             num_hits,
             hits,
+            aggregations,
             elapsed_time_micros: started.elapsed().as_micros() as u64,
             errors,
         })

@@ -1,0 +1,110 @@
+//! Aggregations in Elasticsearch syntax, computed by tantivy: leaves return intermediate
+//! results, which the root merges into the final ones, so that results over many splits
+//! equal results over one index.
+
+use quarry_common::doc_mapper::{DocMapper, ResolvedField};
+use serde_json::Value;
+use tantivy::aggregation::agg_req::Aggregations;
+use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
+use tantivy::aggregation::{
+    AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
+};
+use tantivy::tokenizer::TokenizerManager;
+
+/// Bounds one request's aggregation state, per leaf and at the root.
+const MEMORY_LIMIT_BYTES: u64 = 500_000_000;
+const BUCKET_LIMIT: u32 = 65_000;
+
+fn limits() -> AggregationLimitsGuard {
+    AggregationLimitsGuard::new(Some(MEMORY_LIMIT_BYTES), Some(BUCKET_LIMIT))
+}
+
+/// Parses the request's `aggs`, pointing each `field` at the column that holds it (paths
+/// in the dynamic catch-all field live under `_dynamic.`).
+pub fn parse_aggregations(aggs: &Value, doc_mapper: &DocMapper) -> Result<Aggregations, String> {
+    // GET requests carry the aggregations as a JSON string.
+    let mut aggs = match aggs {
+        Value::String(text) => serde_json::from_str(text)
+            .map_err(|error| format!("`aggs` is not valid JSON: {error}"))?,
+        other => other.clone(),
+    };
+    rewrite_fields(&mut aggs, doc_mapper)?;
+    serde_json::from_value(aggs).map_err(|error| format!("invalid aggregation: {error}"))
+}
+
+fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String> {
+    let Some(named) = aggs.as_object_mut() else {
+        return Err("`aggs` must be an object of named aggregations".to_string());
+    };
+    for (name, definition) in named.iter_mut() {
+        let Some(definition) = definition.as_object_mut() else {
+            return Err(format!("aggregation `{name}` must be an object"));
+        };
+        for (kind, body) in definition.iter_mut() {
+            if kind == "aggs" || kind == "aggregations" {
+                rewrite_fields(body, doc_mapper)?;
+                continue;
+            }
+            let Some(field) = body.get_mut("field") else {
+                continue;
+            };
+            let Some(path) = field.as_str() else {
+                return Err(format!("aggregation `{name}`: `field` must be a string"));
+            };
+            let column = match doc_mapper
+                .resolve_field(path)
+                .map_err(|error| format!("aggregation `{name}`: {error}"))?
+            {
+                ResolvedField::Mapped(mapped) => {
+                    if !mapped.mapping.fast {
+                        return Err(format!("aggregation `{name}`: field `{path}` is not a fast field (set `fast: true` in its mapping)"));
+                    }
+                    mapped.path.clone()
+                }
+                ResolvedField::JsonPath {
+                    field_name,
+                    json_path,
+                    fast,
+                    ..
+                } => {
+                    if !fast {
+                        return Err(format!(
+                            "aggregation `{name}`: field `{path}` is not in a fast json field"
+                        ));
+                    }
+                    if json_path.is_empty() {
+                        field_name
+                    } else {
+                        format!("{field_name}.{json_path}")
+                    }
+                }
+            };
+            *field = Value::String(column);
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn leaf_collector(aggs: &Aggregations) -> DistributedAggregationCollector {
+    DistributedAggregationCollector::from_aggs(
+        aggs.clone(),
+        AggContextParams::new(limits(), TokenizerManager::default()),
+    )
+}
+
+/// Merges the leaves' intermediate results into the final JSON.
+pub(crate) fn finalize(
+    aggs: &Aggregations,
+    partials: Vec<IntermediateAggregationResults>,
+) -> Result<Value, String> {
+    let mut merged = IntermediateAggregationResults::default();
+    for partial in partials {
+        merged
+            .merge_fruits(partial)
+            .map_err(|error| format!("merging aggregations failed: {error}"))?;
+    }
+    let results = merged
+        .into_final_result(aggs.clone(), limits())
+        .map_err(|error| format!("aggregation failed: {error}"))?;
+    serde_json::to_value(results).map_err(|error| format!("aggregation results: {error}"))
+}
