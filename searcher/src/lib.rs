@@ -7,6 +7,7 @@
 pub mod aggregations;
 mod fetch_docs;
 mod leaf;
+pub mod pruning;
 pub mod query_ast;
 pub mod query_builder;
 pub mod query_string;

@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -15,6 +15,7 @@ use tantivy::aggregation::agg_req::Aggregations;
 use crate::aggregations::{finalize, parse_aggregations};
 use crate::fetch_docs::fetch_docs;
 use crate::leaf::{leaf_search, LeafResult, PartialHit};
+use crate::pruning::split_may_match;
 use crate::query_ast::QueryAst;
 use crate::query_builder::{time_window_clause, QueryBuilder};
 use crate::query_string::parse_query_string;
@@ -146,10 +147,17 @@ impl SearchService {
             end_timestamp: request.end_timestamp,
             ..ListSplitsQuery::published()
         };
+        let tag_fields: HashSet<String> = doc_mapper
+            .tag_fields()
+            .map(|field| field.path.clone())
+            .collect();
         let splits = self
             .metastore
             .list_splits(&index_metadata.index_uid, &list_query)
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|split| split_may_match(&query_ast, &tag_fields, &split.split_metadata.tags))
+            .collect();
         let aggs = request
             .aggs
             .as_ref()
