@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end benchmark on the standard dataset: indexing through the CLI over HTTP, then
-# search latency over HTTP (median and p90 of 15 runs per query, warm).
+# the fixed query set over HTTP (median and p90 of 15 runs per query, warm) next to a raw
+# tantivy index of the same documents and schema (src/bin/bench.rs).
 #
 #   bench/run.sh [NUM_DOCS]        (default 1000000; needs ../shared/bench/gen_logs.py)
 set -euo pipefail
@@ -42,37 +43,5 @@ print(f"indexing: {int(docs)} docs, {int(input_bytes)/1e6:.1f} MB in {wall:.2f} 
 PY
 
 sleep 12  # let the allocator return indexing memory before measuring RSS at rest
-python3 - "$ENDPOINT" "$NODE_PID" <<'PY'
-import json, sys, time, urllib.request
-endpoint, pid = sys.argv[1], sys.argv[2]
-def search(body):
-    request = urllib.request.Request(f"{endpoint}/api/v1/bench-logs/search", data=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
-    return json.load(urllib.request.urlopen(request))
-first = search({"query": "*", "max_hits": 1, "sort_by": "timestamp"})["hits"][0]["timestamp"]
-last = search({"query": "*", "max_hits": 1})["hits"][0]["timestamp"]
-from datetime import datetime
-to_secs = lambda text: int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
-start, end = to_secs(first), to_secs(last) + 1
-trace = search({"query": "trace_id:*", "max_hits": 1})["hits"][0]["trace_id"]
-queries = [
-    ("body:failed top-20 by time", {"query": "body:failed", "max_hits": 20}),
-    ("phrase connection reset by peer", {"query": "body:\"connection reset by peer\"", "max_hits": 20}),
-    ("ERROR AND payments", {"query": "severity_text:ERROR AND service_name:payments", "max_hits": 20}),
-    ("WARN in first 10% of time", {"query": "severity_text:WARN", "max_hits": 20, "start_timestamp": start,
-                                   "end_timestamp": start + (end - start) // 10}),
-    ("one trace_id", {"query": f"trace_id:{trace}", "max_hits": 20}),
-    ("failed AND NOT INFO, 100 hits", {"query": "body:failed AND NOT severity_text:INFO", "max_hits": 100}),
-    ("count all", {"query": "*", "max_hits": 0}),
-]
-for name, body in queries:
-    times = []
-    for _ in range(15):
-        t = time.perf_counter()
-        response = search(body)
-        times.append((time.perf_counter() - t) * 1000)
-    times.sort()
-    print(f"search: {name:34} median {times[7]:6.2f} ms  p90 {times[13]:6.2f} ms  ({response['num_hits']} hits)")
-rss = [line for line in open(f"/proc/{pid}/status") if line.startswith("VmRSS")][0].split()[1]
-print(f"server RSS at rest after queries: {int(rss)/1024:.0f} MiB")
-PY
+target/release/bench --target "$ENDPOINT" --index bench-logs --input "$WORK/logs.ndjson"
+echo "server RSS at rest after queries: $(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$NODE_PID/status") MiB"

@@ -1,0 +1,320 @@
+//! The benchmark harness: indexing and a fixed query set, for Quarry (or any engine that
+//! speaks the native search API) over HTTP, next to a plain tantivy index of the same
+//! documents and schema queried in-process, so figures read as ratios to raw tantivy.
+//!
+//! cargo run --release --bin bench -- --target http://127.0.0.1:7280 --index bench-logs --input logs.ndjson
+//!
+//! `--target` must already hold the documents (bench/run.sh loads them); `--input` is the
+//! same NDJSON file, indexed again here into the raw tantivy baseline.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use quarry_common::doc_mapper::DocMapper;
+use quarry_config::{ConfigFormat, IndexConfig};
+use quarry_searcher::aggregations::parse_aggregations;
+use quarry_searcher::query_builder::{time_window_clause, QueryBuilder};
+use quarry_searcher::query_string::parse_query_string;
+use serde_json::{json, Value};
+use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
+use tantivy::collector::{Count, TopDocs};
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{DateTime, Index, IndexSettings, Order, TantivyDocument};
+
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[derive(Parser)]
+struct Args {
+    /// Engine speaking the native search API.
+    #[arg(long)]
+    target: Option<String>,
+    #[arg(long, default_value = "bench-logs")]
+    index: String,
+    /// The NDJSON dataset, for the raw tantivy baseline.
+    #[arg(long)]
+    input: Option<PathBuf>,
+    #[arg(long, default_value = "bench/bench-logs.yaml")]
+    index_config: PathBuf,
+    #[arg(long, default_value_t = 15)]
+    repetitions: usize,
+}
+
+struct BenchQuery {
+    name: &'static str,
+    request: Value,
+}
+
+/// The fixed query set; `start`/`end` bound the dataset's time range in seconds.
+fn query_set(start: i64, end: i64, trace_id: &str) -> Vec<BenchQuery> {
+    vec![
+        BenchQuery {
+            name: "body:failed, top 20 by time",
+            request: json!({"query": "body:failed", "max_hits": 20}),
+        },
+        BenchQuery {
+            name: "phrase \"connection reset by peer\"",
+            request: json!({"query": "body:\"connection reset by peer\"", "max_hits": 20}),
+        },
+        BenchQuery {
+            name: "ERROR AND payments",
+            request: json!({"query": "severity_text:ERROR AND service_name:payments", "max_hits": 20}),
+        },
+        BenchQuery {
+            name: "WARN in first 10% of time",
+            request: json!({"query": "severity_text:WARN", "max_hits": 20, "start_timestamp": start, "end_timestamp": start + (end - start) / 10}),
+        },
+        BenchQuery {
+            name: "date_histogram 60s, no hits",
+            request: json!({"query": "*", "max_hits": 0, "aggs": {"h": {"date_histogram": {"field": "timestamp", "fixed_interval": "60s"}}}}),
+        },
+        BenchQuery {
+            name: "terms(service)+avg(duration)",
+            request: json!({"query": "*", "max_hits": 0, "aggs": {"s": {"terms": {"field": "service_name", "size": 20}, "aggs": {"d": {"avg": {"field": "attributes.duration_ms"}}}}}}),
+        },
+        BenchQuery {
+            name: "one trace_id",
+            request: json!({"query": format!("trace_id:{trace_id}"), "max_hits": 20}),
+        },
+        BenchQuery {
+            name: "(declined OR exceeded) AND NOT INFO, 100",
+            request: json!({"query": "(body:declined OR body:exceeded) AND NOT severity_text:INFO", "max_hits": 100}),
+        },
+    ]
+}
+
+fn median_and_p90(mut times: Vec<Duration>) -> (f64, f64) {
+    times.sort();
+    let at = |quantile: f64| {
+        times[((times.len() - 1) as f64 * quantile).round() as usize].as_secs_f64() * 1000.0
+    };
+    (at(0.5), at(0.9))
+}
+
+struct RawTantivy {
+    /// Kept across queries, as a searcher keeps its readers and doc-store cache.
+    reader: tantivy::IndexReader,
+    doc_mapper: DocMapper,
+    _dir: tempfile::TempDir,
+}
+
+impl RawTantivy {
+    /// One writer thread over an mmap directory, the same schema and doc store settings.
+    fn build(config: &IndexConfig, input: &PathBuf) -> anyhow::Result<(RawTantivy, Duration, u64)> {
+        let doc_mapper = DocMapper::new(config);
+        let dir = tempfile::tempdir()?;
+        let settings = &config.indexing_settings;
+        let index = Index::builder()
+            .schema(doc_mapper.schema().clone())
+            .settings(IndexSettings {
+                docstore_compression: Compressor::Zstd(ZstdCompressor {
+                    compression_level: Some(settings.docstore_compression_level),
+                }),
+                docstore_blocksize: settings.docstore_blocksize.as_u64() as usize,
+                ..IndexSettings::default()
+            })
+            .create_in_dir(dir.path())?;
+        let text = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+        let started = Instant::now();
+        let mut writer =
+            index.writer_with_num_threads(1, settings.resources.heap_size.as_u64() as usize)?;
+        for line in text
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+        {
+            writer.add_document(doc_mapper.doc_from_json_bytes(line)?.doc)?;
+        }
+        writer.commit()?;
+        let segments = index.searchable_segment_ids()?;
+        if segments.len() > 1 {
+            writer.merge(&segments).wait()?;
+        }
+        writer.wait_merging_threads()?;
+        let elapsed = started.elapsed();
+        let bytes = std::fs::read_dir(dir.path())?
+            .flatten()
+            .filter_map(|entry| entry.metadata().ok())
+            .map(|metadata| metadata.len())
+            .sum();
+        let reader = index.reader()?;
+        Ok((
+            RawTantivy {
+                reader,
+                doc_mapper,
+                _dir: dir,
+            },
+            elapsed,
+            bytes,
+        ))
+    }
+
+    /// The same work as a leaf plus the doc fetch of the final hits.
+    fn run(&self, request: &Value) -> anyhow::Result<u64> {
+        let searcher = self.reader.searcher();
+        let mut ast = parse_query_string(
+            request["query"].as_str().unwrap_or("*"),
+            self.doc_mapper.default_search_fields(),
+        )?;
+        if let Some(window) = time_window_clause(
+            "timestamp",
+            request["start_timestamp"].as_i64(),
+            request["end_timestamp"].as_i64(),
+        ) {
+            ast = ast.filtered(window);
+        }
+        let query = QueryBuilder::new(&self.doc_mapper).build(&ast)?;
+        let max_hits = request["max_hits"].as_u64().unwrap_or(20) as usize;
+        if let Some(aggs) = request.get("aggs") {
+            let aggs = parse_aggregations(aggs, &self.doc_mapper).map_err(anyhow::Error::msg)?;
+            let collector = AggregationCollector::from_aggs(
+                aggs,
+                AggContextParams::new(AggregationLimitsGuard::default(), Default::default()),
+            );
+            let (count, results) = searcher.search(&query, &(Count, collector))?;
+            serde_json::to_string(&results)?;
+            return Ok(count as u64);
+        }
+        let top = TopDocs::with_limit(max_hits.max(1))
+            .order_by_fast_field::<DateTime>("timestamp", Order::Desc);
+        let (count, hits) = searcher.search(&query, &(Count, top))?;
+        for (_, address) in hits.iter().take(max_hits) {
+            let doc: TantivyDocument = searcher.doc(*address)?;
+            self.doc_mapper.doc_to_json(&doc);
+        }
+        Ok(count as u64)
+    }
+}
+
+fn time_queries(
+    repetitions: usize,
+    mut run: impl FnMut() -> anyhow::Result<u64>,
+) -> anyhow::Result<(f64, f64, u64)> {
+    let mut num_hits = 0;
+    for _ in 0..3 {
+        num_hits = run()?;
+    }
+    let mut times = Vec::with_capacity(repetitions);
+    for _ in 0..repetitions {
+        let started = Instant::now();
+        run()?;
+        times.push(started.elapsed());
+    }
+    let (median, p90) = median_and_p90(times);
+    Ok((median, p90, num_hits))
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = IndexConfig::parse(&std::fs::read(&args.index_config)?, ConfigFormat::Yaml)?;
+    let http = reqwest::Client::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let search = |target: &str, request: &Value| -> anyhow::Result<Value> {
+        runtime.block_on(async {
+            let response = http
+                .post(format!("{target}/api/v1/{}/search", args.index))
+                .json(request)
+                .send()
+                .await?;
+            let status = response.status();
+            let body: Value = response.json().await?;
+            anyhow::ensure!(status.is_success(), "{status}: {body}");
+            Ok(body)
+        })
+    };
+
+    let raw = match &args.input {
+        Some(input) => {
+            let input_bytes = std::fs::metadata(input)?.len();
+            let (raw, elapsed, bytes) = RawTantivy::build(&config, input)?;
+            let num_docs = raw.reader.searcher().num_docs();
+            println!(
+                "raw tantivy indexing: {num_docs} docs in {:.2} s -> {:.0}k docs/s, {:.1} MB/s (1 writer thread + final merge), index {:.3} x input",
+                elapsed.as_secs_f64(),
+                num_docs as f64 / elapsed.as_secs_f64() / 1e3,
+                input_bytes as f64 / elapsed.as_secs_f64() / 1e6,
+                bytes as f64 / input_bytes as f64
+            );
+            Some(raw)
+        }
+        None => None,
+    };
+
+    // The dataset's time range and a trace id, from the target if there is one.
+    let (start, end, trace_id) = match &args.target {
+        Some(target) => {
+            let first = search(
+                target,
+                &json!({"query": "*", "max_hits": 1, "sort_by": "timestamp"}),
+            )?;
+            let last = search(target, &json!({"query": "*", "max_hits": 1}))?;
+            let trace = search(target, &json!({"query": "trace_id:*", "max_hits": 1}))?;
+            let secs = |hit: &Value| -> anyhow::Result<i64> {
+                let text = hit["hits"][0]["timestamp"]
+                    .as_str()
+                    .context("no timestamp")?;
+                Ok(time::OffsetDateTime::parse(
+                    text,
+                    &time::format_description::well_known::Rfc3339,
+                )?
+                .unix_timestamp())
+            };
+            (
+                secs(&first)?,
+                secs(&last)? + 1,
+                trace["hits"][0]["trace_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        }
+        None => (1_767_225_600, 1_767_226_600, String::new()),
+    };
+
+    println!(
+        "{:<42} {:>12} {:>12} {:>10} {:>10}",
+        "query", "target med", "target p90", "raw med", "ratio"
+    );
+    for query in query_set(start, end, &trace_id) {
+        let target = match &args.target {
+            Some(target) => Some(time_queries(args.repetitions, || {
+                Ok(search(target, &query.request)?["num_hits"]
+                    .as_u64()
+                    .unwrap_or_default())
+            })?),
+            None => None,
+        };
+        let raw_timing = match &raw {
+            Some(raw) => Some(time_queries(args.repetitions, || raw.run(&query.request))?),
+            None => None,
+        };
+        if let (Some((_, _, target_hits)), Some((_, _, raw_hits))) = (target, raw_timing) {
+            anyhow::ensure!(
+                target_hits == raw_hits,
+                "`{}`: target found {target_hits} hits, raw tantivy {raw_hits}",
+                query.name
+            );
+        }
+        let fmt = |value: Option<f64>| {
+            value
+                .map(|ms| format!("{ms:.2} ms"))
+                .unwrap_or_else(|| "-".to_string())
+        };
+        let ratio = match (target, raw_timing) {
+            (Some((target, ..)), Some((raw, ..))) => format!("{:.2}x", target / raw),
+            _ => "-".to_string(),
+        };
+        println!(
+            "{:<42} {:>12} {:>12} {:>10} {:>10}",
+            query.name,
+            fmt(target.map(|timing| timing.0)),
+            fmt(target.map(|timing| timing.1)),
+            fmt(raw_timing.map(|timing| timing.0)),
+            ratio
+        );
+    }
+    Ok(())
+}
