@@ -25,10 +25,27 @@ pub fn parse_query_string(
     query: &str,
     default_fields: &[String],
 ) -> Result<QueryAst, QueryParseError> {
+    parse_query_string_with(query, default_fields, DefaultOperator::And)
+}
+
+/// How juxtaposed clauses (`a b`) combine: AND in the native API, as log searches expect;
+/// OR in Elasticsearch's `query_string` unless told otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultOperator {
+    And,
+    Or,
+}
+
+pub fn parse_query_string_with(
+    query: &str,
+    default_fields: &[String],
+    default_operator: DefaultOperator,
+) -> Result<QueryAst, QueryParseError> {
     let mut parser = Parser {
         chars: query.chars().collect(),
         position: 0,
         default_fields,
+        default_operator,
     };
     parser.skip_whitespace();
     if parser.at_end() {
@@ -46,6 +63,7 @@ struct Parser<'a> {
     chars: Vec<char>,
     position: usize,
     default_fields: &'a [String],
+    default_operator: DefaultOperator,
 }
 
 /// Characters that end a bare word (unless escaped with `\`).
@@ -112,8 +130,39 @@ impl Parser<'_> {
 
     fn parse_or(&mut self, field: Option<&str>) -> Result<QueryAst, QueryParseError> {
         let mut clauses = vec![self.parse_and(field)?];
-        while self.eat_operator("OR", "||") {
+        loop {
+            if self.eat_operator("OR", "||") {
+                clauses.push(self.parse_and(field)?);
+                continue;
+            }
+            self.skip_whitespace();
+            let implicit_or = self.default_operator == DefaultOperator::Or
+                && !self.at_end()
+                && self.peek() != Some(')');
+            if !implicit_or {
+                break;
+            }
             clauses.push(self.parse_and(field)?);
+        }
+        if self.default_operator == DefaultOperator::Or {
+            // Lucene semantics: `a -b` is "a, and not b", not "a or not b".
+            let (negatives, positives): (Vec<QueryAst>, Vec<QueryAst>) =
+                clauses.into_iter().partition(is_pure_negation);
+            if !negatives.is_empty() {
+                let must_not = negatives
+                    .into_iter()
+                    .flat_map(|negation| match negation {
+                        QueryAst::Bool(bool_query) => bool_query.must_not,
+                        other => vec![other],
+                    })
+                    .collect();
+                return Ok(QueryAst::Bool(crate::query_ast::BoolQuery {
+                    should: positives,
+                    must_not,
+                    ..Default::default()
+                }));
+            }
+            return Ok(QueryAst::or(positives));
         }
         Ok(QueryAst::or(clauses))
     }
@@ -133,7 +182,8 @@ impl Parser<'_> {
                 continue;
             }
             self.skip_whitespace();
-            if self.at_end()
+            if self.default_operator == DefaultOperator::Or
+                || self.at_end()
                 || self.peek() == Some(')')
                 || self.at_keyword("OR")
                 || self.at_operator_symbol("||")
@@ -518,6 +568,11 @@ impl Parser<'_> {
         }
         Ok(values)
     }
+}
+
+fn is_pure_negation(clause: &QueryAst) -> bool {
+    matches!(clause, QueryAst::Bool(bool_query)
+        if bool_query.must.is_empty() && bool_query.should.is_empty() && bool_query.filter.is_empty() && !bool_query.must_not.is_empty())
 }
 
 fn flip(sign: Sign) -> Sign {
