@@ -49,12 +49,15 @@ struct DslParser<'a> {
     now: OffsetDateTime,
 }
 
+/// A clause's field, its value, and its options object when it had one.
+type FieldClause<'v> = (String, &'v Value, Option<&'v Map<String, Value>>);
+
 /// `{"field": value}` or `{"field": {"<key>": value, ...options}}`.
 fn field_and_params<'v>(
     clause: &str,
     body: &'v Value,
     value_key: &str,
-) -> Result<(String, &'v Value, Option<&'v Map<String, Value>>), DslError> {
+) -> Result<FieldClause<'v>, DslError> {
     let Some((field, params)) = body.as_object().and_then(|object| {
         let mut entries = object
             .iter()
@@ -224,11 +227,10 @@ impl DslParser<'_> {
                 })
             }
             "wildcard" => {
-                let (field, value, options) = match field_and_params(kind, body, "value") {
+                let (field, value, _) = match field_and_params(kind, body, "value") {
                     Ok(parsed) => parsed,
                     Err(_) => field_and_params(kind, body, "wildcard")?,
                 };
-                let _ = options;
                 Ok(QueryAst::Wildcard {
                     field,
                     pattern: as_text(kind, value)?,
