@@ -610,3 +610,94 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elastic_search_answers_in_elasticsearch_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    let config = "index_id: grafana-logs\ndoc_mapping:\n  field_mappings:\n    - {name: testtime, type: datetime, fast: true, input_formats: [unix_timestamp_millis]}\n    - {name: label, type: text, tokenizer: raw, fast: true}\n    - {name: float, type: f64, fast: true}\n    - {name: line, type: text}\n  timestamp_field: testtime\n";
+    let (status, _) = node
+        .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
+        .await;
+    assert_eq!(status, 200);
+    // 40 events, 5 s apart, from 1668422437218 ms; labels alternate.
+    let body: String = (0..40)
+        .map(|i| json!({"testtime": 1_668_422_437_218i64 + i * 5_000, "label": if i % 2 == 0 { "even" } else { "odd" }, "float": i as f64 / 2.0, "line": format!("request {i} done")}).to_string() + "\n")
+        .collect();
+    let (status, _) = node
+        .request(
+            Method::POST,
+            "/api/v1/grafana-logs/ingest?commit=force",
+            "application/x-ndjson",
+            body,
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let request = json!({
+        "size": 3,
+        "query": {"bool": {"filter": {"range": {"testtime": {"gte": 1_668_422_437_218i64, "lte": 1_668_422_537_218i64, "format": "epoch_millis"}}}}},
+        "sort": [{"testtime": {"order": "desc", "unmapped_type": "boolean"}}, {"_doc": {"order": "desc"}}],
+        "aggs": {
+            "per_minute": {"date_histogram": {"field": "testtime", "fixed_interval": "1m", "min_doc_count": 0, "extended_bounds": {"min": 1_668_422_437_218i64, "max": 1_668_422_537_218i64}, "format": "epoch_millis"}},
+            "labels": {"terms": {"field": "label"}, "aggs": {"avg_float": {"avg": {"field": "float"}}}}
+        }
+    });
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/_elastic/grafana-logs/_search?max_concurrent_shard_requests=5",
+            node.endpoint
+        ))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-elastic-product"], "Elasticsearch");
+    let status = response.status();
+    let mut answer: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    answer["took"] = json!(0);
+    for hit in answer["hits"]["hits"].as_array_mut().unwrap() {
+        let id = hit["_id"].as_str().unwrap();
+        assert_eq!(id.split(':').count(), 3, "{id}");
+        hit["_id"] = json!("<split:segment:doc>");
+    }
+    insta::assert_json_snapshot!("elastic_search_shape", answer);
+
+    let (status, count) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/grafana-logs/_count",
+            "application/json",
+            json!({"query": {"term": {"label": "odd"}}}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(count["count"], json!(20));
+    let (status, query_param) = node
+        .get("/api/v1/_elastic/grafana-logs/_search?q=label:even%20AND%20line:request&size=0")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        query_param["hits"]["total"],
+        json!({"value": 20, "relation": "eq"})
+    );
+
+    let (status, error) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/grafana-logs/_search",
+            "application/json",
+            json!({"query": {"fuzzy": {"line": "x"}}}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        error["error"]["root_cause"][0]["type"],
+        json!("illegal_argument_exception")
+    );
+    assert_eq!(error["status"], json!(400));
+    let (status, missing) = node.get("/api/v1/_elastic/nope/_search").await;
+    assert_eq!(status, 404);
+    assert_eq!(missing["error"]["type"], json!("index_not_found_exception"));
+}

@@ -45,6 +45,14 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
                 rewrite_fields(body, doc_mapper)?;
                 continue;
             }
+            if kind == "date_histogram" {
+                // Grafana asks for `epoch_millis` keys, which are what buckets carry anyway.
+                if let Some(options) = body.as_object_mut() {
+                    if options.get("format").and_then(Value::as_str) == Some("epoch_millis") {
+                        options.remove("format");
+                    }
+                }
+            }
             let Some(field) = body.get_mut("field") else {
                 continue;
             };

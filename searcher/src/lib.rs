@@ -18,4 +18,4 @@ mod sort;
 mod split_cache;
 
 pub use request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
-pub use root::{SearchError, SearchService};
+pub use root::{SearchError, SearchHit, SearchResult, SearchService};

@@ -33,6 +33,9 @@ pub struct SearchRequest {
     /// Aggregations in Elasticsearch syntax (POST bodies).
     #[serde(default, alias = "aggregations")]
     pub aggs: Option<serde_json::Value>,
+    /// An Elasticsearch DSL query, used instead of `query` (set by the ES-compatible API).
+    #[serde(skip)]
+    pub es_query: Option<serde_json::Value>,
 }
 
 /// Accepts `"a,b"` (query strings) as well as `["a", "b"]` (JSON bodies).

@@ -13,6 +13,7 @@ use tracing::warn;
 use tantivy::aggregation::agg_req::Aggregations;
 
 use crate::aggregations::{finalize, parse_aggregations};
+use crate::elastic_dsl::parse_es_query;
 use crate::fetch_docs::fetch_docs;
 use crate::leaf::{leaf_search, LeafResult, PartialHit};
 use crate::pruning::split_may_match;
@@ -43,6 +44,27 @@ impl From<MetastoreError> for SearchError {
             other => SearchError::Internal(other.to_string()),
         }
     }
+}
+
+/// One hit with its provenance: `split_id`, `segment_ord` and `doc_id` make a stable id
+/// while the split lives.
+#[derive(Clone, Debug)]
+pub struct SearchHit {
+    pub doc: serde_json::Value,
+    pub split_id: String,
+    pub segment_ord: u32,
+    pub doc_id: u32,
+    pub sort_value: Option<serde_json::Value>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SearchResult {
+    pub num_hits: u64,
+    pub hits: Vec<SearchHit>,
+    pub aggregations: Option<serde_json::Value>,
+    pub elapsed_time_micros: u64,
+    pub errors: Vec<String>,
+    pub num_splits: usize,
 }
 
 /// The root of a search: plans, fans out to leaves (on this node for now), merges.
@@ -116,10 +138,13 @@ impl SearchService {
             .search_field
             .clone()
             .unwrap_or_else(|| doc_mapper.default_search_fields().to_vec());
-        let mut query_ast =
-            parse_query_string(&request.query, &default_fields).map_err(|error| {
+        let mut query_ast = match &request.es_query {
+            Some(dsl) => parse_es_query(dsl, &default_fields, time::OffsetDateTime::now_utc())
+                .map_err(|error| SearchError::InvalidRequest(error.to_string()))?,
+            None => parse_query_string(&request.query, &default_fields).map_err(|error| {
                 SearchError::InvalidRequest(format!("{error} in `{}`", request.query))
-            })?;
+            })?,
+        };
         if request.start_timestamp.is_some() || request.end_timestamp.is_some() {
             let timestamp_field = doc_mapper.timestamp_field().ok_or_else(|| {
                 SearchError::InvalidRequest(format!(
@@ -173,11 +198,28 @@ impl SearchService {
         })
     }
 
+    /// The native API's answer: documents only.
     pub async fn search(
         &self,
         index_id: &str,
         request: SearchRequest,
     ) -> Result<SearchResponse, SearchError> {
+        let result = self.search_detailed(index_id, request).await?;
+        Ok(SearchResponse {
+            num_hits: result.num_hits,
+            hits: result.hits.into_iter().map(|hit| hit.doc).collect(),
+            aggregations: result.aggregations,
+            elapsed_time_micros: result.elapsed_time_micros,
+            errors: result.errors,
+        })
+    }
+
+    /// Hits with where they come from and what they sorted by, for APIs that show it.
+    pub async fn search_detailed(
+        &self,
+        index_id: &str,
+        request: SearchRequest,
+    ) -> Result<SearchResult, SearchError> {
         let started = Instant::now();
         let index_metadata = self.metastore.index_metadata(index_id).await?;
         let plan = self.plan(&index_metadata, &request).await?;
@@ -188,7 +230,8 @@ impl SearchService {
 
         // Counting everything needs no split: the metadata knows.
         if plan.query_ast == QueryAst::MatchAll && request.max_hits == 0 && plan.aggs.is_none() {
-            return Ok(SearchResponse {
+            return Ok(SearchResult {
+                num_splits: plan.splits.len(),
                 num_hits: plan
                     .splits
                     .iter()
@@ -277,16 +320,33 @@ impl SearchService {
             .skip(request.start_offset)
             .take(request.max_hits)
             .collect();
-        let hits = self
+        let docs = self
             .fetch_page(&plan, &page, &open_splits, &mut errors)
             .await;
+        let hits = page
+            .into_iter()
+            .zip(docs)
+            .filter_map(|(hit, doc)| {
+                Some(SearchHit {
+                    doc: doc?,
+                    split_id: plan.splits[hit.split_ord]
+                        .split_metadata
+                        .split_id
+                        .to_string(),
+                    segment_ord: hit.address.segment_ord,
+                    doc_id: hit.address.doc_id,
+                    sort_value: hit.sort_key.as_ref().map(|key| plan.sort.key_to_json(key)),
+                })
+            })
+            .collect();
         let aggregations = match &plan.aggs {
             Some(aggs) => {
                 Some(finalize(aggs, partial_aggregations).map_err(SearchError::InvalidRequest)?)
             }
             None => None,
         };
-        Ok(SearchResponse {
+        Ok(SearchResult {
+            num_splits: plan.splits.len(),
             num_hits,
             hits,
             aggregations,
@@ -303,7 +363,7 @@ impl SearchService {
         page: &[PartialHit],
         open_splits: &HashMap<usize, Arc<OpenSplit>>,
         errors: &mut Vec<String>,
-    ) -> Vec<serde_json::Value> {
+    ) -> Vec<Option<serde_json::Value>> {
         let mut by_split: BTreeMap<usize, Vec<(usize, tantivy::DocAddress)>> = BTreeMap::new();
         for (position, hit) in page.iter().enumerate() {
             by_split
@@ -338,6 +398,6 @@ impl SearchService {
                 Err(error) => errors.push(format!("fetching documents failed: {error}")),
             }
         }
-        slots.into_iter().flatten().collect()
+        slots
     }
 }

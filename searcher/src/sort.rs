@@ -109,6 +109,27 @@ impl SortSpec {
         })
     }
 
+    /// The sort value as clients see it: numbers in the field's type, dates in epoch
+    /// milliseconds (as Elasticsearch shows them), text as is.
+    pub fn key_to_json(&self, key: &SortKey) -> serde_json::Value {
+        use tantivy::columnar::MonotonicallyMappableToU64;
+        let encoded = match key {
+            SortKey::Text(text) => return serde_json::Value::String(text.clone()),
+            SortKey::Numeric(encoded) => *encoded,
+        };
+        match &self.field {
+            SortField::Score => serde_json::json!(f64::from_u64(encoded)),
+            SortField::FastField { kind, .. } => match kind {
+                FastKind::U64 => serde_json::json!(encoded),
+                FastKind::I64 => serde_json::json!(i64::from_u64(encoded)),
+                FastKind::F64 => serde_json::json!(f64::from_u64(encoded)),
+                FastKind::Bool => serde_json::json!(encoded != 0),
+                FastKind::Date => serde_json::json!(i64::from_u64(encoded).div_euclid(1_000_000)),
+                FastKind::Str => serde_json::json!(encoded),
+            },
+        }
+    }
+
     /// Orders two hits best-first; hits without a value come last in either order.
     pub fn compare(&self, left: &Option<SortKey>, right: &Option<SortKey>) -> Ordering {
         match (left, right) {

@@ -25,10 +25,42 @@ pub fn parse_date_time_str(text: &str, formats: &[DateTimeInputFormat]) -> Optio
             .map(DateTime::from_utc),
         DateTimeInputFormat::Strptime(pattern) => parse_strptime(text, pattern),
         // Numbers sent as strings, e.g. `"1700000000"`.
-        unix => text
-            .parse::<f64>()
-            .ok()
-            .and_then(|number| parse_date_time_number(number, std::slice::from_ref(unix))),
+        unix => match text.parse::<i64>() {
+            Ok(whole) => parse_date_time_integer(whole, std::slice::from_ref(unix)),
+            Err(_) => text
+                .parse::<f64>()
+                .ok()
+                .and_then(|number| parse_date_time_number(number, std::slice::from_ref(unix))),
+        },
+    })
+}
+
+/// Nanoseconds per unit of a unix timestamp format; the unit of `unix_timestamp` is told
+/// apart by magnitude: 1e11 seconds is year 5138, while 1e11 milliseconds is 1973, and so
+/// on for each unit.
+fn nanos_per_unit(format: &DateTimeInputFormat, magnitude: f64) -> Option<i64> {
+    Some(match format {
+        DateTimeInputFormat::UnixTimestampSecs => 1_000_000_000,
+        DateTimeInputFormat::UnixTimestampMillis => 1_000_000,
+        DateTimeInputFormat::UnixTimestampMicros => 1_000,
+        DateTimeInputFormat::UnixTimestampNanos => 1,
+        DateTimeInputFormat::UnixTimestamp => match magnitude {
+            n if n < 1e11 => 1_000_000_000,
+            n if n < 1e14 => 1_000_000,
+            n if n < 1e17 => 1_000,
+            _ => 1,
+        },
+        _ => return None,
+    })
+}
+
+/// Whole unix timestamps, converted exactly (a float would turn `…218` ms into `…217.999`).
+pub fn parse_date_time_integer(value: i64, formats: &[DateTimeInputFormat]) -> Option<DateTime> {
+    formats.iter().find_map(|format| {
+        let per_unit = nanos_per_unit(format, (value as f64).abs())?;
+        value
+            .checked_mul(per_unit)
+            .map(DateTime::from_timestamp_nanos)
     })
 }
 
@@ -39,22 +71,7 @@ pub fn parse_date_time_number(number: f64, formats: &[DateTimeInputFormat]) -> O
         return None;
     }
     formats.iter().find_map(|format| {
-        let nanos_per_unit: f64 = match format {
-            DateTimeInputFormat::UnixTimestampSecs => 1e9,
-            DateTimeInputFormat::UnixTimestampMillis => 1e6,
-            DateTimeInputFormat::UnixTimestampMicros => 1e3,
-            DateTimeInputFormat::UnixTimestampNanos => 1.0,
-            // The unit is told apart by magnitude: 1e11 seconds is year 5138, while 1e11
-            // milliseconds is 1973, and so on for each unit.
-            DateTimeInputFormat::UnixTimestamp => match number.abs() {
-                n if n < 1e11 => 1e9,
-                n if n < 1e14 => 1e6,
-                n if n < 1e17 => 1e3,
-                _ => 1.0,
-            },
-            _ => return None,
-        };
-        let nanos = number * nanos_per_unit;
+        let nanos = number * nanos_per_unit(format, number.abs())? as f64;
         if nanos.abs() >= i64::MAX as f64 {
             return None;
         }
@@ -222,6 +239,14 @@ mod tests {
         );
         assert_eq!(parse_date_time_number(1.0, &formats(&["rfc3339"])), None);
         assert_eq!(parse_date_time_number(f64::NAN, &auto), None);
+        assert_eq!(
+            parse_date_time_integer(1_668_422_437_218, &auto),
+            Some(DateTime::from_timestamp_millis(1_668_422_437_218))
+        );
+        assert_eq!(
+            parse_date_time_integer(i64::MAX, &formats(&["unix_timestamp_secs"])),
+            None
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use tantivy::schema::OwnedValue;
 use tantivy::{DateTime, TantivyDocument};
 
-use super::date_time::{parse_date_time_number, parse_date_time_str};
+use super::date_time::{parse_date_time_integer, parse_date_time_number, parse_date_time_str};
 use super::{DocMapper, MappedField};
 
 /// Why one document was rejected. Each message names the field and what was wrong.
@@ -281,9 +281,12 @@ fn convert_leaf(mapped: &MappedField, value: Value) -> Result<OwnedValue, DocPar
             let formats = mapped.mapping.effective_input_formats();
             let parsed = match &value {
                 Value::String(text) => parse_date_time_str(text, &formats),
-                Value::Number(number) => number
-                    .as_f64()
-                    .and_then(|number| parse_date_time_number(number, &formats)),
+                Value::Number(number) => match number.as_i64() {
+                    Some(whole) => parse_date_time_integer(whole, &formats),
+                    None => number
+                        .as_f64()
+                        .and_then(|number| parse_date_time_number(number, &formats)),
+                },
                 _ => None,
             };
             parsed.map(OwnedValue::Date).ok_or_else(|| {

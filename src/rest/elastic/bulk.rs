@@ -13,6 +13,7 @@ use axum::Json;
 use quarry_indexer::{CommitMode, IngestError};
 use serde_json::{json, Value};
 
+use super::es_error;
 use crate::rest::ingest::{payload_too_large, read_body};
 use crate::rest::{ApiError, AppState};
 
@@ -33,15 +34,6 @@ pub(crate) async fn bulk_into(
     body: Body,
 ) -> Response {
     run_bulk(&state, Some(index_id), &params, &headers, body).await
-}
-
-/// ES's error object, as clients parse it.
-fn es_error(status: StatusCode, error_type: &str, reason: &str) -> Response {
-    let body = json!({
-        "error": {"root_cause": [{"type": error_type, "reason": reason}], "type": error_type, "reason": reason},
-        "status": status.as_u16(),
-    });
-    (status, Json(body)).into_response()
 }
 
 /// `refresh` as ES clients send it, mapped to our commit modes.

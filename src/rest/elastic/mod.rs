@@ -2,6 +2,7 @@
 //! shippers send, answered in the shapes they parse.
 
 mod bulk;
+mod search;
 
 use std::sync::Arc;
 
@@ -19,6 +20,14 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             "/api/v1/_elastic/{index_id}/_bulk",
             post(bulk::bulk_into).put(bulk::bulk_into),
         )
+        .route(
+            "/api/v1/_elastic/{index_id}/_search",
+            post(search::search).get(search::search),
+        )
+        .route(
+            "/api/v1/_elastic/{index_id}/_count",
+            post(search::count).get(search::count),
+        )
         .layer(axum::middleware::map_response(add_product_header))
 }
 
@@ -29,4 +38,13 @@ async fn add_product_header(mut response: Response) -> Response {
         HeaderValue::from_static("Elasticsearch"),
     );
     response
+}
+
+/// Elasticsearch's error object, as clients parse it.
+pub(crate) fn es_error(status: axum::http::StatusCode, error_type: &str, reason: &str) -> Response {
+    let body = serde_json::json!({
+        "error": {"root_cause": [{"type": error_type, "reason": reason}], "type": error_type, "reason": reason},
+        "status": status.as_u16(),
+    });
+    axum::response::IntoResponse::into_response((status, axum::Json(body)))
 }
