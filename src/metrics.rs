@@ -17,6 +17,9 @@ pub(crate) struct Metrics {
     /// Shards whose write-ahead log is damaged and that take no writes.
     pub failed_shards: IntGauge,
     pub wal_fsyncs: IntGauge,
+    pub range_cache_hits: IntGauge,
+    pub range_cache_misses: IntGauge,
+    pub range_cache_bytes: IntGauge,
 }
 
 pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -49,8 +52,25 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "fsyncs of the write-ahead logs since start",
     )
     .unwrap_or_else(|_| unreachable!());
+    let gauge =
+        |name: &str, help: &str| IntGauge::new(name, help).unwrap_or_else(|_| unreachable!());
+    let range_cache_hits = gauge(
+        "searcher_range_cache_hits_total",
+        "Split byte ranges served from the cache",
+    );
+    let range_cache_misses = gauge(
+        "searcher_range_cache_misses_total",
+        "Split byte ranges fetched from storage",
+    );
+    let range_cache_bytes = gauge(
+        "searcher_range_cache_bytes",
+        "Bytes held by the split byte-range cache",
+    );
     for collector in [
         Box::new(wal_fsyncs.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(range_cache_hits.clone()),
+        Box::new(range_cache_misses.clone()),
+        Box::new(range_cache_bytes.clone()),
         Box::new(failed_shards.clone()),
         Box::new(ingested_docs.clone()),
         Box::new(rejected_docs.clone()),
@@ -69,6 +89,9 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         search_latency,
         failed_shards,
         wal_fsyncs,
+        range_cache_hits,
+        range_cache_misses,
+        range_cache_bytes,
     }
 });
 

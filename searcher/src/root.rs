@@ -5,7 +5,7 @@ use std::time::Instant;
 use futures::future::join_all;
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::metastore::{IndexMetadata, ListSplitsQuery, Metastore, MetastoreError, Split};
-use quarry_common::split::SplitOpenInfo;
+use quarry_common::split::{ByteRangeCache, SplitOpenInfo};
 use quarry_common::storage::StorageResolver;
 use quarry_common::IndexUid;
 use tracing::warn;
@@ -26,6 +26,9 @@ use crate::split_cache::{OpenSplit, SplitCache};
 
 /// Opened splits kept in memory; each costs its hotcache (typically tens of KiB).
 const SPLIT_CACHE_CAPACITY: usize = 1_000;
+/// Fetched byte ranges kept across queries: fast field columns and the term dictionary
+/// and postings blocks of frequent terms.
+const RANGE_CACHE_CAPACITY_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -72,6 +75,7 @@ pub struct SearchService {
     metastore: Arc<dyn Metastore>,
     resolver: StorageResolver,
     split_cache: SplitCache,
+    range_cache: Arc<ByteRangeCache>,
     doc_mappers: Mutex<HashMap<IndexUid, Arc<DocMapper>>>,
 }
 
@@ -89,6 +93,7 @@ impl SearchService {
             metastore,
             resolver,
             split_cache: SplitCache::new(SPLIT_CACHE_CAPACITY),
+            range_cache: Arc::new(ByteRangeCache::new(RANGE_CACHE_CAPACITY_BYTES)),
             doc_mappers: Mutex::new(HashMap::new()),
         }
     }
@@ -102,6 +107,16 @@ impl SearchService {
             .entry(index_metadata.index_uid.clone())
             .or_insert_with(|| Arc::new(DocMapper::new(&index_metadata.index_config)))
             .clone()
+    }
+
+    /// Hits and misses of the byte-range cache, and the bytes it holds.
+    pub fn range_cache_stats(&self) -> (u64, u64, usize) {
+        use std::sync::atomic::Ordering;
+        (
+            self.range_cache.hits.load(Ordering::Relaxed),
+            self.range_cache.misses.load(Ordering::Relaxed),
+            self.range_cache.used_bytes(),
+        )
     }
 
     /// Forgets cached state of a deleted index.
@@ -252,6 +267,7 @@ impl SearchService {
                 storage: storage.clone(),
                 split_path: split.split_metadata.split_id.file_name(),
                 footer_offsets: split.split_metadata.footer_offsets.clone(),
+                range_cache: Some(self.range_cache.clone()),
             };
             let split_id = split.split_metadata.split_id.clone();
             async move {

@@ -37,6 +37,11 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
     crate::metrics::METRICS
         .failed_shards
         .set(state.ingest_service.failed_shards().len() as i64);
+    let (hits, misses, bytes) = state.search_service.range_cache_stats();
+    let metrics = &crate::metrics::METRICS;
+    metrics.range_cache_hits.set(hits as i64);
+    metrics.range_cache_misses.set(misses as i64);
+    metrics.range_cache_bytes.set(bytes as i64);
     crate::metrics::METRICS
         .wal_fsyncs
         .set(quarry_indexer::WAL_FSYNCS.load(std::sync::atomic::Ordering::Relaxed) as i64);

@@ -13,7 +13,7 @@ use tantivy::directory::{
 };
 use tantivy::{Directory, HasLen};
 
-use super::{FileTable, HotCache, SplitError, SplitFooter};
+use super::{ByteRangeCache, FileTable, HotCache, SplitError, SplitFooter};
 use crate::storage::Storage;
 
 /// What a searcher needs to open a split: where it is and where its footer starts.
@@ -22,6 +22,8 @@ pub struct SplitOpenInfo {
     pub storage: Arc<dyn Storage>,
     pub split_path: String,
     pub footer_offsets: Range<u64>,
+    /// Where fetched ranges are kept between queries, if anywhere.
+    pub range_cache: Option<Arc<ByteRangeCache>>,
 }
 
 /// A read-only tantivy [`Directory`] over one split file in object storage. Reads the
@@ -41,6 +43,7 @@ struct SplitDirectoryInner {
     split_path: String,
     file_table: FileTable,
     hotcache: HotCache,
+    range_cache: Option<Arc<ByteRangeCache>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -93,6 +96,7 @@ impl SplitDirectory {
                 split_path: info.split_path,
                 file_table,
                 hotcache,
+                range_cache: info.range_cache,
                 runtime,
             }),
         })
@@ -127,6 +131,21 @@ impl SplitFileHandle {
         Ok(range.start as u64..range.end as u64)
     }
 
+    fn cached(&self, range: &Range<u64>) -> Option<OwnedBytes> {
+        if let Some(bytes) = self.directory.hotcache.get(&self.path, range) {
+            return Some(bytes);
+        }
+        let cache = self.directory.range_cache.as_ref()?;
+        cache.get(&self.directory.split_path, &self.path, range)
+    }
+
+    fn remember(&self, range: Range<u64>, bytes: OwnedBytes) -> OwnedBytes {
+        if let Some(cache) = &self.directory.range_cache {
+            cache.put(&self.directory.split_path, &self.path, range, bytes.clone());
+        }
+        bytes
+    }
+
     fn split_range(&self, range: &Range<u64>) -> Range<u64> {
         self.range_in_split.start + range.start..self.range_in_split.start + range.end
     }
@@ -136,7 +155,7 @@ impl SplitFileHandle {
 impl FileHandle for SplitFileHandle {
     fn read_bytes(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
         let range = self.check_range(&range)?;
-        if let Some(bytes) = self.directory.hotcache.get(&self.path, &range) {
+        if let Some(bytes) = self.cached(&range) {
             return Ok(bytes);
         }
         let split_range = self.split_range(&range);
@@ -149,12 +168,12 @@ impl FileHandle for SplitFileHandle {
                     .get_range(&directory.split_path, split_range),
             )
             .map_err(io::Error::other)?;
-        Ok(owned_bytes(bytes))
+        Ok(self.remember(range, owned_bytes(bytes)))
     }
 
     async fn read_bytes_async(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
         let range = self.check_range(&range)?;
-        if let Some(bytes) = self.directory.hotcache.get(&self.path, &range) {
+        if let Some(bytes) = self.cached(&range) {
             return Ok(bytes);
         }
         let split_range = self.split_range(&range);
@@ -164,7 +183,7 @@ impl FileHandle for SplitFileHandle {
             .get_range(&self.directory.split_path, split_range)
             .await
             .map_err(io::Error::other)?;
-        Ok(owned_bytes(bytes))
+        Ok(self.remember(range, owned_bytes(bytes)))
     }
 }
 

@@ -10,12 +10,14 @@ mod directory;
 mod file_table;
 mod footer;
 mod hotcache;
+mod range_cache;
 mod writer;
 
 pub use directory::{SplitDirectory, SplitOpenInfo};
 pub use file_table::FileTable;
 pub use footer::{SplitFooter, FOOTER_LEN};
 pub use hotcache::HotCache;
+pub use range_cache::ByteRangeCache;
 pub use writer::{write_split_file, WrittenSplit};
 
 #[derive(Debug, thiserror::Error)]

@@ -116,20 +116,10 @@ fn build_hotcache(index_dir: &Path) -> Result<Vec<u8>, SplitError> {
                     .map_err(tantivy_error)?;
             }
         }
-        let fast_fields = segment_reader.fast_fields();
-        for (_, entry) in schema.fields() {
-            if !entry.is_fast() {
-                continue;
-            }
-            let handles = if entry.field_type().is_json() {
-                fast_fields.dynamic_subpath_column_handles(entry.name())
-            } else {
-                fast_fields.dynamic_column_handles(entry.name())
-            };
-            for handle in handles.map_err(tantivy_error)? {
-                handle.open().map_err(tantivy_error)?;
-            }
-        }
+        // Opening the fast field reader reads the column directory; the columns
+        // themselves are fetched (and cached by range) by the queries that need them, so
+        // that the hotcache stays small.
+        segment_reader.fast_fields();
         segment_reader.get_store_reader(0).map_err(tantivy_error)?;
     }
     HotCache::encode(&reads, |path| std::fs::read(index_dir.join(path)))

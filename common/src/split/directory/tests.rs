@@ -58,6 +58,7 @@ async fn opening_costs_one_read_and_a_term_query_a_few_more() {
         storage: Arc::new(counting),
         split_path: "s.split".to_string(),
         footer_offsets: written.footer_offsets.clone(),
+        range_cache: None,
     };
     let directory = SplitDirectory::open(info).await.unwrap();
     assert_eq!(counts.reads(), 1, "opening a split is one ranged read");
@@ -111,6 +112,7 @@ async fn wrong_footer_offsets_are_reported() {
         storage,
         split_path: "s.split".to_string(),
         footer_offsets: written.footer_offsets.start + 1..written.footer_offsets.end,
+        range_cache: None,
     };
     let err = SplitDirectory::open(info).await.unwrap_err();
     assert!(
