@@ -227,6 +227,34 @@ async fn check_answers(node: &TestNode, docs: &[Value]) {
 
     check_aggregations(node, docs).await;
 
+    // Leaves over the deadline are reported, not waited for.
+    let response = node
+        .search(
+            "e2e-logs",
+            json!({"query": "body:failed", "max_hits": 5, "timeout_ms": 0}),
+        )
+        .await;
+    let errors = response["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{response}");
+    assert!(
+        errors
+            .iter()
+            .all(|error| error.as_str().unwrap().contains("timed out after 0 ms")),
+        "{response}"
+    );
+
+    // Snippets highlight the matched terms, one entry per hit.
+    let response = node.search("e2e-logs", json!({"query": "body:failed AND severity_text:ERROR", "max_hits": 3, "snippet_fields": ["body"]})).await;
+    let snippets = response["snippets"].as_array().unwrap();
+    assert_eq!(snippets.len(), response["hits"].as_array().unwrap().len());
+    for snippet in snippets {
+        let fragment = snippet["body"][0].as_str().unwrap();
+        assert!(
+            fragment.to_lowercase().contains("<b>failed</b>"),
+            "{fragment}"
+        );
+    }
+
     // Hits are the documents that were sent.
     let first = &docs[0];
     let trace = first.get("trace_id").and_then(Value::as_str);

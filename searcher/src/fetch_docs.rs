@@ -1,20 +1,64 @@
 use quarry_common::doc_mapper::DocMapper;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use tantivy::query::Query;
+use tantivy::schema::Field;
+use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Searcher, TantivyDocument};
+
+/// A hit's document, and its highlighted fragments when snippets were asked for.
+pub(crate) struct FetchedDoc {
+    pub doc: Value,
+    pub snippets: Option<Value>,
+}
+
+/// What the fetch phase needs to highlight: the query and the fields to cut fragments from.
+pub(crate) struct SnippetRequest<'a> {
+    pub query: &'a dyn Query,
+    pub fields: &'a [(String, Field)],
+}
 
 /// Reads the documents of the final hits of one split, in the given order. Blocking.
 pub(crate) fn fetch_docs(
     searcher: &Searcher,
     doc_mapper: &DocMapper,
     addresses: &[DocAddress],
-) -> Result<Vec<Value>, String> {
+    snippets: Option<SnippetRequest<'_>>,
+) -> Result<Vec<FetchedDoc>, String> {
+    let generators = match &snippets {
+        Some(request) => request
+            .fields
+            .iter()
+            .map(|(name, field)| {
+                SnippetGenerator::create(searcher, request.query, *field)
+                    .map(|generator| (name.clone(), generator))
+                    .map_err(|error| format!("snippets of `{name}`: {error}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
     addresses
         .iter()
         .map(|address| {
             let doc: TantivyDocument = searcher
                 .doc(*address)
                 .map_err(|error| format!("fetching document {address:?} failed: {error}"))?;
-            Ok(Value::Object(doc_mapper.doc_to_json(&doc)))
+            let snippets = snippets.as_ref().map(|_| {
+                let mut by_field = Map::new();
+                for (name, generator) in &generators {
+                    let html = generator.snippet_from_doc(&doc).to_html();
+                    let fragments = if html.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![Value::String(html)]
+                    };
+                    by_field.insert(name.clone(), Value::Array(fragments));
+                }
+                Value::Object(by_field)
+            });
+            Ok(FetchedDoc {
+                doc: Value::Object(doc_mapper.doc_to_json(&doc)),
+                snippets,
+            })
         })
         .collect()
 }

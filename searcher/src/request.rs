@@ -30,6 +30,13 @@ pub struct SearchRequest {
     /// Fields that unqualified terms search, instead of the index's default fields.
     #[serde(default, deserialize_with = "comma_list")]
     pub search_field: Option<Vec<String>>,
+    /// Text fields to return highlighted fragments of (`<b>` around matched terms).
+    #[serde(default, deserialize_with = "comma_list")]
+    pub snippet_fields: Option<Vec<String>>,
+    /// Splits not searched within this many milliseconds are left out and listed in
+    /// `errors` (default 30 s).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
     /// Aggregations in Elasticsearch syntax (POST bodies).
     #[serde(default, alias = "aggregations")]
     pub aggs: Option<serde_json::Value>,
@@ -65,6 +72,9 @@ pub struct SearchResponse {
     /// Exact number of matching documents.
     pub num_hits: u64,
     pub hits: Vec<serde_json::Value>,
+    /// With `snippet_fields`: one object per hit, field → fragments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snippets: Option<Vec<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregations: Option<serde_json::Value>,
     pub elapsed_time_micros: u64,

@@ -14,7 +14,7 @@ use tantivy::aggregation::agg_req::Aggregations;
 
 use crate::aggregations::{finalize, parse_aggregations};
 use crate::elastic_dsl::parse_es_query;
-use crate::fetch_docs::fetch_docs;
+use crate::fetch_docs::{fetch_docs, FetchedDoc, SnippetRequest};
 use crate::leaf::{leaf_search, LeafResult, PartialHit};
 use crate::pruning::split_may_match;
 use crate::query_ast::QueryAst;
@@ -24,6 +24,8 @@ use crate::request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
 use crate::sort::SortSpec;
 use crate::split_cache::{OpenSplit, SplitCache};
 
+/// How long leaves may take unless the request says otherwise.
+const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 /// Opened splits kept in memory; each costs its hotcache (typically tens of KiB).
 const SPLIT_CACHE_CAPACITY: usize = 1_000;
 /// Fetched byte ranges kept across queries: fast field columns and the term dictionary
@@ -54,6 +56,8 @@ impl From<MetastoreError> for SearchError {
 #[derive(Clone, Debug)]
 pub struct SearchHit {
     pub doc: serde_json::Value,
+    /// Highlighted fragments per requested snippet field.
+    pub snippets: Option<serde_json::Value>,
     pub split_id: String,
     pub segment_ord: u32,
     pub doc_id: u32,
@@ -70,6 +74,23 @@ pub struct SearchResult {
     pub num_splits: usize,
 }
 
+/// A snippet field must be a stored text field: fragments are cut from its stored text.
+fn snippet_field(
+    doc_mapper: &DocMapper,
+    name: &str,
+) -> Result<(String, tantivy::schema::Field), String> {
+    match doc_mapper.resolve_field(name)? {
+        quarry_common::doc_mapper::ResolvedField::Mapped(mapped)
+            if mapped.leaf_type == quarry_config::LeafFieldType::Text && mapped.mapping.stored =>
+        {
+            Ok((mapped.path.clone(), mapped.field))
+        }
+        _ => Err(format!(
+            "cannot make snippets of `{name}`: snippet fields must be stored text fields"
+        )),
+    }
+}
+
 /// The root of a search: plans, fans out to leaves (on this node for now), merges.
 pub struct SearchService {
     metastore: Arc<dyn Metastore>,
@@ -81,6 +102,7 @@ pub struct SearchService {
 
 struct Plan {
     doc_mapper: Arc<DocMapper>,
+    snippet_fields: Vec<(String, tantivy::schema::Field)>,
     query_ast: QueryAst,
     sort: SortSpec,
     aggs: Option<Aggregations>,
@@ -204,7 +226,15 @@ impl SearchService {
             .map(|aggs| parse_aggregations(aggs, &doc_mapper))
             .transpose()
             .map_err(SearchError::InvalidRequest)?;
+        let snippet_fields = request
+            .snippet_fields
+            .iter()
+            .flatten()
+            .map(|name| snippet_field(&doc_mapper, name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(SearchError::InvalidRequest)?;
         Ok(Plan {
+            snippet_fields,
             doc_mapper,
             query_ast,
             sort,
@@ -219,9 +249,25 @@ impl SearchService {
         index_id: &str,
         request: SearchRequest,
     ) -> Result<SearchResponse, SearchError> {
+        let request_wants_snippets = request
+            .snippet_fields
+            .as_ref()
+            .is_some_and(|fields| !fields.is_empty());
         let result = self.search_detailed(index_id, request).await?;
+        let snippets = if request_wants_snippets {
+            Some(
+                result
+                    .hits
+                    .iter()
+                    .map(|hit| hit.snippets.clone().unwrap_or_default())
+                    .collect(),
+            )
+        } else {
+            None
+        };
         Ok(SearchResponse {
             num_hits: result.num_hits,
+            snippets,
             hits: result.hits.into_iter().map(|hit| hit.doc).collect(),
             aggregations: result.aggregations,
             elapsed_time_micros: result.elapsed_time_micros,
@@ -296,7 +342,23 @@ impl SearchService {
                 result.map_err(|error| format!("split {split_id}: {error}"))
             }
         });
-        let leaf_results = join_all(leaf_futures).await;
+        // A split that runs over the deadline is reported in `errors`; the others answer.
+        let timeout =
+            std::time::Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+        let leaf_results = join_all(leaf_futures.zip(plan.splits.iter()).map(|(leaf, split)| {
+            let split_id = split.split_metadata.split_id.clone();
+            async move {
+                tokio::time::timeout(timeout, leaf)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "split {split_id}: timed out after {} ms",
+                            timeout.as_millis()
+                        ))
+                    })
+            }
+        }))
+        .await;
 
         let mut num_hits = 0;
         let mut errors = Vec::new();
@@ -342,9 +404,11 @@ impl SearchService {
         let hits = page
             .into_iter()
             .zip(docs)
-            .filter_map(|(hit, doc)| {
+            .filter_map(|(hit, fetched)| {
+                let fetched = fetched?;
                 Some(SearchHit {
-                    doc: doc?,
+                    doc: fetched.doc,
+                    snippets: fetched.snippets,
                     split_id: plan.splits[hit.split_ord]
                         .split_metadata
                         .split_id
@@ -379,7 +443,7 @@ impl SearchService {
         page: &[PartialHit],
         open_splits: &HashMap<usize, Arc<OpenSplit>>,
         errors: &mut Vec<String>,
-    ) -> Vec<Option<serde_json::Value>> {
+    ) -> Vec<Option<FetchedDoc>> {
         let mut by_split: BTreeMap<usize, Vec<(usize, tantivy::DocAddress)>> = BTreeMap::new();
         for (position, hit) in page.iter().enumerate() {
             by_split
@@ -395,7 +459,20 @@ impl SearchService {
                     positioned.iter().map(|(_, address)| *address).collect();
                 let docs = tokio::task::spawn_blocking(move || {
                     let searcher = open.searcher().map_err(|error| error.to_string())?;
-                    fetch_docs(&searcher, &plan.doc_mapper, &addresses)
+                    let query = if plan.snippet_fields.is_empty() {
+                        None
+                    } else {
+                        Some(
+                            QueryBuilder::new(&plan.doc_mapper)
+                                .build(&plan.query_ast)
+                                .map_err(|error| error.to_string())?,
+                        )
+                    };
+                    let snippets = query.as_deref().map(|query| SnippetRequest {
+                        query,
+                        fields: &plan.snippet_fields,
+                    });
+                    fetch_docs(&searcher, &plan.doc_mapper, &addresses, snippets)
                 })
                 .await
                 .map_err(|error| error.to_string())
@@ -403,7 +480,7 @@ impl SearchService {
                 (positioned, docs)
             })
         });
-        let mut slots: Vec<Option<serde_json::Value>> = vec![None; page.len()];
+        let mut slots: Vec<Option<FetchedDoc>> = (0..page.len()).map(|_| None).collect();
         for (positioned, docs) in join_all(fetches).await {
             match docs {
                 Ok(docs) => {
