@@ -22,7 +22,7 @@ printf 'rest:\n  listen_port: %s\ndata_dir: %s/qdata\n' "$PORT" "$WORK" > "$WORK
 NODE_PID=$!
 ENDPOINT=http://127.0.0.1:$PORT
 for _ in $(seq 1 100); do curl -sf "$ENDPOINT/health/readyz" >/dev/null && break; sleep 0.1; done
-"$BIN" index create --endpoint "$ENDPOINT" --index-config bench/bench-logs.yaml >/dev/null
+"$BIN" index create --endpoint "$ENDPOINT" --index-config "${QUARRY_BENCH_INDEX_CONFIG:-bench/bench-logs.yaml}" >/dev/null
 
 CPU_BEFORE=$(awk '{print $14+$15}' "/proc/$NODE_PID/stat")
 START=$(date +%s.%N)
