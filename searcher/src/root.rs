@@ -345,17 +345,24 @@ impl SearchService {
         // A split that runs over the deadline is reported in `errors`; the others answer.
         let timeout =
             std::time::Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
+        let deadline = tokio::time::Instant::from_std(started) + timeout;
         let leaf_results = join_all(leaf_futures.zip(plan.splits.iter()).map(|(leaf, split)| {
             let split_id = split.split_metadata.split_id.clone();
             async move {
-                tokio::time::timeout(timeout, leaf)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "split {split_id}: timed out after {} ms",
-                            timeout.as_millis()
-                        ))
-                    })
+                // Checked before starting too: the timer only fires on its next tick.
+                let result = if tokio::time::Instant::now() >= deadline {
+                    Err(())
+                } else {
+                    tokio::time::timeout_at(deadline, leaf)
+                        .await
+                        .map_err(|_| ())
+                };
+                result.unwrap_or_else(|()| {
+                    Err(format!(
+                        "split {split_id}: timed out after {} ms",
+                        timeout.as_millis()
+                    ))
+                })
             }
         }))
         .await;

@@ -177,11 +177,14 @@ async fn run_bulk(
             if outcome.get("error").is_some() {
                 has_errors = true;
             }
+            // Elasticsearch writes `_index` and `_id` first.
+            let mut rendered = serde_json::Map::new();
+            rendered.insert("_index".to_string(), json!(item.index_id));
+            rendered.insert("_id".to_string(), json!(item.doc_id));
             if let Some(object) = outcome.as_object_mut() {
-                object.insert("_index".to_string(), json!(item.index_id));
-                object.insert("_id".to_string(), json!(item.doc_id));
+                rendered.append(object);
             }
-            json!({ item.action: outcome })
+            json!({ item.action: rendered })
         })
         .collect();
     Json(json!({
