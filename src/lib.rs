@@ -3,7 +3,7 @@
 pub mod cli;
 pub mod demo;
 pub mod demo_logs;
-mod index_service;
+pub(crate) mod index_service;
 mod metrics;
 pub mod node;
 mod rest;

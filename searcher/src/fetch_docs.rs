@@ -15,6 +15,7 @@ pub(crate) struct FetchedDoc {
 pub(crate) struct SnippetRequest<'a> {
     pub query: &'a dyn Query,
     pub fields: &'a [(String, Field)],
+    pub options: Option<&'a crate::request::HighlightOptions>,
 }
 
 /// Reads the documents of the final hits of one split, in the given order. Blocking.
@@ -30,7 +31,12 @@ pub(crate) fn fetch_docs(
             .iter()
             .map(|(name, field)| {
                 SnippetGenerator::create(searcher, request.query, *field)
-                    .map(|generator| (name.clone(), generator))
+                    .map(|mut generator| {
+                        if let Some(options) = request.options {
+                            generator.set_max_num_chars(options.max_chars);
+                        }
+                        (name.clone(), generator)
+                    })
                     .map_err(|error| format!("snippets of `{name}`: {error}"))
             })
             .collect::<Result<Vec<_>, _>>()?,
@@ -45,7 +51,11 @@ pub(crate) fn fetch_docs(
             let snippets = snippets.as_ref().map(|_| {
                 let mut by_field = Map::new();
                 for (name, generator) in &generators {
-                    let html = generator.snippet_from_doc(&doc).to_html();
+                    let mut snippet = generator.snippet_from_doc(&doc);
+                    if let Some(options) = snippets.as_ref().and_then(|request| request.options) {
+                        snippet.set_snippet_prefix_postfix(&options.pre_tag, &options.post_tag);
+                    }
+                    let html = snippet.to_html();
                     let fragments = if html.is_empty() {
                         Vec::new()
                     } else {

@@ -8,6 +8,7 @@ pub mod aggregations;
 pub mod elastic_dsl;
 mod fetch_docs;
 mod leaf;
+pub mod pattern;
 pub mod pruning;
 pub mod query_ast;
 pub mod query_builder;
@@ -17,5 +18,5 @@ mod root;
 mod sort;
 mod split_cache;
 
-pub use request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
+pub use request::{HighlightOptions, SearchRequest, SearchResponse, MAX_HITS_CAP};
 pub use root::{SearchError, SearchHit, SearchResult, SearchService};

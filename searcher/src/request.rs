@@ -43,6 +43,9 @@ pub struct SearchRequest {
     /// An Elasticsearch DSL query, used instead of `query` (set by the ES-compatible API).
     #[serde(skip)]
     pub es_query: Option<serde_json::Value>,
+    /// Highlighting options of the ES API: tags around matches, fragment length.
+    #[serde(skip)]
+    pub highlight: Option<HighlightOptions>,
 }
 
 /// Accepts `"a,b"` (query strings) as well as `["a", "b"]` (JSON bodies).
@@ -80,4 +83,11 @@ pub struct SearchResponse {
     pub elapsed_time_micros: u64,
     /// Splits that could not be searched; their hits are missing from the response.
     pub errors: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HighlightOptions {
+    pub pre_tag: String,
+    pub post_tag: String,
+    pub max_chars: usize,
 }

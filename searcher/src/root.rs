@@ -16,6 +16,7 @@ use crate::aggregations::{finalize, parse_aggregations};
 use crate::elastic_dsl::parse_es_query;
 use crate::fetch_docs::{fetch_docs, FetchedDoc, SnippetRequest};
 use crate::leaf::{leaf_search, LeafResult, PartialHit};
+use crate::pattern::wildcard_match;
 use crate::pruning::split_may_match;
 use crate::query_ast::QueryAst;
 use crate::query_builder::{time_window_clause, QueryBuilder};
@@ -102,6 +103,7 @@ pub struct SearchService {
 
 struct Plan {
     doc_mapper: Arc<DocMapper>,
+    highlight: Option<crate::request::HighlightOptions>,
     snippet_fields: Vec<(String, tantivy::schema::Field)>,
     query_ast: QueryAst,
     sort: SortSpec,
@@ -230,10 +232,27 @@ impl SearchService {
             .snippet_fields
             .iter()
             .flatten()
-            .map(|name| snippet_field(&doc_mapper, name))
+            .flat_map(|name| {
+                if name.contains('*') {
+                    // Patterns (ES `highlight.fields`) pick the stored text fields they match.
+                    doc_mapper
+                        .fields()
+                        .iter()
+                        .filter(|field| {
+                            field.leaf_type == quarry_config::LeafFieldType::Text
+                                && field.mapping.stored
+                                && wildcard_match(name, &field.path)
+                        })
+                        .map(|field| Ok((field.path.clone(), field.field)))
+                        .collect::<Vec<_>>()
+                } else {
+                    vec![snippet_field(&doc_mapper, name)]
+                }
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(SearchError::InvalidRequest)?;
         Ok(Plan {
+            highlight: request.highlight.clone(),
             snippet_fields,
             doc_mapper,
             query_ast,
@@ -478,6 +497,7 @@ impl SearchService {
                     let snippets = query.as_deref().map(|query| SnippetRequest {
                         query,
                         fields: &plan.snippet_fields,
+                        options: plan.highlight.as_ref(),
                     });
                     fetch_docs(&searcher, &plan.doc_mapper, &addresses, snippets)
                 })

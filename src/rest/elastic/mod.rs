@@ -2,19 +2,38 @@
 //! shippers send, answered in the shapes they parse.
 
 mod bulk;
+mod meta;
 mod search;
 
 use std::sync::Arc;
 
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 
 use super::AppState;
 
 pub(crate) fn router() -> Router<Arc<AppState>> {
     Router::new()
+        .route("/api/v1/_elastic", get(meta::info).head(meta::info))
+        .route("/api/v1/_elastic/", get(meta::info).head(meta::info))
+        .route(
+            "/api/v1/_elastic/_cluster/health",
+            get(meta::cluster_health),
+        )
+        .route("/api/v1/_elastic/_cat/indices", get(meta::cat_indices))
+        .route("/api/v1/_elastic/{index_id}/_mapping", get(meta::mapping))
+        .route("/api/v1/_elastic/{index_id}/_mappings", get(meta::mapping))
+        .route(
+            "/api/v1/_elastic/{index_id}/_field_caps",
+            get(meta::field_caps).post(meta::field_caps),
+        )
+        .route("/api/v1/_elastic/_msearch", post(search::msearch))
+        .route(
+            "/api/v1/_elastic/{index_id}/_msearch",
+            post(search::msearch_into),
+        )
         .route("/api/v1/_elastic/_bulk", post(bulk::bulk).put(bulk::bulk))
         .route(
             "/api/v1/_elastic/{index_id}/_bulk",

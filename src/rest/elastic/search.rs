@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use quarry_searcher::{SearchError, SearchRequest, SearchResult};
+use quarry_searcher::{HighlightOptions, SearchError, SearchRequest, SearchResult};
 use serde_json::{json, Value};
 
 use super::es_error;
@@ -138,11 +138,80 @@ fn build_request(
             .get("aggs")
             .or_else(|| body.get("aggregations"))
             .cloned();
+        if let Some(highlight) = body.get("highlight") {
+            request.snippet_fields = Some(highlight_fields(highlight));
+            request.highlight = Some(highlight_options(highlight));
+        }
     }
     Ok(request)
 }
 
-fn render(index_id: &str, result: SearchResult) -> Value {
+fn highlight_fields(highlight: &Value) -> Vec<String> {
+    match &highlight["fields"] {
+        Value::Object(fields) => fields.keys().cloned().collect(),
+        Value::Array(fields) => fields
+            .iter()
+            .filter_map(|field| {
+                field
+                    .as_object()
+                    .and_then(|object| object.keys().next())
+                    .cloned()
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn highlight_options(highlight: &Value) -> HighlightOptions {
+    let tag = |key: &str, default: &str| {
+        highlight[key]
+            .as_array()
+            .and_then(|tags| tags.first())
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    // ES's default fragment is 100 characters; Grafana asks for whole fields.
+    let max_chars = highlight["fragment_size"]
+        .as_u64()
+        .map(|size| size.min(1 << 20) as usize)
+        .unwrap_or(100);
+    HighlightOptions {
+        pre_tag: tag("pre_tags", "<em>"),
+        post_tag: tag("post_tags", "</em>"),
+        max_chars,
+    }
+}
+
+/// Fields a client asked to see under `fields` (`fields`, `docvalue_fields`), by name.
+fn requested_fields(body: &Bytes) -> Vec<String> {
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    for key in ["fields", "docvalue_fields"] {
+        for field in body[key].as_array().into_iter().flatten() {
+            let name = field.as_str().or_else(|| field["field"].as_str());
+            if let Some(name) = name {
+                if !names.iter().any(|known| known == name) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+    }
+    names
+}
+
+/// The value at a dotted path of a document: `a.b` is `{"a": {"b": …}}` or `{"a.b": …}`.
+fn value_at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    if let Some(value) = doc.get(path) {
+        return Some(value);
+    }
+    let (head, rest) = path.split_once('.')?;
+    value_at(doc.get(head)?, rest)
+}
+
+fn render(index_id: &str, result: SearchResult, fields: &[String]) -> Value {
     let hits: Vec<Value> = result
         .hits
         .into_iter()
@@ -151,8 +220,36 @@ fn render(index_id: &str, result: SearchResult) -> Value {
                 "_index": index_id,
                 "_id": format!("{}:{}:{}", hit.split_id, hit.segment_ord, hit.doc_id),
                 "_score": null,
-                "_source": hit.doc,
             });
+            if !fields.is_empty() {
+                let mut values = serde_json::Map::new();
+                for field in fields {
+                    match value_at(&hit.doc, field) {
+                        Some(Value::Array(items)) => {
+                            values.insert(field.clone(), Value::Array(items.clone()));
+                        }
+                        Some(value) => {
+                            values.insert(field.clone(), json!([value]));
+                        }
+                        None => {}
+                    }
+                }
+                rendered["fields"] = Value::Object(values);
+            }
+            if let Some(Value::Object(snippets)) = hit.snippets {
+                let highlight: serde_json::Map<String, Value> = snippets
+                    .into_iter()
+                    .filter(|(_, fragments)| {
+                        fragments
+                            .as_array()
+                            .is_some_and(|fragments| !fragments.is_empty())
+                    })
+                    .collect();
+                if !highlight.is_empty() {
+                    rendered["highlight"] = Value::Object(highlight);
+                }
+            }
+            rendered["_source"] = hit.doc;
             if let Some(sort_value) = hit.sort_value {
                 rendered["sort"] = json!([sort_value]);
             }
@@ -207,7 +304,7 @@ pub(crate) async fn search(
         .search_detailed(&index_id, request)
         .await
     {
-        Ok(result) => Json(render(&index_id, result)).into_response(),
+        Ok(result) => Json(render(&index_id, result, &requested_fields(&body))).into_response(),
         Err(error) => search_error(error, &index_id),
     }
 }
@@ -230,6 +327,79 @@ pub(crate) async fn count(
         .into_response(),
         Err(error) => search_error(error, &index_id),
     }
+}
+
+pub(crate) async fn msearch(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    run_msearch(&state, None, &body).await
+}
+
+pub(crate) async fn msearch_into(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    run_msearch(&state, Some(index_id), &body).await
+}
+
+/// One response per header/body pair; a failing search answers with its error object in
+/// place, the others still run.
+async fn run_msearch(state: &AppState, default_index: Option<String>, body: &[u8]) -> Response {
+    let started = std::time::Instant::now();
+    let mut lines = body
+        .split(|byte| *byte == b'\n')
+        .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
+    let mut responses = Vec::new();
+    while let Some(header_line) = lines.next() {
+        let Ok(header) = serde_json::from_slice::<Value>(header_line) else {
+            return es_error(
+                StatusCode::BAD_REQUEST,
+                "parsing_exception",
+                "an _msearch header line is not a JSON object",
+            );
+        };
+        let search_body = Bytes::copy_from_slice(lines.next().unwrap_or(b"{}"));
+        let index = match header.get("index") {
+            Some(Value::String(index)) => Some(index.clone()),
+            Some(Value::Array(indexes)) if indexes.len() == 1 => {
+                indexes[0].as_str().map(str::to_string)
+            }
+            Some(_) => None,
+            None => default_index.clone(),
+        };
+        let response = match index {
+            Some(index) if !index.contains(',') && !index.contains('*') => {
+                match build_request(&HashMap::new(), &search_body, false) {
+                    Ok(request) => match state.search_service.search_detailed(&index, request).await {
+                        Ok(result) => {
+                            let mut rendered = render(&index, result, &requested_fields(&search_body));
+                            rendered["status"] = json!(200);
+                            rendered
+                        }
+                        Err(error) => error_body(search_error(error, &index)).await,
+                    },
+                    Err(reason) => error_body(es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason)).await,
+                }
+            }
+            Some(pattern) => error_body(es_error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                &format!("index pattern `{pattern}`: searching several indexes at once is not supported yet"),
+            ))
+            .await,
+            None => error_body(es_error(StatusCode::BAD_REQUEST, "action_request_validation_exception", "no index given")).await,
+        };
+        responses.push(response);
+    }
+    Json(json!({"took": started.elapsed().as_millis() as u64, "responses": responses}))
+        .into_response()
+}
+
+/// The JSON of an error response, to embed in `responses`.
+async fn error_body(response: Response) -> Value {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"status": 500}))
 }
 
 #[cfg(test)]

@@ -1,0 +1,232 @@
+//! What ES clients ask before they search: who we are, how the cluster is, which indexes
+//! and fields exist.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use quarry_config::{FieldMapping, FieldType, IndexConfig, LeafFieldType, TokenizerName};
+use quarry_searcher::pattern::wildcard_match;
+use serde_json::{json, Map, Value};
+
+use super::es_error;
+use crate::index_service::IndexServiceError;
+use crate::rest::AppState;
+
+/// The Elasticsearch version we answer as: clients pick their protocol from it.
+const ES_VERSION: &str = "8.13.0";
+
+pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
+    let snapshot = state.cluster.snapshot();
+    Json(json!({
+        "name": snapshot.self_node_id,
+        "cluster_name": snapshot.cluster_id,
+        "cluster_uuid": snapshot.cluster_id,
+        "version": {
+            "number": ES_VERSION,
+            "build_flavor": "default",
+            "build_type": "quarry",
+            "lucene_version": "9.10.0",
+            "minimum_wire_compatibility_version": "7.17.0",
+            "minimum_index_compatibility_version": "7.0.0",
+            "distribution": "quarry",
+            "quarry_version": env!("CARGO_PKG_VERSION"),
+        },
+        "tagline": "You Know, for Search",
+    }))
+    .into_response()
+}
+
+pub(crate) async fn cluster_health(State(state): State<Arc<AppState>>) -> Response {
+    let snapshot = state.cluster.snapshot();
+    let failed = state.ingest_service.failed_shards().len();
+    Json(json!({
+        "cluster_name": snapshot.cluster_id,
+        "status": if failed == 0 { "green" } else { "yellow" },
+        "timed_out": false,
+        "number_of_nodes": snapshot.ready_nodes.len(),
+        "number_of_data_nodes": snapshot.ready_nodes.len(),
+        "active_primary_shards": 0,
+        "active_shards": 0,
+        "relocating_shards": 0,
+        "initializing_shards": 0,
+        "unassigned_shards": failed,
+    }))
+    .into_response()
+}
+
+fn index_error(error: IndexServiceError, index_id: &str) -> Response {
+    match error {
+        IndexServiceError::Metastore(quarry_common::metastore::MetastoreError::IndexNotFound(
+            _,
+        )) => es_error(
+            StatusCode::NOT_FOUND,
+            "index_not_found_exception",
+            &format!("no such index [{index_id}]"),
+        ),
+        other => es_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &other.to_string(),
+        ),
+    }
+}
+
+/// ES type, searchable, aggregatable.
+fn es_type(mapping: &FieldMapping) -> (&'static str, bool, bool) {
+    let leaf = mapping.field_type.leaf().unwrap_or(LeafFieldType::Json);
+    let es_type = match leaf {
+        LeafFieldType::Text if mapping.effective_tokenizer() == TokenizerName::Raw => "keyword",
+        LeafFieldType::Text => "text",
+        LeafFieldType::U64 => "unsigned_long",
+        LeafFieldType::I64 => "long",
+        LeafFieldType::F64 => "double",
+        LeafFieldType::Bool => "boolean",
+        LeafFieldType::Datetime => "date_nanos",
+        LeafFieldType::Ip => "ip",
+        LeafFieldType::Bytes => "binary",
+        LeafFieldType::Json => "object",
+    };
+    (es_type, mapping.indexed, mapping.fast)
+}
+
+/// `properties` of an ES mapping, nesting object fields.
+fn properties(mappings: &[FieldMapping]) -> Map<String, Value> {
+    mappings
+        .iter()
+        .map(|mapping| {
+            let value = match mapping.field_type {
+                FieldType::Object => {
+                    json!({"type": "object", "properties": properties(&mapping.field_mappings)})
+                }
+                _ => json!({"type": es_type(mapping).0}),
+            };
+            (mapping.name.clone(), value)
+        })
+        .collect()
+}
+
+fn mapping_of(config: &IndexConfig) -> Value {
+    let doc_mapping = &config.doc_mapping;
+    json!({
+        "dynamic": match doc_mapping.mode {
+            quarry_config::Mode::Dynamic => json!(true),
+            quarry_config::Mode::Strict => json!("strict"),
+            quarry_config::Mode::Lenient => json!(false),
+        },
+        "properties": properties(&doc_mapping.field_mappings),
+    })
+}
+
+pub(crate) async fn mapping(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+) -> Response {
+    match state.index_service.describe_index(&index_id).await {
+        Ok(description) => {
+            Json(json!({ index_id: {"mappings": mapping_of(&description.index_config)} }))
+                .into_response()
+        }
+        Err(error) => index_error(error, &index_id),
+    }
+}
+
+pub(crate) async fn field_caps(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let description = match state.index_service.describe_index(&index_id).await {
+        Ok(description) => description,
+        Err(error) => return index_error(error, &index_id),
+    };
+    let patterns: Vec<String> = params
+        .get("fields")
+        .map(|fields| {
+            fields
+                .split(',')
+                .map(str::trim)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_else(|| vec!["*".to_string()]);
+    let wanted = |name: &str| patterns.iter().any(|pattern| wildcard_match(pattern, name));
+    let mut fields = Map::new();
+    for (path, mapping) in description.index_config.doc_mapping.leaf_fields() {
+        if !wanted(&path) {
+            continue;
+        }
+        let (es_type, searchable, aggregatable) = es_type(mapping);
+        fields.insert(
+            path,
+            json!({ es_type: {"type": es_type, "metadata_field": false, "searchable": searchable, "aggregatable": aggregatable} }),
+        );
+    }
+    Json(json!({"indices": [index_id], "fields": fields})).into_response()
+}
+
+pub(crate) async fn cat_indices(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let indexes = match state.index_service.list_indexes().await {
+        Ok(indexes) => indexes,
+        Err(error) => {
+            return es_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "exception",
+                &error.to_string(),
+            )
+        }
+    };
+    let mut rows = Vec::new();
+    for index in indexes {
+        let Ok(description) = state.index_service.describe_index(index.index_id()).await else {
+            continue;
+        };
+        rows.push(json!({
+            "health": "green",
+            "status": "open",
+            "index": description.index_id,
+            "uuid": description.index_uid,
+            "pri": "1",
+            "rep": "0",
+            "docs.count": description.num_published_docs.to_string(),
+            "docs.deleted": "0",
+            "store.size": description.size_published_splits_bytes.to_string(),
+            "pri.store.size": description.size_published_splits_bytes.to_string(),
+        }));
+    }
+    if params.get("format").map(String::as_str) == Some("json") {
+        return Json(Value::Array(rows)).into_response();
+    }
+    let columns = [
+        "health",
+        "status",
+        "index",
+        "uuid",
+        "pri",
+        "rep",
+        "docs.count",
+        "docs.deleted",
+        "store.size",
+        "pri.store.size",
+    ];
+    let mut text = String::new();
+    if params.contains_key("v") {
+        text.push_str(&columns.join(" "));
+        text.push('\n');
+    }
+    for row in &rows {
+        let cells: Vec<&str> = columns
+            .iter()
+            .map(|column| row[*column].as_str().unwrap_or_default())
+            .collect();
+        text.push_str(&cells.join(" "));
+        text.push('\n');
+    }
+    ([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], text).into_response()
+}
