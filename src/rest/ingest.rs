@@ -18,6 +18,13 @@ pub(crate) fn payload_too_large(limit: usize) -> ApiError {
     }
 }
 
+pub(crate) fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+}
+
 /// Past the limit, the rest of a body is read and dropped (up to this much) so that the
 /// client, still sending, gets the 413 instead of a broken pipe.
 const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
@@ -68,10 +75,7 @@ pub(crate) async fn ingest(
         }
     }
     let limit = state.max_request_body;
-    let declared_len = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
+    let declared_len = content_length(&headers);
     let body = read_body(body, limit, declared_len)
         .await
         .ok_or_else(|| payload_too_large(limit))?;

@@ -50,18 +50,26 @@ fn date_precision(precision: DatePrecision) -> DateTimePrecision {
     }
 }
 
+/// Numeric, date, IP and bytes options share `set_indexed`/`set_stored`/`set_fast` but no
+/// trait: one macro applies a mapping's flags to any of them.
+macro_rules! with_flags {
+    ($options:expr, $mapping:expr) => {{
+        let mut options = $options;
+        if $mapping.indexed {
+            options = options.set_indexed();
+        }
+        if $mapping.stored {
+            options = options.set_stored();
+        }
+        if $mapping.fast {
+            options = options.set_fast();
+        }
+        options
+    }};
+}
+
 fn numeric_options(mapping: &FieldMapping) -> NumericOptions {
-    let mut options = NumericOptions::default();
-    if mapping.indexed {
-        options = options.set_indexed();
-    }
-    if mapping.stored {
-        options = options.set_stored();
-    }
-    if mapping.fast {
-        options = options.set_fast();
-    }
-    options
+    with_flags!(NumericOptions::default(), mapping)
 }
 
 fn add_leaf(
@@ -93,44 +101,15 @@ fn add_leaf(
         LeafFieldType::F64 => builder.add_f64_field(path, numeric_options(mapping)),
         LeafFieldType::Bool => builder.add_bool_field(path, numeric_options(mapping)),
         LeafFieldType::Datetime => {
-            let mut options = DateOptions::default()
+            let options = DateOptions::default()
                 .set_precision(date_precision(mapping.effective_fast_precision()));
-            if mapping.indexed {
-                options = options.set_indexed();
-            }
-            if mapping.stored {
-                options = options.set_stored();
-            }
-            if mapping.fast {
-                options = options.set_fast();
-            }
-            builder.add_date_field(path, options)
+            builder.add_date_field(path, with_flags!(options, mapping))
         }
         LeafFieldType::Ip => {
-            let mut options = IpAddrOptions::default();
-            if mapping.indexed {
-                options = options.set_indexed();
-            }
-            if mapping.stored {
-                options = options.set_stored();
-            }
-            if mapping.fast {
-                options = options.set_fast();
-            }
-            builder.add_ip_addr_field(path, options)
+            builder.add_ip_addr_field(path, with_flags!(IpAddrOptions::default(), mapping))
         }
         LeafFieldType::Bytes => {
-            let mut options = BytesOptions::default();
-            if mapping.indexed {
-                options = options.set_indexed();
-            }
-            if mapping.stored {
-                options = options.set_stored();
-            }
-            if mapping.fast {
-                options = options.set_fast();
-            }
-            builder.add_bytes_field(path, options)
+            builder.add_bytes_field(path, with_flags!(BytesOptions::default(), mapping))
         }
         LeafFieldType::Json => {
             let options = json_options(

@@ -159,7 +159,7 @@ impl StorageResolver {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use bytes::Bytes;
 
@@ -198,6 +198,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let resolver = StorageResolver::default();
         let storage = resolver.resolve(dir.path().to_str().unwrap()).unwrap();
+        exercise_storage(&*storage).await;
+    }
+
+    /// The contract every backend must keep, run against local files and S3 alike.
+    pub(crate) async fn exercise_storage(storage: &dyn Storage) {
         storage
             .put("a/b.bin", Bytes::from_static(b"0123456789"))
             .await
@@ -212,17 +217,29 @@ mod tests {
             storage.list("a").await.unwrap(),
             vec!["a/c.bin".to_string()]
         );
+        assert!(matches!(
+            storage.get_all("a/b.bin").await,
+            Err(StorageError::NotFound(_))
+        ));
         storage.delete("a/c.bin").await.unwrap();
         storage.delete("a/c.bin").await.unwrap();
         assert!(storage.list("a").await.unwrap().is_empty());
-        let big = vec![7u8; 40 * 1024 * 1024];
+        // Over the part size: goes through a multipart upload.
+        let dir = tempfile::tempdir().unwrap();
         let local = dir.path().join("big.local");
+        let big: Vec<u8> = (0..40 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
         std::fs::write(&local, &big).unwrap();
         storage.put_file("big.split", &local).await.unwrap();
         assert_eq!(
             storage.file_num_bytes("big.split").await.unwrap(),
             big.len() as u64
         );
+        let slice = storage
+            .get_range("big.split", 30_000_000..30_000_100)
+            .await
+            .unwrap();
+        assert_eq!(&slice[..], &big[30_000_000..30_000_100]);
+        storage.delete("big.split").await.unwrap();
     }
 }
 
@@ -231,7 +248,6 @@ mod tests {
 #[cfg(test)]
 pub(crate) mod s3_tests {
     use super::*;
-    use bytes::Bytes;
 
     /// The configured S3 endpoint, `None` to skip outside CI.
     pub(crate) fn s3_test_config() -> Option<S3Config> {
@@ -266,42 +282,6 @@ pub(crate) mod s3_tests {
         };
         let resolver = StorageResolver::new(config);
         let storage = resolver.resolve(&s3_test_uri("storage")).unwrap();
-        storage
-            .put("a/b.bin", Bytes::from_static(b"0123456789"))
-            .await
-            .unwrap();
-        assert_eq!(
-            &storage.get_range("a/b.bin", 2..5).await.unwrap()[..],
-            b"234"
-        );
-        assert_eq!(storage.file_num_bytes("a/b.bin").await.unwrap(), 10);
-        storage.rename("a/b.bin", "a/c.bin").await.unwrap();
-        assert_eq!(
-            storage.list("a").await.unwrap(),
-            vec!["a/c.bin".to_string()]
-        );
-        assert!(matches!(
-            storage.get_all("a/b.bin").await,
-            Err(StorageError::NotFound(_))
-        ));
-        storage.delete("a/c.bin").await.unwrap();
-        storage.delete("a/c.bin").await.unwrap();
-        assert!(storage.list("a").await.unwrap().is_empty());
-        // Over the part size: goes through a multipart upload.
-        let dir = tempfile::tempdir().unwrap();
-        let local = dir.path().join("big.local");
-        let big: Vec<u8> = (0..40 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-        std::fs::write(&local, &big).unwrap();
-        storage.put_file("big.split", &local).await.unwrap();
-        assert_eq!(
-            storage.file_num_bytes("big.split").await.unwrap(),
-            big.len() as u64
-        );
-        let tail = storage
-            .get_range("big.split", 30_000_000..30_000_100)
-            .await
-            .unwrap();
-        assert_eq!(&tail[..], &big[30_000_000..30_000_100]);
-        storage.delete("big.split").await.unwrap();
+        super::tests::exercise_storage(&*storage).await;
     }
 }

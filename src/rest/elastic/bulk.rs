@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use quarry_indexer::{CommitMode, IngestError};
 use serde_json::{json, Value};
 
 use super::es_error;
-use crate::rest::ingest::{payload_too_large, read_body};
+use crate::rest::ingest::{content_length, payload_too_large, read_body};
 use crate::rest::{ApiError, AppState};
 
 pub(crate) async fn bulk(
@@ -78,10 +78,7 @@ async fn run_bulk(
             )
         }
     };
-    let declared_len = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
+    let declared_len = content_length(headers);
     let Some(body) = read_body(body, state.max_request_body, declared_len).await else {
         let ApiError { message, .. } = payload_too_large(state.max_request_body);
         return es_error(
