@@ -729,3 +729,68 @@ async fn elastic_search_answers_in_elasticsearch_shapes() {
     assert_eq!(status, 404);
     assert_eq!(missing["error"]["type"], json!("index_not_found_exception"));
 }
+
+/// `{index}` takes comma lists, `*` patterns and `-exclusions`; hits and aggregations
+/// merge across the indexes as across splits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_across_index_patterns() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    for (index, count) in [("app-logs-a", 3), ("app-logs-b", 5), ("other-logs", 7)] {
+        let config = format!("index_id: {index}\ndoc_mapping:\n  field_mappings:\n    - {{name: ts, type: datetime, fast: true}}\n    - {{name: level, type: text, tokenizer: raw, fast: true}}\n  timestamp_field: ts\n");
+        let (status, _) = node
+            .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
+            .await;
+        assert_eq!(status, 200);
+        let body: String = (0..count)
+            .map(|i| json!({"ts": 1_767_225_600 + i, "level": "INFO"}).to_string() + "\n")
+            .collect();
+        let (status, _) = node
+            .request(
+                Method::POST,
+                &format!("/api/v1/{index}/ingest?commit=force"),
+                "application/x-ndjson",
+                body,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(node.count("app-logs-a,app-logs-b", "*").await, 8);
+    assert_eq!(node.count("app-logs-*", "level:INFO").await, 8);
+    assert_eq!(node.count("*,-other-logs", "*").await, 8);
+    assert_eq!(node.count("*-logs*", "*").await, 15);
+    assert_eq!(node.count("nothing-*", "*").await, 0);
+    let (status, _) = node
+        .request(
+            Method::POST,
+            "/api/v1/app-logs-a,missing/search",
+            "application/json",
+            "{}",
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Newest first across indexes, each hit naming its index.
+    let request = json!({"query": {"match_all": {}}, "size": 3, "sort": [{"ts": "desc"}], "aggs": {"levels": {"terms": {"field": "level"}}}});
+    let (status, answer) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/app-logs-*,other-logs/_search",
+            "application/json",
+            request.to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["hits"]["total"]["value"], json!(15));
+    let indexes: Vec<&str> = answer["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["_index"].as_str().unwrap())
+        .collect();
+    assert_eq!(indexes, ["other-logs", "other-logs", "app-logs-b"]);
+    assert_eq!(
+        answer["aggregations"]["levels"]["buckets"][0]["doc_count"],
+        json!(15)
+    );
+}

@@ -56,6 +56,7 @@ impl From<MetastoreError> for SearchError {
 /// while the split lives.
 #[derive(Clone, Debug)]
 pub struct SearchHit {
+    pub index_id: String,
     pub doc: serde_json::Value,
     /// Highlighted fragments per requested snippet field.
     pub snippets: Option<serde_json::Value>,
@@ -102,6 +103,8 @@ pub struct SearchService {
 }
 
 struct Plan {
+    index_id: String,
+    storage: Arc<dyn quarry_common::storage::Storage>,
     doc_mapper: Arc<DocMapper>,
     highlight: Option<crate::request::HighlightOptions>,
     snippet_fields: Vec<(String, tantivy::schema::Field)>,
@@ -251,7 +254,13 @@ impl SearchService {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(SearchError::InvalidRequest)?;
+        let storage = self
+            .resolver
+            .resolve(index_metadata.index_uri())
+            .map_err(|error| SearchError::Internal(error.to_string()))?;
         Ok(Plan {
+            index_id: index_metadata.index_id().to_string(),
+            storage,
             highlight: request.highlight.clone(),
             snippet_fields,
             doc_mapper,
@@ -294,28 +303,84 @@ impl SearchService {
         })
     }
 
+    /// The indexes an expression names: comma-separated ids, `*` patterns, and `-pattern`
+    /// exclusions, in order. A missing concrete id is an error; a pattern may match nothing.
+    async fn resolve_indexes(&self, expression: &str) -> Result<Vec<IndexMetadata>, SearchError> {
+        let parts: Vec<&str> = expression
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .collect();
+        if parts.len() == 1 && !parts[0].contains('*') && !parts[0].starts_with('-') {
+            return Ok(vec![self.metastore.index_metadata(parts[0]).await?]);
+        }
+        let all = self.metastore.list_indexes().await?;
+        let mut selected: Vec<IndexMetadata> = Vec::new();
+        for part in &parts {
+            if let Some(excluded) = part.strip_prefix('-') {
+                selected.retain(|index| !wildcard_match(excluded, index.index_id()));
+                continue;
+            }
+            let matching: Vec<&IndexMetadata> = all
+                .iter()
+                .filter(|index| wildcard_match(part, index.index_id()))
+                .collect();
+            if matching.is_empty() && !part.contains('*') {
+                return Err(SearchError::IndexNotFound(part.to_string()));
+            }
+            for index in matching {
+                if !selected
+                    .iter()
+                    .any(|known| known.index_uid == index.index_uid)
+                {
+                    selected.push(index.clone());
+                }
+            }
+        }
+        Ok(selected)
+    }
+
     /// Hits with where they come from and what they sorted by, for APIs that show it.
+    /// `index_expression` may name several indexes (see `resolve_indexes`).
     pub async fn search_detailed(
         &self,
-        index_id: &str,
+        index_expression: &str,
         request: SearchRequest,
     ) -> Result<SearchResult, SearchError> {
         let started = Instant::now();
-        let index_metadata = self.metastore.index_metadata(index_id).await?;
-        let plan = self.plan(&index_metadata, &request).await?;
-        let storage = self
-            .resolver
-            .resolve(index_metadata.index_uri())
-            .map_err(|error| SearchError::Internal(error.to_string()))?;
+        let mut plans = Vec::new();
+        for index_metadata in self.resolve_indexes(index_expression).await? {
+            plans.push(Arc::new(self.plan(&index_metadata, &request).await?));
+        }
+        // Hits from several indexes are merged by one order, so it must mean the same.
+        if let Some(first) = plans.first() {
+            if let Some(other) = plans.iter().find(|plan| plan.sort != first.sort) {
+                return Err(SearchError::InvalidRequest(format!(
+                    "indexes `{}` and `{}` sort differently: give `sort_by` explicitly",
+                    first.index_id, other.index_id
+                )));
+            }
+        }
+        let targets: Vec<(Arc<Plan>, Split)> = plans
+            .iter()
+            .flat_map(|plan| {
+                plan.splits
+                    .iter()
+                    .map(move |split| (plan.clone(), split.clone()))
+            })
+            .collect();
 
         // Counting everything needs no split: the metadata knows.
-        if plan.query_ast == QueryAst::MatchAll && request.max_hits == 0 && plan.aggs.is_none() {
+        let count_only = request.max_hits == 0
+            && plans
+                .iter()
+                .all(|plan| plan.query_ast == QueryAst::MatchAll && plan.aggs.is_none());
+        if count_only {
             return Ok(SearchResult {
-                num_splits: plan.splits.len(),
-                num_hits: plan
-                    .splits
+                num_splits: targets.len(),
+                num_hits: targets
                     .iter()
-                    .map(|split| split.split_metadata.num_docs)
+                    .map(|(_, split)| split.split_metadata.num_docs)
                     .sum(),
                 hits: Vec::new(),
                 aggregations: None,
@@ -325,47 +390,49 @@ impl SearchService {
         }
 
         let limit = request.start_offset + request.max_hits;
-        let plan = Arc::new(plan);
-        let leaf_futures = plan.splits.iter().enumerate().map(|(split_ord, split)| {
-            let plan = plan.clone();
-            let info = SplitOpenInfo {
-                storage: storage.clone(),
-                split_path: split.split_metadata.split_id.file_name(),
-                footer_offsets: split.split_metadata.footer_offsets.clone(),
-                range_cache: Some(self.range_cache.clone()),
-            };
-            let split_id = split.split_metadata.split_id.clone();
-            async move {
-                let open = self
-                    .split_cache
-                    .get_or_open(&split_id, info)
+        let leaf_futures = targets
+            .iter()
+            .enumerate()
+            .map(|(split_ord, (plan, split))| {
+                let plan = plan.clone();
+                let info = SplitOpenInfo {
+                    storage: plan.storage.clone(),
+                    split_path: split.split_metadata.split_id.file_name(),
+                    footer_offsets: split.split_metadata.footer_offsets.clone(),
+                    range_cache: Some(self.range_cache.clone()),
+                };
+                let split_id = split.split_metadata.split_id.clone();
+                async move {
+                    let open = self
+                        .split_cache
+                        .get_or_open(&split_id, info)
+                        .await
+                        .map_err(|error| format!("split {split_id}: {error}"))?;
+                    let result = tokio::task::spawn_blocking(move || {
+                        let searcher = open
+                            .searcher()
+                            .map_err(|error| format!("opening split: {error}"))?;
+                        leaf_search(
+                            &searcher,
+                            split_ord,
+                            &plan.doc_mapper,
+                            &plan.query_ast,
+                            &plan.sort,
+                            limit,
+                            plan.aggs.as_ref(),
+                        )
+                        .map(|result| (open, result))
+                    })
                     .await
-                    .map_err(|error| format!("split {split_id}: {error}"))?;
-                let result = tokio::task::spawn_blocking(move || {
-                    let searcher = open
-                        .searcher()
-                        .map_err(|error| format!("opening split: {error}"))?;
-                    leaf_search(
-                        &searcher,
-                        split_ord,
-                        &plan.doc_mapper,
-                        &plan.query_ast,
-                        &plan.sort,
-                        limit,
-                        plan.aggs.as_ref(),
-                    )
-                    .map(|result| (open, result))
-                })
-                .await
-                .map_err(|error| format!("split {split_id}: leaf search panicked: {error}"))?;
-                result.map_err(|error| format!("split {split_id}: {error}"))
-            }
-        });
+                    .map_err(|error| format!("split {split_id}: leaf search panicked: {error}"))?;
+                    result.map_err(|error| format!("split {split_id}: {error}"))
+                }
+            });
         // A split that runs over the deadline is reported in `errors`; the others answer.
         let timeout =
             std::time::Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
         let deadline = tokio::time::Instant::from_std(started) + timeout;
-        let leaf_results = join_all(leaf_futures.zip(plan.splits.iter()).map(|(leaf, split)| {
+        let leaf_results = join_all(leaf_futures.zip(targets.iter()).map(|(leaf, (_, split))| {
             let split_id = split.split_metadata.split_id.clone();
             async move {
                 // Checked before starting too: the timer only fires on its next tick.
@@ -412,10 +479,20 @@ impl SearchService {
                 }
             }
         }
+        let Some(first_plan) = plans.first() else {
+            return Ok(SearchResult {
+                num_splits: 0,
+                num_hits: 0,
+                hits: Vec::new(),
+                aggregations: None,
+                elapsed_time_micros: started.elapsed().as_micros() as u64,
+                errors,
+            });
+        };
+        let sort = &first_plan.sort;
         // Ties are broken by split then doc address so pages are stable.
         all_hits.sort_by(|left, right| {
-            plan.sort
-                .compare(&left.sort_key, &right.sort_key)
+            sort.compare(&left.sort_key, &right.sort_key)
                 .then_with(|| left.split_ord.cmp(&right.split_ord))
                 .then_with(|| left.address.cmp(&right.address))
         });
@@ -425,34 +502,33 @@ impl SearchService {
             .take(request.max_hits)
             .collect();
         let docs = self
-            .fetch_page(&plan, &page, &open_splits, &mut errors)
+            .fetch_page(&targets, &page, &open_splits, &mut errors)
             .await;
         let hits = page
             .into_iter()
             .zip(docs)
             .filter_map(|(hit, fetched)| {
                 let fetched = fetched?;
+                let (plan, split) = &targets[hit.split_ord];
                 Some(SearchHit {
+                    index_id: plan.index_id.clone(),
                     doc: fetched.doc,
                     snippets: fetched.snippets,
-                    split_id: plan.splits[hit.split_ord]
-                        .split_metadata
-                        .split_id
-                        .to_string(),
+                    split_id: split.split_metadata.split_id.to_string(),
                     segment_ord: hit.address.segment_ord,
                     doc_id: hit.address.doc_id,
-                    sort_value: hit.sort_key.as_ref().map(|key| plan.sort.key_to_json(key)),
+                    sort_value: hit.sort_key.as_ref().map(|key| sort.key_to_json(key)),
                 })
             })
             .collect();
-        let aggregations = match &plan.aggs {
+        let aggregations = match plans.iter().find_map(|plan| plan.aggs.as_ref()) {
             Some(aggs) => {
                 Some(finalize(aggs, partial_aggregations).map_err(SearchError::InvalidRequest)?)
             }
             None => None,
         };
         Ok(SearchResult {
-            num_splits: plan.splits.len(),
+            num_splits: targets.len(),
             num_hits,
             hits,
             aggregations,
@@ -465,7 +541,7 @@ impl SearchService {
     /// in page order.
     async fn fetch_page(
         &self,
-        plan: &Arc<Plan>,
+        targets: &[(Arc<Plan>, Split)],
         page: &[PartialHit],
         open_splits: &HashMap<usize, Arc<OpenSplit>>,
         errors: &mut Vec<String>,
@@ -479,7 +555,7 @@ impl SearchService {
         }
         let fetches = by_split.into_iter().filter_map(|(split_ord, positioned)| {
             let open = open_splits.get(&split_ord)?.clone();
-            let plan = plan.clone();
+            let plan = targets[split_ord].0.clone();
             Some(async move {
                 let addresses: Vec<tantivy::DocAddress> =
                     positioned.iter().map(|(_, address)| *address).collect();

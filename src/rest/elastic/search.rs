@@ -211,13 +211,13 @@ fn value_at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     value_at(doc.get(head)?, rest)
 }
 
-fn render(index_id: &str, result: SearchResult, fields: &[String]) -> Value {
+fn render(result: SearchResult, fields: &[String]) -> Value {
     let hits: Vec<Value> = result
         .hits
         .into_iter()
         .map(|hit| {
             let mut rendered = json!({
-                "_index": index_id,
+                "_index": hit.index_id,
                 "_id": format!("{}:{}:{}", hit.split_id, hit.segment_ord, hit.doc_id),
                 "_score": null,
             });
@@ -304,7 +304,7 @@ pub(crate) async fn search(
         .search_detailed(&index_id, request)
         .await
     {
-        Ok(result) => Json(render(&index_id, result, &requested_fields(&body))).into_response(),
+        Ok(result) => Json(render(result, &requested_fields(&body))).into_response(),
         Err(error) => search_error(error, &index_id),
     }
 }
@@ -360,33 +360,43 @@ async fn run_msearch(state: &AppState, default_index: Option<String>, body: &[u8
         let search_body = Bytes::copy_from_slice(lines.next().unwrap_or(b"{}"));
         let index = match header.get("index") {
             Some(Value::String(index)) => Some(index.clone()),
-            Some(Value::Array(indexes)) if indexes.len() == 1 => {
-                indexes[0].as_str().map(str::to_string)
-            }
+            Some(Value::Array(indexes)) => Some(
+                indexes
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             Some(_) => None,
             None => default_index.clone(),
         };
         let response = match index {
-            Some(index) if !index.contains(',') && !index.contains('*') => {
-                match build_request(&HashMap::new(), &search_body, false) {
-                    Ok(request) => match state.search_service.search_detailed(&index, request).await {
-                        Ok(result) => {
-                            let mut rendered = render(&index, result, &requested_fields(&search_body));
-                            rendered["status"] = json!(200);
-                            rendered
-                        }
-                        Err(error) => error_body(search_error(error, &index)).await,
-                    },
-                    Err(reason) => error_body(es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason)).await,
+            Some(index) => match build_request(&HashMap::new(), &search_body, false) {
+                Ok(request) => match state.search_service.search_detailed(&index, request).await {
+                    Ok(result) => {
+                        let mut rendered = render(result, &requested_fields(&search_body));
+                        rendered["status"] = json!(200);
+                        rendered
+                    }
+                    Err(error) => error_body(search_error(error, &index)).await,
+                },
+                Err(reason) => {
+                    error_body(es_error(
+                        StatusCode::BAD_REQUEST,
+                        "parsing_exception",
+                        &reason,
+                    ))
+                    .await
                 }
+            },
+            None => {
+                error_body(es_error(
+                    StatusCode::BAD_REQUEST,
+                    "action_request_validation_exception",
+                    "no index given",
+                ))
+                .await
             }
-            Some(pattern) => error_body(es_error(
-                StatusCode::BAD_REQUEST,
-                "illegal_argument_exception",
-                &format!("index pattern `{pattern}`: searching several indexes at once is not supported yet"),
-            ))
-            .await,
-            None => error_body(es_error(StatusCode::BAD_REQUEST, "action_request_validation_exception", "no index given")).await,
         };
         responses.push(response);
     }
