@@ -688,7 +688,13 @@ async fn elastic_search_answers_in_elasticsearch_shapes() {
     for hit in answer["hits"]["hits"].as_array_mut().unwrap() {
         let id = hit["_id"].as_str().unwrap();
         assert_eq!(id.split(':').count(), 3, "{id}");
+        assert_eq!(
+            hit["sort"][1],
+            json!(id),
+            "the tiebreaker is the hit's address"
+        );
         hit["_id"] = json!("<split:segment:doc>");
+        hit["sort"][1] = json!("<split:segment:doc>");
     }
     insta::assert_json_snapshot!("elastic_search_shape", answer);
 
@@ -792,5 +798,69 @@ async fn search_across_index_patterns() {
     assert_eq!(
         answer["aggregations"]["levels"]["buckets"][0]["doc_count"],
         json!(15)
+    );
+}
+
+/// search_after walks every hit exactly once across splits, even through ties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_after_walks_every_hit_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    let config = "index_id: paged-logs\ndoc_mapping:\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: n, type: u64, fast: true}\n  timestamp_field: ts\n";
+    let (status, _) = node
+        .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
+        .await;
+    assert_eq!(status, 200);
+    // 120 docs over 3 splits, only 10 distinct timestamps: pages end inside ties.
+    for batch in 0..3 {
+        let body: String = (0..40)
+            .map(|i| {
+                json!({"ts": 1_767_225_600 + (i % 10), "n": batch * 40 + i}).to_string() + "\n"
+            })
+            .collect();
+        let (status, _) = node
+            .request(
+                Method::POST,
+                "/api/v1/paged-logs/ingest?commit=force",
+                "application/x-ndjson",
+                body,
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<Value> = None;
+    let mut previous_ts = i64::MAX;
+    for _page in 0..100 {
+        let mut request = json!({"size": 7, "sort": [{"ts": "desc"}], "query": {"match_all": {}}});
+        if let Some(after) = &after {
+            request["search_after"] = after.clone();
+        }
+        let (status, answer) = node
+            .request(
+                Method::POST,
+                "/api/v1/_elastic/paged-logs/_search",
+                "application/json",
+                request.to_string(),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let hits = answer["hits"]["hits"].as_array().unwrap();
+        if hits.is_empty() {
+            break;
+        }
+        for hit in hits {
+            let sort_value = hit["sort"][0].as_i64().unwrap();
+            assert!(sort_value <= previous_ts, "pages go newest first");
+            previous_ts = sort_value;
+            seen.push(hit["_source"]["n"].as_u64().unwrap());
+        }
+        after = Some(hits.last().unwrap()["sort"].clone());
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        (0..120).collect::<Vec<u64>>(),
+        "every hit exactly once"
     );
 }

@@ -11,6 +11,7 @@ use tantivy::aggregation::DistributedAggregationCollector;
 use crate::aggregations::leaf_collector;
 use crate::query_ast::QueryAst;
 use crate::query_builder::QueryBuilder;
+use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
 
 /// Hits of one split with the value they are ranked by.
@@ -31,16 +32,31 @@ pub(crate) struct LeafResult {
     pub aggregations: Option<IntermediateAggregationResults>,
 }
 
+/// What a leaf computes over one split.
+pub(crate) struct LeafRequest<'a> {
+    pub doc_mapper: &'a DocMapper,
+    pub query_ast: &'a QueryAst,
+    pub sort: &'a SortSpec,
+    pub limit: usize,
+    pub aggs: Option<&'a Aggregations>,
+    /// With search_after: the cursor and this split's id.
+    pub cursor: Option<(&'a Cursor, &'a str)>,
+}
+
 /// Counts the matches in one split and collects its best `limit` hits. Blocking.
 pub(crate) fn leaf_search(
     searcher: &Searcher,
     split_ord: usize,
-    doc_mapper: &DocMapper,
-    query_ast: &QueryAst,
-    sort: &SortSpec,
-    limit: usize,
-    aggs: Option<&Aggregations>,
+    request: LeafRequest<'_>,
 ) -> Result<LeafResult, String> {
+    let LeafRequest {
+        doc_mapper,
+        query_ast,
+        sort,
+        limit,
+        aggs,
+        cursor,
+    } = request;
     let query = QueryBuilder::new(doc_mapper)
         .build(query_ast)
         .map_err(|error| error.to_string())?;
@@ -54,6 +70,29 @@ pub(crate) fn leaf_search(
             num_hits: num_hits as u64,
             hits: Vec::new(),
             aggregations,
+        });
+    }
+    if let Some((cursor, split_id)) = cursor {
+        let collector = AfterCursorCollector {
+            sort: sort.clone(),
+            cursor: cursor.clone(),
+            split_id: split_id.to_string(),
+            limit,
+        };
+        let (num_hits, hits, aggregations) = searcher
+            .search(&query, &(Count, collector, agg_collector))
+            .map_err(search_error)?;
+        return Ok(LeafResult {
+            num_hits: num_hits as u64,
+            aggregations,
+            hits: hits
+                .into_iter()
+                .map(|(sort_key, address)| PartialHit {
+                    split_ord,
+                    address,
+                    sort_key,
+                })
+                .collect(),
         });
     }
     let top = TopDocs::with_limit(limit);

@@ -15,6 +15,7 @@ pub mod query_builder;
 pub mod query_string;
 mod request;
 mod root;
+pub mod search_after;
 mod sort;
 mod split_cache;
 

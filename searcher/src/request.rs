@@ -43,6 +43,10 @@ pub struct SearchRequest {
     /// An Elasticsearch DSL query, used instead of `query` (set by the ES-compatible API).
     #[serde(skip)]
     pub es_query: Option<serde_json::Value>,
+    /// Where the previous page ended: the last hit's sort value and, to break ties, its
+    /// `split:segment:doc` (as the ES API's `sort` values give them).
+    #[serde(default)]
+    pub search_after: Option<Vec<serde_json::Value>>,
     /// Highlighting options of the ES API: tags around matches, fragment length.
     #[serde(skip)]
     pub highlight: Option<HighlightOptions>,

@@ -15,13 +15,14 @@ use tantivy::aggregation::agg_req::Aggregations;
 use crate::aggregations::{finalize, parse_aggregations};
 use crate::elastic_dsl::parse_es_query;
 use crate::fetch_docs::{fetch_docs, FetchedDoc, SnippetRequest};
-use crate::leaf::{leaf_search, LeafResult, PartialHit};
+use crate::leaf::{leaf_search, LeafRequest, LeafResult, PartialHit};
 use crate::pattern::wildcard_match;
 use crate::pruning::split_may_match;
 use crate::query_ast::QueryAst;
 use crate::query_builder::{time_window_clause, QueryBuilder};
 use crate::query_string::parse_query_string;
 use crate::request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
+use crate::search_after::Cursor;
 use crate::sort::SortSpec;
 use crate::split_cache::{OpenSplit, SplitCache};
 
@@ -76,6 +77,30 @@ pub struct SearchResult {
     pub num_splits: usize,
 }
 
+/// `[value]` or `[value, "split:segment:doc"]`. Without a tiebreaker, every hit with the
+/// same value counts as seen, as in Elasticsearch.
+fn parse_cursor(values: &[serde_json::Value], sort: &SortSpec) -> Result<Cursor, String> {
+    let value = values
+        .first()
+        .ok_or("search_after needs the sort value of the last hit")?;
+    let sort_key = sort.key_from_json(value)?;
+    let (split_id, segment_ord, doc_id) = match values.get(1) {
+        Some(tiebreaker) => tiebreaker
+            .as_str()
+            .and_then(Cursor::parse_tiebreaker)
+            .ok_or_else(|| {
+                format!("search_after tiebreaker `{tiebreaker}` is not `split:segment:doc`")
+            })?,
+        None => (char::MAX.to_string(), u32::MAX, u32::MAX),
+    };
+    Ok(Cursor {
+        sort_key,
+        split_id,
+        segment_ord,
+        doc_id,
+    })
+}
+
 /// A snippet field must be a stored text field: fragments are cut from its stored text.
 fn snippet_field(
     doc_mapper: &DocMapper,
@@ -103,6 +128,7 @@ pub struct SearchService {
 }
 
 struct Plan {
+    cursor: Option<Cursor>,
     index_id: String,
     storage: Arc<dyn quarry_common::storage::Storage>,
     doc_mapper: Arc<DocMapper>,
@@ -258,7 +284,12 @@ impl SearchService {
             .resolver
             .resolve(index_metadata.index_uri())
             .map_err(|error| SearchError::Internal(error.to_string()))?;
+        let cursor = match &request.search_after {
+            Some(values) => Some(parse_cursor(values, &sort).map_err(SearchError::InvalidRequest)?),
+            None => None,
+        };
         Ok(Plan {
+            cursor,
             index_id: index_metadata.index_id().to_string(),
             storage,
             highlight: request.highlight.clone(),
@@ -402,6 +433,7 @@ impl SearchService {
                     range_cache: Some(self.range_cache.clone()),
                 };
                 let split_id = split.split_metadata.split_id.clone();
+                let split_id_text = split_id.to_string();
                 async move {
                     let open = self
                         .split_cache
@@ -412,16 +444,18 @@ impl SearchService {
                         let searcher = open
                             .searcher()
                             .map_err(|error| format!("opening split: {error}"))?;
-                        leaf_search(
-                            &searcher,
-                            split_ord,
-                            &plan.doc_mapper,
-                            &plan.query_ast,
-                            &plan.sort,
+                        let request = LeafRequest {
+                            doc_mapper: &plan.doc_mapper,
+                            query_ast: &plan.query_ast,
+                            sort: &plan.sort,
                             limit,
-                            plan.aggs.as_ref(),
-                        )
-                        .map(|result| (open, result))
+                            aggs: plan.aggs.as_ref(),
+                            cursor: plan
+                                .cursor
+                                .as_ref()
+                                .map(|cursor| (cursor, split_id_text.as_str())),
+                        };
+                        leaf_search(&searcher, split_ord, request).map(|result| (open, result))
                     })
                     .await
                     .map_err(|error| format!("split {split_id}: leaf search panicked: {error}"))?;
@@ -490,10 +524,19 @@ impl SearchService {
             });
         };
         let sort = &first_plan.sort;
-        // Ties are broken by split then doc address so pages are stable.
+        // Ties are broken by split id then doc address: a total order that does not depend
+        // on which splits a request lists, which is what search_after cursors rely on.
+        let split_id_of = |hit: &PartialHit| {
+            targets[hit.split_ord]
+                .1
+                .split_metadata
+                .split_id
+                .as_str()
+                .to_string()
+        };
         all_hits.sort_by(|left, right| {
             sort.compare(&left.sort_key, &right.sort_key)
-                .then_with(|| left.split_ord.cmp(&right.split_ord))
+                .then_with(|| split_id_of(left).cmp(&split_id_of(right)))
                 .then_with(|| left.address.cmp(&right.address))
         });
         let page: Vec<PartialHit> = all_hits

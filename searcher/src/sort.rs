@@ -124,10 +124,39 @@ impl SortSpec {
                 FastKind::I64 => serde_json::json!(i64::from_u64(encoded)),
                 FastKind::F64 => serde_json::json!(f64::from_u64(encoded)),
                 FastKind::Bool => serde_json::json!(encoded != 0),
-                FastKind::Date => serde_json::json!(i64::from_u64(encoded).div_euclid(1_000_000)),
+                // Nanoseconds, as Elasticsearch shows `date_nanos` sort values: a cursor
+                // must keep the full precision or ties within a millisecond get lost.
+                FastKind::Date => serde_json::json!(i64::from_u64(encoded)),
                 FastKind::Str => serde_json::json!(encoded),
             },
         }
+    }
+
+    /// The inverse of `key_to_json`, for cursors sent back by clients.
+    pub fn key_from_json(&self, value: &serde_json::Value) -> Result<Option<SortKey>, String> {
+        use tantivy::columnar::MonotonicallyMappableToU64;
+        if value.is_null() {
+            return Ok(None);
+        }
+        let invalid =
+            || format!("search_after value `{value}` does not match the sort field's type");
+        let key = match &self.field {
+            SortField::Score => SortKey::Numeric(value.as_f64().ok_or_else(invalid)?.to_u64()),
+            SortField::FastField { kind, .. } => match kind {
+                FastKind::U64 => SortKey::Numeric(value.as_u64().ok_or_else(invalid)?),
+                FastKind::I64 | FastKind::Date => {
+                    SortKey::Numeric(value.as_i64().ok_or_else(invalid)?.to_u64())
+                }
+                FastKind::F64 => SortKey::Numeric(value.as_f64().ok_or_else(invalid)?.to_u64()),
+                FastKind::Bool => SortKey::Numeric(u64::from(value.as_bool().ok_or_else(invalid)?)),
+                FastKind::Str => {
+                    return Err(
+                        "search_after is not supported when sorting by a text field".to_string()
+                    )
+                }
+            },
+        };
+        Ok(Some(key))
     }
 
     /// Orders two hits best-first; hits without a value come last in either order.

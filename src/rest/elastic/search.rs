@@ -8,6 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use quarry_searcher::search_after::Cursor;
 use quarry_searcher::{HighlightOptions, SearchError, SearchRequest, SearchResult};
 use serde_json::{json, Value};
 
@@ -134,6 +135,14 @@ fn build_request(
             (None, None) => None,
         };
         request.sort_by = sort;
+        if let Some(after) = body.get("search_after") {
+            request.search_after = Some(
+                after
+                    .as_array()
+                    .cloned()
+                    .ok_or("`search_after` must be an array of sort values")?,
+            );
+        }
         request.aggs = body
             .get("aggs")
             .or_else(|| body.get("aggregations"))
@@ -250,8 +259,12 @@ fn render(result: SearchResult, fields: &[String]) -> Value {
                 }
             }
             rendered["_source"] = hit.doc;
+            // The tiebreaker makes the values a complete `search_after` cursor.
             if let Some(sort_value) = hit.sort_value {
-                rendered["sort"] = json!([sort_value]);
+                rendered["sort"] = json!([
+                    sort_value,
+                    Cursor::tiebreaker(&hit.split_id, hit.segment_ord, hit.doc_id)
+                ]);
             }
             rendered
         })
