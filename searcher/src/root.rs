@@ -526,17 +526,13 @@ impl SearchService {
         let sort = &first_plan.sort;
         // Ties are broken by split id then doc address: a total order that does not depend
         // on which splits a request lists, which is what search_after cursors rely on.
-        let split_id_of = |hit: &PartialHit| {
-            targets[hit.split_ord]
-                .1
-                .split_metadata
-                .split_id
-                .as_str()
-                .to_string()
-        };
+        let split_ids: Vec<&str> = targets
+            .iter()
+            .map(|(_, split)| split.split_metadata.split_id.as_str())
+            .collect();
         all_hits.sort_by(|left, right| {
             sort.compare(&left.sort_key, &right.sort_key)
-                .then_with(|| split_id_of(left).cmp(&split_id_of(right)))
+                .then_with(|| split_ids[left.split_ord].cmp(split_ids[right.split_ord]))
                 .then_with(|| left.address.cmp(&right.address))
         });
         let page: Vec<PartialHit> = all_hits
