@@ -38,14 +38,23 @@ async fn append_read_rotate_truncate_reopen() {
 
     writer.truncate(12);
     writer.append(payload(21)).await.unwrap();
-    // Truncation runs on the writer thread, after the appends queued with it.
+    // Truncation runs on the writer thread, after the appends queued with it; a scan that
+    // races a deletion fails, so wait for two scans in a row to agree.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while scan_log(dir.path()).unwrap().segments.first().unwrap().0 == 1 {
+    let mut previous_first = None;
+    loop {
+        let first = scan_log(dir.path())
+            .ok()
+            .and_then(|scan| scan.segments.first().map(|segment| segment.0));
+        if first.is_some_and(|first| first != 1) && first == previous_first {
+            break;
+        }
+        previous_first = first;
         assert!(
             std::time::Instant::now() < deadline,
             "truncation did not happen"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let scan = scan_log(dir.path()).unwrap();
     assert!(
