@@ -63,7 +63,16 @@ impl WalWriter {
         options: WalOptions,
         resume_after: u64,
     ) -> Result<WalWriter, WalError> {
-        std::fs::create_dir_all(dir).map_err(|error| WalError::io(dir, error))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|error| WalError::io(dir, error))?;
+            // The new directory's own entry must survive a power loss, or the whole log
+            // would vanish with it.
+            if let Some(parent) = dir.parent() {
+                File::open(parent)
+                    .and_then(|parent| parent.sync_all())
+                    .map_err(|error| WalError::io(parent, error))?;
+            }
+        }
         let mut scan = scan_log(dir)?;
         if scan.last_position < resume_after {
             let path = dir.join(segment_file_name(resume_after + 1));
