@@ -39,15 +39,7 @@ async fn flood_gets_429_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let node =
         TestNode::start_with(dir.path(), &[], "ingest:\n  max_in_flight_bytes: 2MiB\n").await;
-    let (status, body) = node
-        .request(
-            Method::POST,
-            "/api/v1/indexes",
-            "application/yaml",
-            INDEX_CONFIG,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    node.create_index(INDEX_CONFIG).await;
 
     let acked: Arc<Mutex<BTreeMap<String, bool>>> = Arc::default();
     let throttled = Arc::new(AtomicU64::new(0));

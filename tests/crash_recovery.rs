@@ -85,15 +85,7 @@ async fn acknowledged_documents_survive_kill_9_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let mut node =
         TestNode::start_with_env(dir.path(), &[("QUARRY_FAULT_INJECTION_DELAY_MS", "300")]).await;
-    let (status, body) = node
-        .request(
-            Method::POST,
-            "/api/v1/indexes",
-            "application/yaml",
-            INDEX_CONFIG,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    node.create_index(INDEX_CONFIG).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let ledger = Arc::new(Mutex::new(Ledger::default()));
@@ -205,10 +197,7 @@ async fn corrupt_wal_fails_the_shard_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = TestNode::start(dir.path()).await;
     let config = INDEX_CONFIG.replace("commit_timeout_secs: 1", "commit_timeout_secs: 600");
-    let (status, _) = node
-        .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
-        .await;
-    assert_eq!(status, 200);
+    node.create_index(&config).await;
     for batch in 0..3 {
         let line = json!({"ts": 1_767_225_600, "batch": format!("b{batch}"), "id": "x", "body": "kept only in the write-ahead log"});
         let (status, _) = node

@@ -70,10 +70,7 @@ async fn grafana_requests_get_elasticsearch_shapes() {
     let tmp = tempfile::tempdir().unwrap();
     let node = TestNode::start(tmp.path()).await;
     let config = "index_id: grafana-logs\ndoc_mapping:\n  field_mappings:\n    - {name: testtime, type: datetime, fast: true, input_formats: [unix_timestamp_millis], fast_precision: milliseconds}\n    - {name: label, type: text, tokenizer: raw, fast: true}\n    - {name: float, type: f64, fast: true}\n    - {name: line, type: text}\n  timestamp_field: testtime\n";
-    let (status, _) = node
-        .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
-        .await;
-    assert_eq!(status, 200);
+    node.create_index(config).await;
     let step = (END_MS - START_MS) / NUM_DOCS;
     let body: String = (0..NUM_DOCS)
         .map(|i| {
@@ -81,15 +78,7 @@ async fn grafana_requests_get_elasticsearch_shapes() {
             json!({"testtime": START_MS + i * step, "label": label, "float": i as f64 * 0.5, "line": format!("event {i}")}).to_string() + "\n"
         })
         .collect();
-    let (status, _) = node
-        .request(
-            Method::POST,
-            "/api/v1/grafana-logs/ingest?commit=force",
-            "application/x-ndjson",
-            body,
-        )
-        .await;
-    assert_eq!(status, 200);
+    node.ingest("grafana-logs", body, "force").await;
 
     // What Grafana checks when the datasource is saved.
     let (status, info) = node.get("/api/v1/_elastic/").await;

@@ -275,15 +275,7 @@ async fn create_ingest_search_restart_delete() {
     let mut node = TestNode::start(dir.path()).await;
     let (ndjson, docs) = generate();
 
-    let (status, created) = node
-        .request(
-            Method::POST,
-            "/api/v1/indexes",
-            "application/yaml",
-            INDEX_CONFIG,
-        )
-        .await;
-    assert_eq!(status, 200, "{created}");
+    node.create_index(INDEX_CONFIG).await;
     let (status, conflict) = node
         .request(
             Method::POST,
@@ -376,10 +368,7 @@ async fn bad_input_gets_precise_errors() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path()).await;
     let strict = "index_id: strict-logs\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: level, type: text, tokenizer: raw}\n    - {name: n, type: u64}\n  timestamp_field: ts\n";
-    let (status, _) = node
-        .request(Method::POST, "/api/v1/indexes", "application/yaml", strict)
-        .await;
-    assert_eq!(status, 200);
+    node.create_index(strict).await;
 
     let body = "{\"ts\": \"2026-01-01T00:00:00Z\", \"level\": \"INFO\", \"n\": 1}\nnot json\n[1]\n{\"level\": \"WARN\"}\n{\"ts\": \"2026-01-01T00:00:01Z\", \"n\": \"many\"}\n{\"ts\": \"2026-01-01T00:00:02Z\", \"other\": 1}\n{\"ts\": 1767225603, \"level\": \"ERROR\"}\n";
     let (status, response) = node
@@ -496,10 +485,7 @@ async fn elastic_bulk_answers_per_item() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path()).await;
     let config = "index_id: bulk-logs\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: level, type: text, tokenizer: raw}\n  timestamp_field: ts\n";
-    let (status, _) = node
-        .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
-        .await;
-    assert_eq!(status, 200);
+    node.create_index(config).await;
     let body = [
         r#"{"index": {"_index": "bulk-logs", "_id": "a1"}}"#,
         r#"{"ts": "2026-01-01T00:00:00Z", "level": "INFO"}"#,
@@ -644,23 +630,12 @@ async fn elastic_search_answers_in_elasticsearch_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path()).await;
     let config = "index_id: grafana-logs\ndoc_mapping:\n  field_mappings:\n    - {name: testtime, type: datetime, fast: true, input_formats: [unix_timestamp_millis]}\n    - {name: label, type: text, tokenizer: raw, fast: true}\n    - {name: float, type: f64, fast: true}\n    - {name: line, type: text}\n  timestamp_field: testtime\n";
-    let (status, _) = node
-        .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
-        .await;
-    assert_eq!(status, 200);
+    node.create_index(config).await;
     // 40 events, 5 s apart, from 1668422437218 ms; labels alternate.
     let body: String = (0..40)
         .map(|i| json!({"testtime": 1_668_422_437_218i64 + i * 5_000, "label": if i % 2 == 0 { "even" } else { "odd" }, "float": i as f64 / 2.0, "line": format!("request {i} done")}).to_string() + "\n")
         .collect();
-    let (status, _) = node
-        .request(
-            Method::POST,
-            "/api/v1/grafana-logs/ingest?commit=force",
-            "application/x-ndjson",
-            body,
-        )
-        .await;
-    assert_eq!(status, 200);
+    node.ingest("grafana-logs", body, "force").await;
 
     let request = json!({
         "size": 3,
@@ -744,10 +719,7 @@ async fn search_across_index_patterns() {
     let node = TestNode::start(dir.path()).await;
     for (index, count) in [("app-logs-a", 3), ("app-logs-b", 5), ("other-logs", 7)] {
         let config = format!("index_id: {index}\ndoc_mapping:\n  field_mappings:\n    - {{name: ts, type: datetime, fast: true}}\n    - {{name: level, type: text, tokenizer: raw, fast: true}}\n  timestamp_field: ts\n");
-        let (status, _) = node
-            .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
-            .await;
-        assert_eq!(status, 200);
+        node.create_index(&config).await;
         let body: String = (0..count)
             .map(|i| json!({"ts": 1_767_225_600 + i, "level": "INFO"}).to_string() + "\n")
             .collect();
@@ -807,10 +779,7 @@ async fn search_after_walks_every_hit_once() {
     let dir = tempfile::tempdir().unwrap();
     let node = TestNode::start(dir.path()).await;
     let config = "index_id: paged-logs\ndoc_mapping:\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: n, type: u64, fast: true}\n  timestamp_field: ts\n";
-    let (status, _) = node
-        .request(Method::POST, "/api/v1/indexes", "application/yaml", config)
-        .await;
-    assert_eq!(status, 200);
+    node.create_index(config).await;
     // 120 docs over 3 splits, only 10 distinct timestamps: pages end inside ties.
     for batch in 0..3 {
         let body: String = (0..40)
@@ -818,15 +787,7 @@ async fn search_after_walks_every_hit_once() {
                 json!({"ts": 1_767_225_600 + (i % 10), "n": batch * 40 + i}).to_string() + "\n"
             })
             .collect();
-        let (status, _) = node
-            .request(
-                Method::POST,
-                "/api/v1/paged-logs/ingest?commit=force",
-                "application/x-ndjson",
-                body,
-            )
-            .await;
-        assert_eq!(status, 200);
+        node.ingest("paged-logs", body, "force").await;
     }
     let mut seen = Vec::new();
     let mut after: Option<Value> = None;

@@ -32,6 +32,28 @@ pub(crate) struct LeafResult {
     pub aggregations: Option<IntermediateAggregationResults>,
 }
 
+impl LeafResult {
+    fn new(
+        split_ord: usize,
+        num_hits: usize,
+        hits: KeyedHits,
+        aggregations: Option<IntermediateAggregationResults>,
+    ) -> LeafResult {
+        LeafResult {
+            num_hits: num_hits as u64,
+            aggregations,
+            hits: hits
+                .into_iter()
+                .map(|(sort_key, address)| PartialHit {
+                    split_ord,
+                    address,
+                    sort_key,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// What a leaf computes over one split.
 pub(crate) struct LeafRequest<'a> {
     pub doc_mapper: &'a DocMapper,
@@ -82,18 +104,7 @@ pub(crate) fn leaf_search(
         let (num_hits, hits, aggregations) = searcher
             .search(&query, &(Count, collector, agg_collector))
             .map_err(search_error)?;
-        return Ok(LeafResult {
-            num_hits: num_hits as u64,
-            aggregations,
-            hits: hits
-                .into_iter()
-                .map(|(sort_key, address)| PartialHit {
-                    split_ord,
-                    address,
-                    sort_key,
-                })
-                .collect(),
-        });
+        return Ok(LeafResult::new(split_ord, num_hits, hits, aggregations));
     }
     let top = TopDocs::with_limit(limit);
     let order = match sort.order {
@@ -142,18 +153,7 @@ pub(crate) fn leaf_search(
             }
         },
     };
-    Ok(LeafResult {
-        num_hits: num_hits as u64,
-        aggregations,
-        hits: hits
-            .into_iter()
-            .map(|(sort_key, address)| PartialHit {
-                split_ord,
-                address,
-                sort_key,
-            })
-            .collect(),
-    })
+    Ok(LeafResult::new(split_ord, num_hits, hits, aggregations))
 }
 
 fn search_fast<T>(

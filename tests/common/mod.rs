@@ -231,6 +231,34 @@ impl TestNode {
         )
     }
 
+    /// Creates an index from a YAML config, which must succeed.
+    pub async fn create_index(&self, config: &str) {
+        let (status, body) = self
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/indexes",
+                "application/yaml",
+                config.to_string(),
+            )
+            .await;
+        assert_eq!(status, 200, "creating the index failed: {body}");
+    }
+
+    /// Ingests NDJSON with the given commit mode, which must succeed.
+    pub async fn ingest(
+        &self,
+        index: &str,
+        ndjson: impl Into<reqwest::Body>,
+        commit: &str,
+    ) -> Value {
+        let path = format!("/api/v1/{index}/ingest?commit={commit}");
+        let (status, body) = self
+            .request(reqwest::Method::POST, &path, "application/x-ndjson", ndjson)
+            .await;
+        assert_eq!(status, 200, "ingest failed: {body}");
+        body
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.request(reqwest::Method::GET, path, "application/json", "")
             .await
