@@ -9,15 +9,18 @@ use std::time::Duration;
 use anyhow::Context;
 use quarry_common::metastore::{FileBackedMetastore, Metastore};
 use quarry_common::storage::StorageResolver;
-use quarry_config::NodeConfig;
+use quarry_config::{NodeConfig, Service};
 use quarry_control_plane::Cluster;
-use quarry_indexer::{IngestLimits, IngestService};
+use quarry_indexer::{IngestLimits, IngestService, Janitor, JanitorPolicy};
 use quarry_searcher::SearchService;
 use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::rest::{router, AppState};
 use crate::IndexService;
+
+/// How often the janitor looks for splits to delete.
+const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The services of a started node, for the embedding code (demo loader, tests).
 pub struct Node {
@@ -28,6 +31,7 @@ pub struct Node {
     pub search_service: Arc<SearchService>,
     ready: Arc<AtomicBool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    janitor: Option<tokio::task::JoinHandle<()>>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
 }
 
@@ -66,6 +70,14 @@ impl Node {
         // Acknowledged documents that a crash kept from being published get indexed now.
         ingest_service.recover().await?;
         let search_service = Arc::new(SearchService::new(metastore.clone(), resolver.clone()));
+        let janitor = config.is_enabled(Service::Janitor).then(|| {
+            let janitor = Janitor::new(
+                metastore.clone(),
+                resolver.clone(),
+                JanitorPolicy::default(),
+            );
+            tokio::spawn(janitor.run(JANITOR_INTERVAL))
+        });
         let index_service = Arc::new(IndexService::new(
             metastore,
             resolver,
@@ -110,6 +122,7 @@ impl Node {
             search_service,
             ready,
             server,
+            janitor,
             shutdown_tx,
         })
     }
@@ -127,6 +140,9 @@ impl Node {
             }
         }
         self.ingest_service.shutdown().await;
+        if let Some(janitor) = self.janitor {
+            janitor.abort();
+        }
         info!("shutdown complete");
         Ok(())
     }

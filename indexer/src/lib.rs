@@ -6,6 +6,7 @@
 
 mod commit_mode;
 mod ingest;
+mod janitor;
 mod packager;
 mod pipeline;
 mod publisher;
@@ -14,4 +15,5 @@ mod wal;
 
 pub use commit_mode::CommitMode;
 pub use ingest::{IngestError, IngestLimits, IngestResponse, IngestService, ParseFailure};
+pub use janitor::{Janitor, JanitorPolicy, JanitorReport};
 pub use wal::WAL_FSYNCS;
