@@ -520,6 +520,40 @@ async fn elastic_bulk_answers_per_item() {
     insta::assert_json_snapshot!("bulk_mixed_items", answer);
     assert_eq!(node.count("bulk-logs", "*").await, 2);
 
+    // Shippers compress: gzip bodies are accepted, a corrupt one is refused.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(
+        &mut encoder,
+        b"{\"index\": {}}\n{\"ts\": \"2026-01-01T00:00:09Z\", \"level\": \"DEBUG\"}\n",
+    )
+    .unwrap();
+    let compressed = encoder.finish().unwrap();
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/api/v1/_elastic/bulk-logs/_bulk?refresh=true",
+            node.endpoint
+        ))
+        .header("content-type", "application/x-ndjson")
+        .header("content-encoding", "gzip")
+        .body(compressed.clone())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["errors"], json!(false), "{answer}");
+    assert_eq!(node.count("bulk-logs", "level:DEBUG").await, 1);
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/bulk-logs/ingest", node.endpoint))
+        .header("content-encoding", "gzip")
+        .body(compressed[..compressed.len() / 2].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(node.count("bulk-logs", "*").await, 3);
+
     // `refresh` defaults to no wait; a malformed action line fails the whole request.
     let (status, malformed) = node
         .request(
@@ -534,7 +568,7 @@ async fn elastic_bulk_answers_per_item() {
         malformed["error"]["type"],
         json!("illegal_argument_exception")
     );
-    assert_eq!(node.count("bulk-logs", "*").await, 2);
+    assert_eq!(node.count("bulk-logs", "*").await, 3);
 }
 
 /// Aggregations over two splits against the same computation over the raw documents.

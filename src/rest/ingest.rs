@@ -18,7 +18,7 @@ pub(crate) fn payload_too_large(limit: usize) -> ApiError {
     }
 }
 
-pub(crate) fn content_length(headers: &HeaderMap) -> Option<usize> {
+fn content_length(headers: &HeaderMap) -> Option<usize> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
@@ -29,12 +29,49 @@ pub(crate) fn content_length(headers: &HeaderMap) -> Option<usize> {
 /// client, still sending, gets the 413 instead of a broken pipe.
 const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
 
-/// The body, or `None` if it is over `limit`.
+/// The request body, gunzipped when `Content-Encoding: gzip` (log shippers compress).
+/// Over `limit` before or after decompression: 413; a broken gzip stream: 400.
 pub(crate) async fn read_body(
     body: Body,
+    headers: &HeaderMap,
     limit: usize,
-    declared_len: Option<usize>,
-) -> Option<Bytes> {
+) -> Result<Bytes, ApiError> {
+    let declared_len = content_length(headers);
+    let raw = read_raw_body(body, limit, declared_len)
+        .await
+        .ok_or_else(|| payload_too_large(limit))?;
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("identity") => Ok(raw),
+        Some("gzip") | Some("x-gzip") => gunzip(&raw, limit),
+        Some(other) => Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: format!("unsupported Content-Encoding `{other}` (expected gzip or none)"),
+        }),
+    }
+}
+
+/// Decompresses at most `limit + 1` bytes, so a small bomb cannot expand without bound.
+fn gunzip(compressed: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    use std::io::Read;
+    let mut decoded = Vec::new();
+    flate2::read::MultiGzDecoder::new(compressed)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut decoded)
+        .map_err(|error| {
+            ApiError::bad_request(format!("the gzip request body is corrupt: {error}"))
+        })?;
+    if decoded.len() > limit {
+        return Err(payload_too_large(limit));
+    }
+    Ok(Bytes::from(decoded))
+}
+
+/// The body, or `None` if it is over `limit`.
+async fn read_raw_body(body: Body, limit: usize, declared_len: Option<usize>) -> Option<Bytes> {
     let mut buffer = Vec::with_capacity(declared_len.unwrap_or(0).min(limit));
     let mut total = 0usize;
     let mut stream = body.into_data_stream();
@@ -75,10 +112,7 @@ pub(crate) async fn ingest(
         }
     }
     let limit = state.max_request_body;
-    let declared_len = content_length(&headers);
-    let body = read_body(body, limit, declared_len)
-        .await
-        .ok_or_else(|| payload_too_large(limit))?;
+    let body = read_body(body, &headers, limit).await?;
     let body_len = body.len() as u64;
     let response = state
         .ingest_service

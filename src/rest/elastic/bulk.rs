@@ -14,7 +14,7 @@ use quarry_indexer::{CommitMode, IngestError};
 use serde_json::{json, Value};
 
 use super::es_error;
-use crate::rest::ingest::{content_length, payload_too_large, read_body};
+use crate::rest::ingest::read_body;
 use crate::rest::{ApiError, AppState};
 
 pub(crate) async fn bulk(
@@ -78,14 +78,16 @@ async fn run_bulk(
             )
         }
     };
-    let declared_len = content_length(headers);
-    let Some(body) = read_body(body, state.max_request_body, declared_len).await else {
-        let ApiError { message, .. } = payload_too_large(state.max_request_body);
-        return es_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "content_too_long_exception",
-            &message,
-        );
+    let body = match read_body(body, headers, state.max_request_body).await {
+        Ok(body) => body,
+        Err(ApiError { status, message }) => {
+            let error_type = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "content_too_long_exception"
+            } else {
+                "parse_exception"
+            };
+            return es_error(status, error_type, &message);
+        }
     };
     let (mut items, sources) = match parse_bulk(&body, default_index.as_deref()) {
         Ok(parsed) => parsed,
