@@ -17,7 +17,7 @@ GEN=../shared/bench/gen_logs.py
 python3 "$GEN" --docs "$NUM_DOCS" --seed 42 > "$WORK/logs.ndjson"
 INPUT_BYTES=$(stat -c %s "$WORK/logs.ndjson")
 
-printf 'rest:\n  listen_port: %s\ndata_dir: %s/qdata\n' "$PORT" "$WORK" > "$WORK/node.yaml"
+printf 'rest:\n  listen_port: %s\ndata_dir: %s/qdata\nsearcher:\n  partial_result_cache_entries: 0\n' "$PORT" "$WORK" > "$WORK/node.yaml"
 "$BIN" run --config "$WORK/node.yaml" > "$WORK/node.log" 2>&1 &
 NODE_PID=$!
 ENDPOINT=http://127.0.0.1:$PORT

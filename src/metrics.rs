@@ -20,6 +20,8 @@ pub(crate) struct Metrics {
     pub range_cache_hits: IntGauge,
     pub range_cache_misses: IntGauge,
     pub range_cache_bytes: IntGauge,
+    pub result_cache_hits: IntGauge,
+    pub result_cache_misses: IntGauge,
 }
 
 pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -66,8 +68,18 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "searcher_range_cache_bytes",
         "Bytes held by the split byte-range cache",
     );
+    let result_cache_hits = gauge(
+        "searcher_partial_result_cache_hits_total",
+        "Split results served from the cache",
+    );
+    let result_cache_misses = gauge(
+        "searcher_partial_result_cache_misses_total",
+        "Split results computed",
+    );
     for collector in [
         Box::new(wal_fsyncs.clone()) as Box<dyn prometheus::core::Collector>,
+        Box::new(result_cache_hits.clone()),
+        Box::new(result_cache_misses.clone()),
         Box::new(range_cache_hits.clone()),
         Box::new(range_cache_misses.clone()),
         Box::new(range_cache_bytes.clone()),
@@ -92,6 +104,8 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         range_cache_hits,
         range_cache_misses,
         range_cache_bytes,
+        result_cache_hits,
+        result_cache_misses,
     }
 });
 

@@ -69,7 +69,11 @@ impl Node {
         )?);
         // Acknowledged documents that a crash kept from being published get indexed now.
         ingest_service.recover().await?;
-        let search_service = Arc::new(SearchService::new(metastore.clone(), resolver.clone()));
+        let search_service = Arc::new(SearchService::new(
+            metastore.clone(),
+            resolver.clone(),
+            &config.searcher,
+        ));
         let janitor = config.is_enabled(Service::Janitor).then(|| {
             let janitor = Janitor::new(
                 metastore.clone(),

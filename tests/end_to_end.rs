@@ -805,6 +805,33 @@ async fn search_across_index_patterns() {
         answer["aggregations"]["levels"]["buckets"][0]["doc_count"],
         json!(15)
     );
+
+    // The same search again is answered from the per-split result cache, identically.
+    let (_, again) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/app-logs-*,other-logs/_search",
+            "application/json",
+            request.to_string(),
+        )
+        .await;
+    assert_eq!(again["hits"], answer["hits"]);
+    assert_eq!(again["aggregations"], answer["aggregations"]);
+    let (_, metrics) = node.get("/metrics").await;
+    let hits_line = metrics
+        .as_str()
+        .unwrap()
+        .lines()
+        .find(|line| line.starts_with("quarry_searcher_partial_result_cache_hits_total"))
+        .unwrap()
+        .to_string();
+    let cached: u64 = hits_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(cached >= 3, "{hits_line}");
 }
 
 /// search_after walks every hit exactly once across splits, even through ties.

@@ -15,7 +15,7 @@ pub use index_config::{
     IndexConfig, IndexRecord, IndexingSettings, LeafFieldType, Mode, RetentionPolicy,
     SearchSettings, TokenizerName, DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
 };
-pub use node_config::{NodeConfig, RestConfig, S3Config, Service, StorageConfig};
+pub use node_config::{NodeConfig, RestConfig, S3Config, SearcherConfig, Service, StorageConfig};
 
 /// The serialisation a config document arrives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -58,6 +58,43 @@ pub struct NodeConfig {
     pub storage: StorageConfig,
     #[serde(default)]
     pub ingest: IngestConfig,
+    #[serde(default)]
+    pub searcher: SearcherConfig,
+}
+
+/// Cache sizes of the searcher.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SearcherConfig {
+    /// Opened splits (footer, hotcache, readers) kept in memory.
+    #[serde(default = "default_split_cache_splits")]
+    pub split_cache_splits: usize,
+    /// Byte ranges fetched from splits (columns, dictionary and postings blocks).
+    #[serde(default = "default_range_cache_bytes")]
+    pub range_cache_bytes: ByteSize,
+    /// Per-split results of recent (query, sort, aggregations), by count; 0 turns it off.
+    #[serde(default = "default_partial_result_cache_entries")]
+    pub partial_result_cache_entries: usize,
+}
+
+fn default_split_cache_splits() -> usize {
+    1_000
+}
+fn default_range_cache_bytes() -> ByteSize {
+    ByteSize::mib(256)
+}
+fn default_partial_result_cache_entries() -> usize {
+    1_000
+}
+
+impl Default for SearcherConfig {
+    fn default() -> Self {
+        SearcherConfig {
+            split_cache_splits: default_split_cache_splits(),
+            range_cache_bytes: default_range_cache_bytes(),
+            partial_result_cache_entries: default_partial_result_cache_entries(),
+        }
+    }
 }
 
 fn default_version() -> String {

@@ -25,7 +25,7 @@ pub(crate) struct PartialHit {
     pub sort_key: Option<SortKey>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct LeafResult {
     pub num_hits: u64,
     pub hits: Vec<PartialHit>,

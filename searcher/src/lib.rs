@@ -14,6 +14,7 @@ pub mod query_ast;
 pub mod query_builder;
 pub mod query_string;
 mod request;
+mod result_cache;
 mod root;
 pub mod search_after;
 mod sort;

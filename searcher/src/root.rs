@@ -6,6 +6,9 @@ use futures::future::join_all;
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::metastore::{IndexMetadata, ListSplitsQuery, Metastore, MetastoreError, Split};
 use quarry_common::split::{ByteRangeCache, SplitOpenInfo};
+use quarry_config::SearcherConfig;
+
+use crate::result_cache::PartialResultCache;
 use quarry_common::storage::StorageResolver;
 use quarry_common::IndexUid;
 use tracing::warn;
@@ -28,11 +31,6 @@ use crate::split_cache::{OpenSplit, SplitCache};
 
 /// How long leaves may take unless the request says otherwise.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
-/// Opened splits kept in memory; each costs its hotcache (typically tens of KiB).
-const SPLIT_CACHE_CAPACITY: usize = 1_000;
-/// Fetched byte ranges kept across queries: fast field columns and the term dictionary
-/// and postings blocks of frequent terms.
-const RANGE_CACHE_CAPACITY_BYTES: usize = 256 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -124,10 +122,13 @@ pub struct SearchService {
     resolver: StorageResolver,
     split_cache: SplitCache,
     range_cache: Arc<ByteRangeCache>,
+    result_cache: PartialResultCache,
     doc_mappers: Mutex<HashMap<IndexUid, Arc<DocMapper>>>,
 }
 
 struct Plan {
+    /// What makes a leaf result reusable for another request on the same split.
+    result_cache_key: String,
     cursor: Option<Cursor>,
     index_id: String,
     storage: Arc<dyn quarry_common::storage::Storage>,
@@ -141,12 +142,19 @@ struct Plan {
 }
 
 impl SearchService {
-    pub fn new(metastore: Arc<dyn Metastore>, resolver: StorageResolver) -> SearchService {
+    pub fn new(
+        metastore: Arc<dyn Metastore>,
+        resolver: StorageResolver,
+        config: &SearcherConfig,
+    ) -> SearchService {
         SearchService {
             metastore,
             resolver,
-            split_cache: SplitCache::new(SPLIT_CACHE_CAPACITY),
-            range_cache: Arc::new(ByteRangeCache::new(RANGE_CACHE_CAPACITY_BYTES)),
+            split_cache: SplitCache::new(config.split_cache_splits),
+            range_cache: Arc::new(ByteRangeCache::new(
+                config.range_cache_bytes.as_u64() as usize
+            )),
+            result_cache: PartialResultCache::new(config.partial_result_cache_entries),
             doc_mappers: Mutex::new(HashMap::new()),
         }
     }
@@ -160,6 +168,15 @@ impl SearchService {
             .entry(index_metadata.index_uid.clone())
             .or_insert_with(|| Arc::new(DocMapper::new(&index_metadata.index_config)))
             .clone()
+    }
+
+    /// Hits and misses of the partial-result cache.
+    pub fn result_cache_stats(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.result_cache.hits.load(Ordering::Relaxed),
+            self.result_cache.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Hits and misses of the byte-range cache, and the bytes it holds.
@@ -288,7 +305,13 @@ impl SearchService {
             Some(values) => Some(parse_cursor(values, &sort).map_err(SearchError::InvalidRequest)?),
             None => None,
         };
+        let result_cache_key = if self.result_cache.is_enabled() {
+            serde_json::to_string(&(&query_ast, &sort, &request.aggs, &cursor)).unwrap_or_default()
+        } else {
+            String::new()
+        };
         Ok(Plan {
+            result_cache_key,
             cursor,
             index_id: index_metadata.index_id().to_string(),
             storage,
@@ -434,12 +457,16 @@ impl SearchService {
                 };
                 let split_id = split.split_metadata.split_id.clone();
                 let split_id_text = split_id.to_string();
+                let cache_key = format!("{split_id}|{limit}|{}", plan.result_cache_key);
                 async move {
                     let open = self
                         .split_cache
                         .get_or_open(&split_id, info)
                         .await
                         .map_err(|error| format!("split {split_id}: {error}"))?;
+                    if let Some(cached) = self.result_cache.get(&cache_key, split_ord) {
+                        return Ok((open, cached));
+                    }
                     let result = tokio::task::spawn_blocking(move || {
                         let searcher = open
                             .searcher()
@@ -459,7 +486,10 @@ impl SearchService {
                     })
                     .await
                     .map_err(|error| format!("split {split_id}: leaf search panicked: {error}"))?;
-                    result.map_err(|error| format!("split {split_id}: {error}"))
+                    let (open, result) =
+                        result.map_err(|error| format!("split {split_id}: {error}"))?;
+                    self.result_cache.put(cache_key, result.clone());
+                    Ok((open, result))
                 }
             });
         // A split that runs over the deadline is reported in `errors`; the others answer.
