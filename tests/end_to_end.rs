@@ -581,7 +581,7 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
                 "terms": {"field": "service_name", "size": 50},
                 "aggs": {"avg_tenant": {"avg": {"field": "tenant_id"}}}
             },
-            "per_minute": {"date_histogram": {"field": "timestamp", "fixed_interval": "60s"}},
+            "per_minute": {"date_histogram": {"field": "timestamp", "calendar_interval": "minute"}},
             "avg_duration": {"avg": {"field": "attributes.duration_ms"}},
             "max_tenant": {"max": {"field": "tenant_id"}}
         }

@@ -46,10 +46,27 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
                 continue;
             }
             if kind == "date_histogram" {
-                // Grafana asks for `epoch_millis` keys, which are what buckets carry anyway.
                 if let Some(options) = body.as_object_mut() {
+                    // Grafana asks for `epoch_millis` keys, which are what buckets carry anyway.
                     if options.get("format").and_then(Value::as_str) == Some("epoch_millis") {
                         options.remove("format");
+                    }
+                    // In UTC, calendar minutes, hours and days are fixed lengths.
+                    if let Some(calendar) = options.remove("calendar_interval") {
+                        let fixed = match calendar.as_str() {
+                            Some("minute" | "1m") => "1m",
+                            Some("hour" | "1h") => "1h",
+                            Some("day" | "1d") => "1d",
+                            _ => {
+                                return Err(format!(
+                                    "aggregation `{name}`: calendar_interval {calendar} is not supported yet (minute, hour and day are); use fixed_interval"
+                                ))
+                            }
+                        };
+                        options.insert(
+                            "fixed_interval".to_string(),
+                            Value::String(fixed.to_string()),
+                        );
                     }
                 }
             }
