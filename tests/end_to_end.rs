@@ -886,3 +886,38 @@ async fn search_after_walks_every_hit_once() {
         "every hit exactly once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elastic_meta_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    for index in ["logs-a", "logs-b", "metrics-a"] {
+        node.create_index(&format!("index_id: {index}\n")).await;
+    }
+    let (status, resolved) = node
+        .get("/api/v1/_elastic/_resolve/index/logs-*,-logs-b")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        resolved["indices"],
+        json!([{"name": "logs-a", "attributes": ["open"]}])
+    );
+    let (status, cat) = node.get("/api/v1/_elastic/_cat/indices?format=json").await;
+    assert_eq!(status, 200);
+    assert_eq!(cat.as_array().unwrap().len(), 3);
+    let (status, health) = node.get("/api/v1/_elastic/_cluster/health").await;
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], json!("green"));
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/_elastic/_nodes/stats", node.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.headers()["x-elastic-product"], "Elasticsearch");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["type"],
+        json!("unsupported_operation_exception")
+    );
+}

@@ -109,9 +109,13 @@ impl From<SearchError> for ApiError {
     }
 }
 
-pub(crate) async fn not_found(uri: axum::http::Uri) -> ApiError {
+pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/v1/_elastic") {
+        return super::elastic::unknown_route(&uri);
+    }
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!("no route for `{}`", uri.path()),
     }
+    .into_response()
 }

@@ -168,6 +168,40 @@ pub(crate) async fn field_caps(
     Json(json!({"indices": [index_id], "fields": fields})).into_response()
 }
 
+/// Which indexes an expression (comma list, `*` patterns, `-exclusions`) names.
+pub(crate) async fn resolve_index(
+    State(state): State<Arc<AppState>>,
+    Path(expression): Path<String>,
+) -> Response {
+    let indexes = match state.index_service.list_indexes().await {
+        Ok(indexes) => indexes,
+        Err(error) => {
+            return es_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "exception",
+                &error.to_string(),
+            )
+        }
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for part in expression.split(',').map(str::trim) {
+        if let Some(excluded) = part.strip_prefix('-') {
+            names.retain(|name| !wildcard_match(excluded, name));
+            continue;
+        }
+        for index in &indexes {
+            if wildcard_match(part, index.index_id()) && !names.contains(&index.index_id()) {
+                names.push(index.index_id());
+            }
+        }
+    }
+    let indices: Vec<Value> = names
+        .iter()
+        .map(|name| json!({"name": name, "attributes": ["open"]}))
+        .collect();
+    Json(json!({"indices": indices, "aliases": [], "data_streams": []})).into_response()
+}
+
 pub(crate) async fn cat_indices(
     State(state): State<Arc<AppState>>,
     Query(params): Query<HashMap<String, String>>,

@@ -29,6 +29,10 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             "/api/v1/_elastic/{index_id}/_field_caps",
             get(meta::field_caps).post(meta::field_caps),
         )
+        .route(
+            "/api/v1/_elastic/_resolve/index/{expression}",
+            get(meta::resolve_index),
+        )
         .route("/api/v1/_elastic/_msearch", post(search::msearch))
         .route(
             "/api/v1/_elastic/{index_id}/_msearch",
@@ -66,4 +70,22 @@ pub(crate) fn es_error(status: axum::http::StatusCode, error_type: &str, reason:
         "status": status.as_u16(),
     });
     axum::response::IntoResponse::into_response((status, axum::Json(body)))
+}
+
+/// Unknown routes under `/api/v1/_elastic/`, answered the way ES clients parse.
+pub(crate) fn unknown_route(uri: &axum::http::Uri) -> Response {
+    let message = format!(
+        "`{}` is not part of Quarry's Elasticsearch-compatible API",
+        uri.path()
+    );
+    let mut response = es_error(
+        axum::http::StatusCode::NOT_FOUND,
+        "unsupported_operation_exception",
+        &message,
+    );
+    response.headers_mut().insert(
+        HeaderName::from_static("x-elastic-product"),
+        HeaderValue::from_static("Elasticsearch"),
+    );
+    response
 }
