@@ -84,6 +84,9 @@ pub struct SearchResponse {
     pub snippets: Option<Vec<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregations: Option<serde_json::Value>,
+    /// The cursor after the last hit: send it as `search_after` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_search_after: Option<Vec<serde_json::Value>>,
     pub elapsed_time_micros: u64,
     /// Splits that could not be searched; their hits are missing from the response.
     pub errors: Vec<String>,

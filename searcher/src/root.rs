@@ -347,8 +347,14 @@ impl SearchService {
         } else {
             None
         };
+        let next_search_after = result.hits.last().and_then(|hit| {
+            let sort_value = hit.sort_value.clone()?;
+            let tiebreaker = Cursor::tiebreaker(&hit.split_id, hit.segment_ord, hit.doc_id);
+            Some(vec![sort_value, serde_json::Value::String(tiebreaker)])
+        });
         Ok(SearchResponse {
             num_hits: result.num_hits,
+            next_search_after,
             snippets,
             hits: result.hits.into_iter().map(|hit| hit.doc).collect(),
             aggregations: result.aggregations,
