@@ -644,6 +644,8 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
         max_tenant
     );
 
+    check_more_aggregations(node, docs).await;
+
     let (status, body) = node
         .request(
             Method::POST,
@@ -920,4 +922,116 @@ async fn elastic_meta_endpoints() {
         body["error"]["type"],
         json!("unsupported_operation_exception")
     );
+}
+
+/// The other metric and bucket aggregations against the raw documents; approximate ones
+/// (cardinality, percentiles) within their documented error.
+async fn check_more_aggregations(node: &TestNode, docs: &[Value]) {
+    let request = json!({
+        "query": "severity_text:ERROR",
+        "max_hits": 0,
+        "aggs": {
+            "tenant_stats": {"stats": {"field": "tenant_id"}},
+            "tenant_sum": {"sum": {"field": "tenant_id"}},
+            "tenant_min": {"min": {"field": "tenant_id"}},
+            "tenant_count": {"value_count": {"field": "tenant_id"}},
+            "tenants_by_10": {"histogram": {"field": "tenant_id", "interval": 10}},
+            "tenant_ranges": {"range": {"field": "tenant_id", "ranges": [{"to": 10}, {"from": 10, "to": 50}, {"from": 50}]}},
+            "services": {"cardinality": {"field": "service_name"}},
+            "duration_percentiles": {"percentiles": {"field": "attributes.duration_ms", "percents": [50, 99]}}
+        }
+    });
+    let response = node.search("e2e-logs", request).await;
+    let aggregations = &response["aggregations"];
+    let errors: Vec<&Value> = docs
+        .iter()
+        .filter(|doc| doc["severity_text"] == json!("ERROR"))
+        .collect();
+    let tenants: Vec<f64> = errors
+        .iter()
+        .map(|doc| doc["tenant_id"].as_f64().unwrap())
+        .collect();
+    let sum: f64 = tenants.iter().sum();
+    let stats = &aggregations["tenant_stats"];
+    assert_eq!(stats["count"], json!(tenants.len()));
+    assert_eq!(stats["sum"].as_f64().unwrap(), sum);
+    assert_eq!(
+        stats["min"].as_f64().unwrap(),
+        tenants.iter().cloned().fold(f64::MAX, f64::min)
+    );
+    assert_eq!(
+        stats["max"].as_f64().unwrap(),
+        tenants.iter().cloned().fold(0.0, f64::max)
+    );
+    assert!((stats["avg"].as_f64().unwrap() - sum / tenants.len() as f64).abs() < 1e-9);
+    assert_eq!(aggregations["tenant_sum"]["value"].as_f64().unwrap(), sum);
+    assert_eq!(
+        aggregations["tenant_count"]["value"].as_f64().unwrap(),
+        tenants.len() as f64
+    );
+    assert_eq!(
+        aggregations["tenant_min"]["value"].as_f64().unwrap(),
+        stats["min"].as_f64().unwrap()
+    );
+
+    for bucket in aggregations["tenants_by_10"]["buckets"].as_array().unwrap() {
+        let key = bucket["key"].as_f64().unwrap();
+        let expected = tenants
+            .iter()
+            .filter(|tenant| **tenant >= key && **tenant < key + 10.0)
+            .count();
+        assert_eq!(
+            bucket["doc_count"].as_u64().unwrap() as usize,
+            expected,
+            "{bucket}"
+        );
+    }
+    let ranges = aggregations["tenant_ranges"]["buckets"].as_array().unwrap();
+    let in_range = |from: f64, to: f64| {
+        tenants
+            .iter()
+            .filter(|tenant| **tenant >= from && **tenant < to)
+            .count() as u64
+    };
+    assert_eq!(
+        ranges[0]["doc_count"].as_u64().unwrap(),
+        in_range(f64::MIN, 10.0)
+    );
+    assert_eq!(
+        ranges[1]["doc_count"].as_u64().unwrap(),
+        in_range(10.0, 50.0)
+    );
+    assert_eq!(
+        ranges[2]["doc_count"].as_u64().unwrap(),
+        in_range(50.0, f64::MAX)
+    );
+
+    let distinct_services: std::collections::HashSet<&str> = errors
+        .iter()
+        .map(|doc| doc["service_name"].as_str().unwrap())
+        .collect();
+    let cardinality = aggregations["services"]["value"].as_f64().unwrap();
+    assert!(
+        (cardinality - distinct_services.len() as f64).abs() <= 1.0,
+        "cardinality {cardinality}"
+    );
+
+    let mut durations: Vec<f64> = errors
+        .iter()
+        .filter_map(|doc| doc["attributes"]["duration_ms"].as_f64())
+        .collect();
+    durations.sort_by(f64::total_cmp);
+    let exact =
+        |percent: f64| durations[((durations.len() - 1) as f64 * percent / 100.0).round() as usize];
+    for (percent, key) in [(50.0, "50.0"), (99.0, "99.0")] {
+        let estimate = aggregations["duration_percentiles"]["values"][key]
+            .as_f64()
+            .unwrap();
+        let expected = exact(percent);
+        // DDSketch keeps a 1% relative error; neighbouring ranks add a little more here.
+        assert!(
+            (estimate - expected).abs() <= expected * 0.03 + 5.0,
+            "p{percent}: {estimate} vs {expected}"
+        );
+    }
 }
