@@ -42,11 +42,6 @@ impl HotCache {
         Some(bytes.slice(from..to))
     }
 
-    /// The whole file when the hotcache holds all of it (meta.json).
-    pub fn get_whole_file(&self, path: &Path, file_len: u64) -> Option<OwnedBytes> {
-        self.get(path, &(0..file_len))
-    }
-
     pub fn encode(
         recorded: &RecordedReads,
         read_file: impl Fn(&Path) -> io::Result<Vec<u8>>,
@@ -268,10 +263,7 @@ mod tests {
         assert!(hotcache.get(Path::new("a"), &(50..60)).is_none());
         assert!(hotcache.get(Path::new("c"), &(0..1)).is_none());
         assert_eq!(
-            hotcache
-                .get_whole_file(Path::new("b"), 3)
-                .unwrap()
-                .as_slice(),
+            hotcache.get(Path::new("b"), &(0..3)).unwrap().as_slice(),
             &[0, 1, 2]
         );
 
