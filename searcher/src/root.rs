@@ -365,7 +365,10 @@ impl SearchService {
 
     /// The indexes an expression names: comma-separated ids, `*` patterns, and `-pattern`
     /// exclusions, in order. A missing concrete id is an error; a pattern may match nothing.
-    async fn resolve_indexes(&self, expression: &str) -> Result<Vec<IndexMetadata>, SearchError> {
+    pub async fn resolve_indexes(
+        &self,
+        expression: &str,
+    ) -> Result<Vec<IndexMetadata>, SearchError> {
         let parts: Vec<&str> = expression
             .split(',')
             .map(str::trim)

@@ -168,38 +168,31 @@ pub(crate) async fn field_caps(
     Json(json!({"indices": [index_id], "fields": fields})).into_response()
 }
 
-/// Which indexes an expression (comma list, `*` patterns, `-exclusions`) names.
+/// Which indexes an expression (comma list, `*` patterns, `-exclusions`) names, resolved
+/// exactly as searches resolve it.
 pub(crate) async fn resolve_index(
     State(state): State<Arc<AppState>>,
     Path(expression): Path<String>,
 ) -> Response {
-    let indexes = match state.index_service.list_indexes().await {
-        Ok(indexes) => indexes,
-        Err(error) => {
-            return es_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "exception",
-                &error.to_string(),
-            )
+    match state.search_service.resolve_indexes(&expression).await {
+        Ok(indexes) => {
+            let indices: Vec<Value> = indexes
+                .iter()
+                .map(|index| json!({"name": index.index_id(), "attributes": ["open"]}))
+                .collect();
+            Json(json!({"indices": indices, "aliases": [], "data_streams": []})).into_response()
         }
-    };
-    let mut names: Vec<&str> = Vec::new();
-    for part in expression.split(',').map(str::trim) {
-        if let Some(excluded) = part.strip_prefix('-') {
-            names.retain(|name| !wildcard_match(excluded, name));
-            continue;
-        }
-        for index in &indexes {
-            if wildcard_match(part, index.index_id()) && !names.contains(&index.index_id()) {
-                names.push(index.index_id());
-            }
-        }
+        Err(quarry_searcher::SearchError::IndexNotFound(name)) => es_error(
+            StatusCode::NOT_FOUND,
+            "index_not_found_exception",
+            &format!("no such index [{name}]"),
+        ),
+        Err(error) => es_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &error.to_string(),
+        ),
     }
-    let indices: Vec<Value> = names
-        .iter()
-        .map(|name| json!({"name": name, "attributes": ["open"]}))
-        .collect();
-    Json(json!({"indices": indices, "aliases": [], "data_streams": []})).into_response()
 }
 
 pub(crate) async fn cat_indices(
