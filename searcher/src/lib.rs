@@ -8,6 +8,7 @@ pub mod aggregations;
 pub mod elastic_dsl;
 mod fetch_docs;
 mod leaf;
+mod lru;
 pub mod pattern;
 pub mod pruning;
 pub mod query_ast;

@@ -1,38 +1,29 @@
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use crate::leaf::LeafResult;
+use crate::lru::LruMap;
 
 /// Per-split results of recent searches. A split never changes, so the result of the same
 /// (query, sort, page size, aggregations, cursor) on it stays right until evicted;
 /// dashboards that refresh the same panels hit it. Bounded by count, least recently used
 /// first out; a capacity of 0 turns it off.
 pub(crate) struct PartialResultCache {
-    capacity: usize,
-    state: Mutex<CacheState>,
+    entries: LruMap<String, LeafResult>,
     pub hits: AtomicU64,
     pub misses: AtomicU64,
-}
-
-#[derive(Default)]
-struct CacheState {
-    tick: u64,
-    entries: HashMap<String, (u64, LeafResult)>,
 }
 
 impl PartialResultCache {
     pub(crate) fn new(capacity: usize) -> PartialResultCache {
         PartialResultCache {
-            capacity,
-            state: Mutex::default(),
+            entries: LruMap::new(capacity),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn is_enabled(&self) -> bool {
-        self.capacity > 0
+        self.entries.capacity() > 0
     }
 
     /// The cached result, with its hits pointing at `split_ord` of the current request.
@@ -40,19 +31,11 @@ impl PartialResultCache {
         if !self.is_enabled() {
             return None;
         }
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.tick += 1;
-        let tick = state.tick;
-        let Some(entry) = state.entries.get_mut(key) else {
+        let Some(mut result) = self.entries.get(key) else {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return None;
         };
-        entry.0 = tick;
         self.hits.fetch_add(1, Ordering::Relaxed);
-        let mut result = entry.1.clone();
         for hit in &mut result.hits {
             hit.split_ord = split_ord;
         }
@@ -60,26 +43,7 @@ impl PartialResultCache {
     }
 
     pub(crate) fn put(&self, key: String, result: LeafResult) {
-        if !self.is_enabled() {
-            return;
-        }
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.tick += 1;
-        let tick = state.tick;
-        state.entries.insert(key, (tick, result));
-        if state.entries.len() > self.capacity {
-            if let Some(oldest) = state
-                .entries
-                .iter()
-                .min_by_key(|(_, (tick, _))| *tick)
-                .map(|(key, _)| key.clone())
-            {
-                state.entries.remove(&oldest);
-            }
-        }
+        self.entries.insert(key, result);
     }
 }
 
