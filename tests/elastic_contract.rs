@@ -6,7 +6,6 @@ mod common;
 use std::path::PathBuf;
 
 use common::TestNode;
-use reqwest::Method;
 use serde_json::{json, Value};
 
 const START_MS: i64 = 1_668_422_437_218;
@@ -167,12 +166,7 @@ async fn grafana_requests_get_elasticsearch_shapes() {
     let metric: Value =
         serde_json::from_slice(&std::fs::read(dir.join("metric_simple.json")).unwrap()).unwrap();
     let (status, answer) = node
-        .request(
-            Method::POST,
-            "/api/v1/_elastic/grafana-logs/_search",
-            "application/json",
-            metric.to_string(),
-        )
+        .post_json("/api/v1/_elastic/grafana-logs/_search", &metric)
         .await;
     assert_eq!(status, 200, "{answer}");
     let per_label = answer["aggregations"]["3"]["buckets"].as_array().unwrap();

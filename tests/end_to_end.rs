@@ -647,11 +647,9 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
     check_more_aggregations(node, docs).await;
 
     let (status, body) = node
-        .request(
-            Method::POST,
+        .post_json(
             "/api/v1/e2e-logs/search",
-            "application/json",
-            json!({"query": "*", "aggs": {"x": {"terms": {"field": "body"}}}}).to_string(),
+            &json!({"query": "*", "aggs": {"x": {"terms": {"field": "body"}}}}),
         )
         .await;
     assert_eq!(status, 400, "{body}");
@@ -710,11 +708,9 @@ async fn elastic_search_answers_in_elasticsearch_shapes() {
     insta::assert_json_snapshot!("elastic_search_shape", answer);
 
     let (status, count) = node
-        .request(
-            Method::POST,
+        .post_json(
             "/api/v1/_elastic/grafana-logs/_count",
-            "application/json",
-            json!({"query": {"term": {"label": "odd"}}}).to_string(),
+            &json!({"query": {"term": {"label": "odd"}}}),
         )
         .await;
     assert_eq!(status, 200);
@@ -729,11 +725,9 @@ async fn elastic_search_answers_in_elasticsearch_shapes() {
     );
 
     let (status, error) = node
-        .request(
-            Method::POST,
+        .post_json(
             "/api/v1/_elastic/grafana-logs/_search",
-            "application/json",
-            json!({"query": {"fuzzy": {"line": "x"}}}).to_string(),
+            &json!({"query": {"fuzzy": {"line": "x"}}}),
         )
         .await;
     assert_eq!(status, 400);
@@ -787,12 +781,7 @@ async fn search_across_index_patterns() {
     // Newest first across indexes, each hit naming its index.
     let request = json!({"query": {"match_all": {}}, "size": 3, "sort": [{"ts": "desc"}], "aggs": {"levels": {"terms": {"field": "level"}}}});
     let (status, answer) = node
-        .request(
-            Method::POST,
-            "/api/v1/_elastic/app-logs-*,other-logs/_search",
-            "application/json",
-            request.to_string(),
-        )
+        .post_json("/api/v1/_elastic/app-logs-*,other-logs/_search", &request)
         .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["hits"]["total"]["value"], json!(15));
@@ -810,12 +799,7 @@ async fn search_across_index_patterns() {
 
     // The same search again is answered from the per-split result cache, identically.
     let (_, again) = node
-        .request(
-            Method::POST,
-            "/api/v1/_elastic/app-logs-*,other-logs/_search",
-            "application/json",
-            request.to_string(),
-        )
+        .post_json("/api/v1/_elastic/app-logs-*,other-logs/_search", &request)
         .await;
     assert_eq!(again["hits"], answer["hits"]);
     assert_eq!(again["aggregations"], answer["aggregations"]);
@@ -861,12 +845,7 @@ async fn search_after_walks_every_hit_once() {
             request["search_after"] = after.clone();
         }
         let (status, answer) = node
-            .request(
-                Method::POST,
-                "/api/v1/_elastic/paged-logs/_search",
-                "application/json",
-                request.to_string(),
-            )
+            .post_json("/api/v1/_elastic/paged-logs/_search", &request)
             .await;
         assert_eq!(status, 200, "{answer}");
         let hits = answer["hits"]["hits"].as_array().unwrap();

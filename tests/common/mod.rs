@@ -259,6 +259,16 @@ impl TestNode {
         body
     }
 
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.request(
+            reqwest::Method::POST,
+            path,
+            "application/json",
+            body.to_string(),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         self.request(reqwest::Method::GET, path, "application/json", "")
             .await
