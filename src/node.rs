@@ -65,6 +65,8 @@ impl Node {
                 max_in_flight_bytes: config.ingest.max_in_flight_bytes.as_u64(),
                 wal_max_bytes: config.ingest.wal_max_bytes.as_u64(),
                 wal_sync: config.ingest.wal_sync,
+                dedup_window: std::time::Duration::from_secs(config.ingest.dedup_window_secs),
+                dedup_max_ids_per_index: config.ingest.dedup_max_ids_per_index,
             },
         )?);
         // Acknowledged documents that a crash kept from being published get indexed now.
@@ -106,6 +108,7 @@ impl Node {
             max_request_body: config.ingest.max_request_body.as_u64() as usize,
             cluster: Cluster::single_node(&config, listen_addr, started_at),
             ready: ready.clone(),
+            scrolls: Default::default(),
         });
         let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
         let app = router(state);

@@ -582,6 +582,7 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
                 "aggs": {"avg_tenant": {"avg": {"field": "tenant_id"}}}
             },
             "per_minute": {"date_histogram": {"field": "timestamp", "calendar_interval": "minute"}},
+            "per_week": {"date_histogram": {"field": "timestamp", "calendar_interval": "week"}},
             "avg_duration": {"avg": {"field": "attributes.duration_ms"}},
             "max_tenant": {"max": {"field": "tenant_id"}}
         }
@@ -628,6 +629,26 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
         })
         .collect();
     assert_eq!(histogram, per_minute);
+
+    // Calendar weeks start on Monday; 1970-01-01 (day 0) was a Thursday.
+    let mut per_week: std::collections::BTreeMap<i64, u64> = Default::default();
+    for doc in docs {
+        let day = timestamp_secs(doc).div_euclid(86_400);
+        let monday = (day - 4).div_euclid(7) * 7 + 4;
+        *per_week.entry(monday * 86_400_000).or_default() += 1;
+    }
+    let weekly: std::collections::BTreeMap<i64, u64> = aggregations["per_week"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bucket| {
+            (
+                bucket["key"].as_f64().unwrap() as i64,
+                bucket["doc_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(weekly, per_week);
 
     let durations: Vec<f64> = docs
         .iter()

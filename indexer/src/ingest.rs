@@ -12,6 +12,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore};
 use tracing::{info, warn};
 
+use crate::dedup::DedupWindow;
 use crate::pipeline::Pipeline;
 use crate::publisher::published_wal_position;
 use crate::uploader::Uploader;
@@ -62,6 +63,9 @@ pub struct IngestLimits {
     pub max_in_flight_bytes: u64,
     pub wal_max_bytes: u64,
     pub wal_sync: bool,
+    /// How long a `_bulk` `_id` is remembered, and how many per index at most.
+    pub dedup_window: std::time::Duration,
+    pub dedup_max_ids_per_index: usize,
 }
 
 /// One index's write path on this node: its write-ahead log and its pipeline.
@@ -84,6 +88,7 @@ pub struct IngestService {
     /// Shards that cannot start (a corrupt WAL), by index id, with the reason.
     failed_shards: std::sync::Mutex<BTreeMap<String, String>>,
     accepting: AtomicBool,
+    dedup: DedupWindow,
 }
 
 struct MappedBatch {
@@ -128,6 +133,11 @@ impl IngestService {
             shards: Mutex::new(HashMap::new()),
             failed_shards: std::sync::Mutex::new(BTreeMap::new()),
             accepting: AtomicBool::new(true),
+            dedup: DedupWindow::new(
+                data_dir.join("dedup"),
+                limits.dedup_window,
+                limits.dedup_max_ids_per_index,
+            ),
         })
     }
 
@@ -345,8 +355,15 @@ impl IngestService {
         Ok((response, failures))
     }
 
-    /// Stops the shard of a deleted index without publishing, and removes its log.
+    /// The `_id`s `_bulk` accepted recently, per index.
+    pub fn dedup(&self) -> &DedupWindow {
+        &self.dedup
+    }
+
+    /// Stops the shard of a deleted index without publishing, and removes its log and
+    /// its remembered `_id`s.
     pub async fn drop_index(&self, index_id: &str) {
+        self.dedup.forget_index(index_id);
         let shard = self.shards.lock().await.remove(index_id);
         if let Some(shard) = shard {
             shard.pipeline.abort().await;

@@ -5,6 +5,7 @@
 //! → `publisher`.
 
 mod commit_mode;
+mod dedup;
 mod ingest;
 mod janitor;
 mod packager;
@@ -14,6 +15,7 @@ mod uploader;
 mod wal;
 
 pub use commit_mode::CommitMode;
+pub use dedup::{DedupError, DedupWindow, IdClaim};
 pub use ingest::{IngestError, IngestLimits, IngestResponse, IngestService, ParseFailure};
 pub use janitor::{Janitor, JanitorPolicy, JanitorReport};
 pub use wal::WAL_FSYNCS;

@@ -10,6 +10,8 @@ use crate::{ByteSize, ConfigError, ConfigFormat};
 pub const DYNAMIC_FIELD_NAME: &str = "_dynamic";
 /// Where the original document is kept when `store_source` is on.
 pub const SOURCE_FIELD_NAME: &str = "_source";
+/// The id a client gave a document (`_bulk`'s `_id`), stored to be returned with hits.
+pub const DOC_ID_FIELD_NAME: &str = "_id";
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

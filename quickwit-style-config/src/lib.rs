@@ -13,7 +13,7 @@ pub use error::ConfigError;
 pub use index_config::{
     DatePrecision, DateTimeInputFormat, DocMapping, DynamicMapping, FieldMapping, FieldType,
     IndexConfig, IndexRecord, IndexingSettings, LeafFieldType, Mode, RetentionPolicy,
-    SearchSettings, TokenizerName, DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
+    SearchSettings, TokenizerName, DOC_ID_FIELD_NAME, DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
 };
 pub use node_config::{NodeConfig, RestConfig, S3Config, SearcherConfig, Service, StorageConfig};
 

@@ -182,6 +182,21 @@ pub struct IngestConfig {
     /// crash: the page cache survives that).
     #[serde(default = "default_wal_sync")]
     pub wal_sync: bool,
+    /// `_bulk` documents whose `_id` the index accepted this many seconds ago or less are
+    /// acknowledged without being indexed again (shippers retry whole batches).
+    #[serde(default = "default_dedup_window_secs")]
+    pub dedup_window_secs: u64,
+    /// Remembered `_id`s per index; past it the oldest are forgotten early.
+    #[serde(default = "default_dedup_max_ids_per_index")]
+    pub dedup_max_ids_per_index: usize,
+}
+
+fn default_dedup_window_secs() -> u64 {
+    15 * 60
+}
+
+fn default_dedup_max_ids_per_index() -> usize {
+    1_000_000
 }
 
 fn default_wal_sync() -> bool {
@@ -207,6 +222,8 @@ impl Default for IngestConfig {
             max_in_flight_bytes: default_max_in_flight_bytes(),
             wal_max_bytes: default_wal_max_bytes(),
             wal_sync: default_wal_sync(),
+            dedup_window_secs: default_dedup_window_secs(),
+            dedup_max_ids_per_index: default_dedup_max_ids_per_index(),
         }
     }
 }

@@ -51,15 +51,29 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
                     if options.get("format").and_then(Value::as_str) == Some("epoch_millis") {
                         options.remove("format");
                     }
-                    // In UTC, calendar minutes, hours and days are fixed lengths.
+                    // In UTC, calendar minutes, hours, days and weeks are fixed lengths.
                     if let Some(calendar) = options.remove("calendar_interval") {
                         let fixed = match calendar.as_str() {
                             Some("minute" | "1m") => "1m",
                             Some("hour" | "1h") => "1h",
                             Some("day" | "1d") => "1d",
+                            Some("week" | "1w") => {
+                                if options.contains_key("offset") {
+                                    return Err(format!(
+                                        "aggregation `{name}`: `offset` with calendar_interval week is not supported"
+                                    ));
+                                }
+                                // Buckets start at the epoch plus the offset; the epoch was a
+                                // Thursday and ES weeks start on Monday.
+                                options.insert(
+                                    "offset".to_string(),
+                                    Value::String("4d".to_string()),
+                                );
+                                "7d"
+                            }
                             _ => {
                                 return Err(format!(
-                                    "aggregation `{name}`: calendar_interval {calendar} is not supported yet (minute, hour and day are); use fixed_interval"
+                                    "aggregation `{name}`: calendar_interval {calendar} is not supported yet (minute, hour, day and week are); use fixed_interval"
                                 ))
                             }
                         };

@@ -8,6 +8,8 @@ use tantivy::{DocAddress, Searcher, TantivyDocument};
 /// A hit's document, and its highlighted fragments when snippets were asked for.
 pub(crate) struct FetchedDoc {
     pub doc: Value,
+    /// The `_id` the client gave the document.
+    pub external_id: Option<String>,
     pub snippets: Option<Value>,
 }
 
@@ -67,6 +69,7 @@ pub(crate) fn fetch_docs(
             });
             Ok(FetchedDoc {
                 doc: Value::Object(doc_mapper.doc_to_json(&doc)),
+                external_id: doc_mapper.doc_id(&doc),
                 snippets,
             })
         })

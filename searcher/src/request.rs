@@ -50,6 +50,9 @@ pub struct SearchRequest {
     /// Highlighting options of the ES API: tags around matches, fragment length.
     #[serde(skip)]
     pub highlight: Option<HighlightOptions>,
+    /// Restricts the search to these splits (a scroll's snapshot), when set.
+    #[serde(skip)]
+    pub only_splits: Option<std::sync::Arc<std::collections::HashSet<String>>>,
 }
 
 /// Accepts `"a,b"` (query strings) as well as `["a", "b"]` (JSON bodies).

@@ -57,6 +57,8 @@ impl From<MetastoreError> for SearchError {
 pub struct SearchHit {
     pub index_id: String,
     pub doc: serde_json::Value,
+    /// The `_id` the client gave the document, if it gave one.
+    pub external_id: Option<String>,
     /// Highlighted fragments per requested snippet field.
     pub snippets: Option<serde_json::Value>,
     pub split_id: String,
@@ -73,6 +75,8 @@ pub struct SearchResult {
     pub elapsed_time_micros: u64,
     pub errors: Vec<String>,
     pub num_splits: usize,
+    /// The splits the request covered: a scroll searches these and no newer ones.
+    pub split_ids: Vec<String>,
 }
 
 /// `[value]` or `[value, "split:segment:doc"]`. Without a tiebreaker, every hit with the
@@ -168,6 +172,12 @@ impl SearchService {
             .entry(index_metadata.index_uid.clone())
             .or_insert_with(|| Arc::new(DocMapper::new(&index_metadata.index_config)))
             .clone()
+    }
+
+    /// The doc mapper of an index, as searches use it.
+    pub async fn doc_mapper_of(&self, index_id: &str) -> Result<Arc<DocMapper>, SearchError> {
+        let index_metadata = self.metastore.index_metadata(index_id).await?;
+        Ok(self.doc_mapper(&index_metadata))
     }
 
     /// Hits and misses of the partial-result cache.
@@ -267,6 +277,12 @@ impl SearchService {
             .await?
             .into_iter()
             .filter(|split| split_may_match(&query_ast, &tag_fields, &split.split_metadata.tags))
+            .filter(|split| {
+                request
+                    .only_splits
+                    .as_ref()
+                    .is_none_or(|only| only.contains(split.split_metadata.split_id.as_str()))
+            })
             .collect();
         let aggs = request
             .aggs
@@ -438,8 +454,13 @@ impl SearchService {
             && plans
                 .iter()
                 .all(|plan| plan.query_ast == QueryAst::MatchAll && plan.aggs.is_none());
+        let covered_split_ids: Vec<String> = targets
+            .iter()
+            .map(|(_, split)| split.split_metadata.split_id.to_string())
+            .collect();
         if count_only {
             return Ok(SearchResult {
+                split_ids: covered_split_ids,
                 num_splits: targets.len(),
                 num_hits: targets
                     .iter()
@@ -554,6 +575,7 @@ impl SearchService {
         }
         let Some(first_plan) = plans.first() else {
             return Ok(SearchResult {
+                split_ids: Vec::new(),
                 num_splits: 0,
                 num_hits: 0,
                 hits: Vec::new(),
@@ -591,6 +613,7 @@ impl SearchService {
                 Some(SearchHit {
                     index_id: plan.index_id.clone(),
                     doc: fetched.doc,
+                    external_id: fetched.external_id,
                     snippets: fetched.snippets,
                     split_id: split.split_metadata.split_id.to_string(),
                     segment_ord: hit.address.segment_ord,
@@ -606,6 +629,7 @@ impl SearchService {
             None => None,
         };
         Ok(SearchResult {
+            split_ids: covered_split_ids,
             num_splits: targets.len(),
             num_hits,
             hits,

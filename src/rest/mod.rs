@@ -32,6 +32,8 @@ pub(crate) struct AppState {
     pub cluster: quarry_control_plane::Cluster,
     /// False once shutdown starts: readiness fails so load balancers stop sending traffic.
     pub ready: Arc<AtomicBool>,
+    /// Open Elasticsearch scroll contexts.
+    pub scrolls: elastic::ScrollStore,
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {

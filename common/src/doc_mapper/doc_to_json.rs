@@ -42,6 +42,13 @@ impl DocMapper {
         out.remove(SOURCE_FIELD_NAME);
         out
     }
+
+    /// The `_id` the client gave the document, if any.
+    pub fn doc_id(&self, doc: &TantivyDocument) -> Option<String> {
+        doc.get_first(self.doc_id_field)
+            .and_then(|value| value.as_str())
+            .map(str::to_string)
+    }
 }
 
 fn insert_path(out: &mut Map<String, Value>, path: &str, value: Value) {

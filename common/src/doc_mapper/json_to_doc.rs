@@ -1,7 +1,7 @@
 use std::net::IpAddr;
 
 use base64::Engine;
-use quarry_config::{LeafFieldType, Mode};
+use quarry_config::{LeafFieldType, Mode, DOC_ID_FIELD_NAME};
 use serde_json::{Map, Value};
 use tantivy::schema::OwnedValue;
 use tantivy::{DateTime, TantivyDocument};
@@ -65,8 +65,20 @@ impl DocMapper {
 
     pub fn doc_from_json_object(
         &self,
-        object: Map<String, Value>,
+        mut object: Map<String, Value>,
     ) -> Result<ParsedDoc, DocParsingError> {
+        // `_id` is metadata, as in Elasticsearch: kept beside the document, not in it.
+        let doc_id = match object.remove(DOC_ID_FIELD_NAME) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(doc_id)) => Some(doc_id),
+            Some(other) => {
+                return Err(DocParsingError::WrongType {
+                    path: DOC_ID_FIELD_NAME.to_string(),
+                    expected: "a string".to_string(),
+                    got: describe(&other),
+                })
+            }
+        };
         let source = self.source_field.map(|_| object.clone());
         let mut parsed = ParsedDoc {
             doc: TantivyDocument::new(),
@@ -89,6 +101,9 @@ impl DocMapper {
         }
         if let (Some(field), Some(source)) = (self.source_field, source) {
             parsed.doc.add_field_value(field, &OwnedValue::from(source));
+        }
+        if let Some(doc_id) = doc_id {
+            parsed.doc.add_text(self.doc_id_field, doc_id);
         }
         Ok(parsed)
     }

@@ -12,7 +12,9 @@ use std::collections::{HashMap, HashSet};
 use quarry_config::{DocMapping, DynamicMapping, FieldMapping, IndexConfig, LeafFieldType, Mode};
 use tantivy::schema::{Field, Schema};
 
-pub use date_time::{format_rfc3339, parse_date_time_number, parse_date_time_str};
+pub use date_time::{
+    format_rfc3339, parse_date_time_integer, parse_date_time_number, parse_date_time_str,
+};
 pub use json_to_doc::{DocParsingError, ParsedDoc};
 
 /// Tag values listed per split and field before the field is recorded as "too many".
@@ -55,6 +57,7 @@ pub struct DocMapper {
     object_paths: HashSet<String>,
     dynamic_field: Option<Field>,
     source_field: Option<Field>,
+    doc_id_field: Field,
     timestamp_field: Option<usize>,
     tag_fields: Vec<usize>,
     default_search_fields: Vec<String>,
@@ -88,6 +91,7 @@ impl DocMapper {
             object_paths: built.object_paths,
             dynamic_field: built.dynamic_field,
             source_field: built.source_field,
+            doc_id_field: built.doc_id_field,
             timestamp_field,
             tag_fields,
             default_search_fields: index_config.search_settings.default_search_fields.clone(),

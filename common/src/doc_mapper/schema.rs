@@ -2,7 +2,7 @@ use std::collections::HashSet;
 
 use quarry_config::{
     DatePrecision, DocMapping, FieldMapping, FieldType, IndexRecord, LeafFieldType, TokenizerName,
-    DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
+    DOC_ID_FIELD_NAME, DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
 };
 use tantivy::schema::{
     BytesOptions, DateOptions, DateTimePrecision, IndexRecordOption, IpAddrOptions,
@@ -20,6 +20,7 @@ pub(super) struct BuiltSchema {
     pub object_paths: HashSet<String>,
     pub dynamic_field: Option<tantivy::schema::Field>,
     pub source_field: Option<tantivy::schema::Field>,
+    pub doc_id_field: tantivy::schema::Field,
 }
 
 fn index_record(record: IndexRecord) -> IndexRecordOption {
@@ -186,7 +187,14 @@ pub(super) fn build_schema(doc_mapping: &DocMapping) -> BuiltSchema {
     let source_field = doc_mapping.store_source.then(|| {
         builder.add_json_field(SOURCE_FIELD_NAME, JsonObjectOptions::default().set_stored())
     });
+    let doc_id_field = builder.add_text_field(
+        DOC_ID_FIELD_NAME,
+        TextOptions::default()
+            .set_indexing_options(text_indexing(TokenizerName::Raw, IndexRecord::Basic, false))
+            .set_stored(),
+    );
     BuiltSchema {
+        doc_id_field,
         schema: builder.build(),
         fields,
         object_paths,

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use quarry_indexer::{CommitMode, IngestError};
+use quarry_indexer::{CommitMode, IdClaim, IngestError};
 use serde_json::{json, Value};
 
 use super::es_error;
@@ -52,6 +52,8 @@ struct BulkItem {
     action: String,
     index_id: Option<String>,
     doc_id: Option<String>,
+    /// The client named the id, so a retry of this item must not index it twice.
+    explicit_id: bool,
     /// Set once the item's fate is known.
     outcome: Option<Value>,
 }
@@ -111,11 +113,42 @@ async fn run_bulk(
         }
     }
     for (index_id, lines) in by_index {
+        let lines = match skip_duplicate_ids(state, &index_id, &mut items, &lines).await {
+            Ok(new_lines) => new_lines,
+            Err(reason) => {
+                for (item_index, _) in &lines {
+                    items[*item_index].outcome = Some(item_error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "exception",
+                        &reason,
+                    ));
+                }
+                continue;
+            }
+        };
+        if lines.is_empty() {
+            continue;
+        }
         let mut ndjson = Vec::new();
-        for (_, source) in &lines {
-            ndjson.extend_from_slice(source);
+        for (item_index, source) in &lines {
+            let item = &items[*item_index];
+            match item.doc_id.as_deref().filter(|_| item.explicit_id) {
+                Some(doc_id) => push_with_doc_id(&mut ndjson, source, doc_id),
+                None => ndjson.extend_from_slice(source),
+            }
             ndjson.push(b'\n');
         }
+        let claimed_ids = |items: &[BulkItem], accepted: bool, failed: &HashMap<usize, String>| {
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(line, _)| failed.contains_key(&(line + 1)) != accepted)
+                .filter_map(|(_, (item_index, _))| {
+                    let item = &items[*item_index];
+                    item.doc_id.clone().filter(|_| item.explicit_id)
+                })
+                .collect::<Vec<String>>()
+        };
         match state
             .ingest_service
             .ingest_detailed(&index_id, Bytes::from(ndjson), commit)
@@ -123,6 +156,9 @@ async fn run_bulk(
         {
             Ok((_, failures)) => {
                 let failed: HashMap<usize, String> = failures.into_iter().collect();
+                let accepted_ids = claimed_ids(&items, true, &failed);
+                let rejected_ids = claimed_ids(&items, false, &failed);
+                settle_ids(state, &index_id, accepted_ids, rejected_ids).await;
                 for (line, (item_index, _)) in lines.iter().enumerate() {
                     items[*item_index].outcome = Some(match failed.get(&(line + 1)) {
                         Some(reason) => item_error(
@@ -137,6 +173,9 @@ async fn run_bulk(
                 }
             }
             Err(error) => {
+                let none_accepted = HashMap::new();
+                let rejected_ids = claimed_ids(&items, true, &none_accepted);
+                settle_ids(state, &index_id, Vec::new(), rejected_ids).await;
                 let (status, error_type) = match &error {
                     IngestError::IndexNotFound(_) => {
                         (StatusCode::NOT_FOUND, "index_not_found_exception")
@@ -194,6 +233,115 @@ async fn run_bulk(
     .into_response()
 }
 
+/// Answers items whose `_id` the index already accepted (or is accepting) and returns
+/// the lines still to index; their ids are claimed until `settle_ids`.
+async fn skip_duplicate_ids<'a>(
+    state: &AppState,
+    index_id: &str,
+    items: &mut [BulkItem],
+    lines: &[(usize, &'a [u8])],
+) -> Result<Vec<(usize, &'a [u8])>, String> {
+    let with_ids: Vec<(usize, String)> = lines
+        .iter()
+        .filter_map(|(item_index, _)| {
+            let item = &items[*item_index];
+            item.doc_id
+                .clone()
+                .filter(|_| item.explicit_id)
+                .map(|doc_id| (*item_index, doc_id))
+        })
+        .collect();
+    if with_ids.is_empty() {
+        return Ok(lines.to_vec());
+    }
+    let ingest_service = state.ingest_service.clone();
+    let index = index_id.to_string();
+    let ids: Vec<String> = with_ids.iter().map(|(_, doc_id)| doc_id.clone()).collect();
+    // Loading an index's journal reads files.
+    let claims = tokio::task::spawn_blocking(move || {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        ingest_service.dedup().claim(&index, &ids)
+    })
+    .await
+    .map_err(|error| format!("`_id` deduplication failed: {error}"))?
+    .map_err(|error| format!("`_id` deduplication failed: {error}"))?;
+    for ((item_index, _), claim) in with_ids.iter().zip(claims) {
+        items[*item_index].outcome = match claim {
+            IdClaim::New => None,
+            IdClaim::Duplicate => Some(
+                json!({"status": 200, "result": "noop", "created": false, "_version": 1, "_shards": {"total": 1, "successful": 1, "failed": 0}}),
+            ),
+            IdClaim::InFlight => Some(item_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "es_rejected_execution_exception",
+                "a document with this _id is being indexed by another request; retry",
+            )),
+        };
+    }
+    Ok(lines
+        .iter()
+        .filter(|(item_index, _)| items[*item_index].outcome.is_none())
+        .copied()
+        .collect())
+}
+
+/// Journals the ids of accepted documents, so retries are recognised even after a
+/// restart, and frees the claims of rejected ones, so a corrected retry is indexed.
+async fn settle_ids(
+    state: &AppState,
+    index_id: &str,
+    accepted_ids: Vec<String>,
+    rejected_ids: Vec<String>,
+) {
+    if accepted_ids.is_empty() && rejected_ids.is_empty() {
+        return;
+    }
+    let ingest_service = state.ingest_service.clone();
+    let index = index_id.to_string();
+    let settled = tokio::task::spawn_blocking(move || {
+        let dedup = ingest_service.dedup();
+        let rejected: Vec<&str> = rejected_ids.iter().map(String::as_str).collect();
+        dedup.release(&index, &rejected);
+        let accepted: Vec<&str> = accepted_ids.iter().map(String::as_str).collect();
+        let confirmed = dedup.confirm(&index, &accepted);
+        if confirmed.is_err() {
+            dedup.release(&index, &accepted);
+        }
+        confirmed
+    })
+    .await;
+    // The documents are durable already; only the protection against a retry is lost.
+    match settled {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(index_id, "cannot journal accepted _ids: {error}"),
+        Err(error) => tracing::warn!(index_id, "cannot journal accepted _ids: {error}"),
+    }
+}
+
+/// The source line with `"_id"` as its first key, where the doc mapper picks it up.
+fn push_with_doc_id(ndjson: &mut Vec<u8>, source: &[u8], doc_id: &str) {
+    let start = source
+        .iter()
+        .position(|byte| !byte.is_ascii_whitespace())
+        .unwrap_or(source.len());
+    let Some(body) = source[start..].strip_prefix(b"{") else {
+        // Not an object: the doc mapper rejects it as it is.
+        ndjson.extend_from_slice(source);
+        return;
+    };
+    ndjson.extend_from_slice(b"{\"_id\":");
+    // A string always serializes.
+    let _ = serde_json::to_writer(&mut *ndjson, doc_id);
+    let is_empty_object = body
+        .iter()
+        .find(|byte| !byte.is_ascii_whitespace())
+        .is_some_and(|byte| *byte == b'}');
+    if !is_empty_object {
+        ndjson.push(b',');
+    }
+    ndjson.extend_from_slice(body);
+}
+
 type ParsedBulk<'a> = (Vec<BulkItem>, Vec<(usize, &'a [u8])>);
 
 /// Splits the body into items and the source line of each `index`/`create` item. Only a
@@ -227,14 +375,14 @@ fn parse_bulk<'a>(body: &'a [u8], default_index: Option<&str>) -> Result<ParsedB
             .and_then(Value::as_str)
             .map(str::to_string)
             .or_else(|| default_index.map(str::to_string));
-        let doc_id = metadata
-            .get("_id")
-            .and_then(Value::as_str)
+        let explicit_id = metadata.get("_id").and_then(Value::as_str);
+        let doc_id = explicit_id
             .map(str::to_string)
             .or_else(|| Some(ulid::Ulid::new().to_string()));
         let mut item = BulkItem {
             action: action_name.clone(),
             index_id,
+            explicit_id: explicit_id.is_some(),
             doc_id,
             outcome: None,
         };

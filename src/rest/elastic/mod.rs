@@ -2,8 +2,12 @@
 //! shippers send, answered in the shapes they parse.
 
 mod bulk;
+mod fields;
 mod meta;
+mod scroll;
 mod search;
+
+pub(crate) use scroll::ScrollStore;
 
 use std::sync::Arc;
 
@@ -32,6 +36,18 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route(
             "/api/v1/_elastic/_resolve/index/{expression}",
             get(meta::resolve_index),
+        )
+        .route(
+            "/api/v1/_elastic/_search/scroll",
+            post(scroll::scroll)
+                .get(scroll::scroll)
+                .delete(scroll::clear_scroll),
+        )
+        .route(
+            "/api/v1/_elastic/_search/scroll/{scroll_id}",
+            post(scroll::scroll_by_path)
+                .get(scroll::scroll_by_path)
+                .delete(scroll::clear_scroll_by_path),
         )
         .route("/api/v1/_elastic/_msearch", post(search::msearch))
         .route(

@@ -13,12 +13,15 @@ use quarry_searcher::{HighlightOptions, SearchError, SearchRequest, SearchResult
 use serde_json::{json, Value};
 
 use super::es_error;
+use super::fields::{doc_mappers_for, render_fields, requested_fields, RequestedField};
+use super::scroll::{parse_keep_alive, PageEnd};
 use crate::rest::AppState;
+use quarry_common::doc_mapper::DocMapper;
 
 /// Elasticsearch's default page size.
 const DEFAULT_SIZE: usize = 10;
 
-fn search_error(error: SearchError, index_id: &str) -> Response {
+pub(super) fn search_error(error: SearchError, index_id: &str) -> Response {
     match error {
         SearchError::IndexNotFound(_) => es_error(
             StatusCode::NOT_FOUND,
@@ -192,58 +195,23 @@ fn highlight_options(highlight: &Value) -> HighlightOptions {
     }
 }
 
-/// Fields a client asked to see under `fields` (`fields`, `docvalue_fields`), by name.
-fn requested_fields(body: &Bytes) -> Vec<String> {
-    let Ok(body) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = Vec::new();
-    for key in ["fields", "docvalue_fields"] {
-        for field in body[key].as_array().into_iter().flatten() {
-            let name = field.as_str().or_else(|| field["field"].as_str());
-            if let Some(name) = name {
-                if !names.iter().any(|known| known == name) {
-                    names.push(name.to_string());
-                }
-            }
-        }
-    }
-    names
-}
-
-/// The value at a dotted path of a document: `a.b` is `{"a": {"b": …}}` or `{"a.b": …}`.
-fn value_at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
-    if let Some(value) = doc.get(path) {
-        return Some(value);
-    }
-    let (head, rest) = path.split_once('.')?;
-    value_at(doc.get(head)?, rest)
-}
-
-fn render(result: SearchResult, fields: &[String]) -> Value {
+pub(super) fn render(
+    result: SearchResult,
+    fields: &[RequestedField],
+    doc_mappers: &HashMap<String, Arc<DocMapper>>,
+) -> Value {
     let hits: Vec<Value> = result
         .hits
         .into_iter()
         .map(|hit| {
             let mut rendered = json!({
                 "_index": hit.index_id,
-                "_id": format!("{}:{}:{}", hit.split_id, hit.segment_ord, hit.doc_id),
+                "_id": hit.external_id.clone().unwrap_or_else(|| format!("{}:{}:{}", hit.split_id, hit.segment_ord, hit.doc_id)),
                 "_score": null,
             });
             if !fields.is_empty() {
-                let mut values = serde_json::Map::new();
-                for field in fields {
-                    match value_at(&hit.doc, field) {
-                        Some(Value::Array(items)) => {
-                            values.insert(field.clone(), Value::Array(items.clone()));
-                        }
-                        Some(value) => {
-                            values.insert(field.clone(), json!([value]));
-                        }
-                        None => {}
-                    }
-                }
-                rendered["fields"] = Value::Object(values);
+                let doc_mapper = doc_mappers.get(&hit.index_id).map(Arc::as_ref);
+                rendered["fields"] = render_fields(&hit.doc, fields, doc_mapper);
             }
             if let Some(Value::Object(snippets)) = hit.snippets {
                 let highlight: serde_json::Map<String, Value> = snippets
@@ -308,18 +276,80 @@ pub(crate) async fn search(
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let request = match build_request(&params, &body, false) {
-        Ok(request) => request,
+    let scroll = match params.get("scroll").map(|text| parse_keep_alive(text)) {
+        Some(Ok(keep_alive)) => Some(keep_alive),
+        Some(Err(reason)) => {
+            return es_error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                &reason,
+            )
+        }
+        None => None,
+    };
+    let (request, fields) = match build_request(&params, &body, false)
+        .and_then(|request| Ok((request, requested_fields(&body)?)))
+    {
+        Ok(parsed) => parsed,
         Err(reason) => return es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
     };
-    match state
-        .search_service
-        .search_detailed(&index_id, request)
-        .await
-    {
-        Ok(result) => Json(render(result, &requested_fields(&body))).into_response(),
-        Err(error) => search_error(error, &index_id),
+    let Some(keep_alive) = scroll else {
+        return match run_search(&state, &index_id, request, &fields).await {
+            Ok((rendered, _)) => Json(rendered).into_response(),
+            Err(response) => response,
+        };
+    };
+    if request.search_after.is_some() {
+        return es_error(
+            StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "Validation Failed: 1: using [search_after] is not allowed in a scroll context;",
+        );
     }
+    if request.start_offset > 0 {
+        return es_error(
+            StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "Validation Failed: 1: using [from] is not allowed in a scroll context;",
+        );
+    }
+    let (mut rendered, page_end) =
+        match run_search(&state, &index_id, request.clone(), &fields).await {
+            Ok(searched) => searched,
+            Err(response) => return response,
+        };
+    let next = page_end.next_request(&request);
+    match state
+        .scrolls
+        .open(&index_id, next, &page_end, fields, keep_alive)
+    {
+        Ok(scroll_id) => {
+            rendered["_scroll_id"] = json!(scroll_id);
+            Json(rendered).into_response()
+        }
+        Err(_) => es_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "es_rejected_execution_exception",
+            "Trying to create too many scroll contexts: clear the ones you are done with",
+        ),
+    }
+}
+
+/// Searches and renders; where the page ended is returned too, for scroll.
+pub(super) async fn run_search(
+    state: &AppState,
+    index_id: &str,
+    request: SearchRequest,
+    fields: &[RequestedField],
+) -> Result<(Value, PageEnd), Response> {
+    let result = state
+        .search_service
+        .search_detailed(index_id, request)
+        .await
+        .map_err(|error| search_error(error, index_id))?;
+    let doc_mappers = doc_mappers_for(state, &result, fields).await;
+    let page_end = PageEnd::of(&result);
+    Ok((render(result, fields, &doc_mappers), page_end))
 }
 
 pub(crate) async fn count(
@@ -384,14 +414,15 @@ async fn run_msearch(state: &AppState, default_index: Option<String>, body: &[u8
             None => default_index.clone(),
         };
         let response = match index {
-            Some(index) => match build_request(&HashMap::new(), &search_body, false) {
-                Ok(request) => match state.search_service.search_detailed(&index, request).await {
-                    Ok(result) => {
-                        let mut rendered = render(result, &requested_fields(&search_body));
+            Some(index) => match build_request(&HashMap::new(), &search_body, false)
+                .and_then(|request| Ok((request, requested_fields(&search_body)?)))
+            {
+                Ok((request, fields)) => match run_search(state, &index, request, &fields).await {
+                    Ok((mut rendered, _)) => {
                         rendered["status"] = json!(200);
                         rendered
                     }
-                    Err(error) => error_body(search_error(error, &index)).await,
+                    Err(response) => error_body(response).await,
                 },
                 Err(reason) => {
                     error_body(es_error(

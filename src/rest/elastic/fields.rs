@@ -1,0 +1,252 @@
+//! A hit's `fields` section: the values of the fields a client listed in `fields` or
+//! `docvalue_fields`, always as arrays, dates in the requested `format`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use quarry_common::doc_mapper::{
+    parse_date_time_integer, parse_date_time_number, parse_date_time_str, DocMapper, ResolvedField,
+};
+use quarry_config::LeafFieldType;
+use quarry_searcher::SearchResult;
+use serde_json::{json, Value};
+
+use crate::rest::AppState;
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RequestedField {
+    pub name: String,
+    pub format: Option<DateFormat>,
+}
+
+/// The ES date formats Quarry renders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DateFormat {
+    /// `strict_date_optional_time` and its aliases: milliseconds, as ES stores dates.
+    IsoMillis,
+    /// `strict_date_optional_time_nanos`: as many fraction digits as the value has.
+    IsoNanos,
+    EpochMillis,
+    EpochSecond,
+}
+
+impl DateFormat {
+    fn parse(name: &str) -> Result<DateFormat, String> {
+        match name {
+            "strict_date_optional_time" | "date_optional_time" | "strict_date_time"
+            | "date_time" => Ok(DateFormat::IsoMillis),
+            "strict_date_optional_time_nanos" => Ok(DateFormat::IsoNanos),
+            "epoch_millis" => Ok(DateFormat::EpochMillis),
+            "epoch_second" => Ok(DateFormat::EpochSecond),
+            other => Err(format!(
+                "date format [{other}] is not supported in `fields` (strict_date_optional_time, strict_date_optional_time_nanos, epoch_millis or epoch_second)"
+            )),
+        }
+    }
+
+    fn render(self, date_time: tantivy::DateTime) -> Value {
+        let nanos = date_time.into_timestamp_nanos();
+        match self {
+            DateFormat::EpochMillis => Value::String(nanos.div_euclid(1_000_000).to_string()),
+            DateFormat::EpochSecond => Value::String(nanos.div_euclid(1_000_000_000).to_string()),
+            DateFormat::IsoNanos => {
+                Value::String(quarry_common::doc_mapper::format_rfc3339(date_time))
+            }
+            DateFormat::IsoMillis => {
+                let millis = tantivy::DateTime::from_timestamp_millis(nanos.div_euclid(1_000_000));
+                let text = quarry_common::doc_mapper::format_rfc3339(millis);
+                // ES always writes the three millisecond digits.
+                Value::String(match text.strip_suffix('Z') {
+                    Some(head) if !head.contains('.') => format!("{head}.000Z"),
+                    _ => text,
+                })
+            }
+        }
+    }
+}
+
+/// `fields` and `docvalue_fields` of a search body, as names or `{field, format}` objects.
+pub(crate) fn requested_fields(body: &Bytes) -> Result<Vec<RequestedField>, String> {
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Ok(Vec::new());
+    };
+    let mut requested: Vec<RequestedField> = Vec::new();
+    for key in ["fields", "docvalue_fields"] {
+        for field in body[key].as_array().into_iter().flatten() {
+            let Some(name) = field.as_str().or_else(|| field["field"].as_str()) else {
+                continue;
+            };
+            let format = field["format"]
+                .as_str()
+                .map(DateFormat::parse)
+                .transpose()?;
+            if !requested.iter().any(|known| known.name == name) {
+                requested.push(RequestedField {
+                    name: name.to_string(),
+                    format,
+                });
+            }
+        }
+    }
+    Ok(requested)
+}
+
+/// The doc mappers of the indexes the hits come from, needed to read dates by their
+/// mapping; empty when no date format was asked for.
+pub(crate) async fn doc_mappers_for(
+    state: &AppState,
+    result: &SearchResult,
+    fields: &[RequestedField],
+) -> HashMap<String, Arc<DocMapper>> {
+    let mut mappers = HashMap::new();
+    if fields.iter().all(|field| field.format.is_none()) {
+        return mappers;
+    }
+    for hit in &result.hits {
+        if mappers.contains_key(&hit.index_id) {
+            continue;
+        }
+        if let Ok(mapper) = state.search_service.doc_mapper_of(&hit.index_id).await {
+            mappers.insert(hit.index_id.clone(), mapper);
+        }
+    }
+    mappers
+}
+
+/// The value at a dotted path of a document: `a.b` is `{"a": {"b": …}}` or `{"a.b": …}`.
+fn value_at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
+    if let Some(value) = doc.get(path) {
+        return Some(value);
+    }
+    let (head, rest) = path.split_once('.')?;
+    value_at(doc.get(head)?, rest)
+}
+
+fn format_date(value: &Value, format: DateFormat, doc_mapper: &DocMapper, path: &str) -> Value {
+    let Ok(ResolvedField::Mapped(mapped)) = doc_mapper.resolve_field(path) else {
+        return value.clone();
+    };
+    if mapped.leaf_type != LeafFieldType::Datetime {
+        return value.clone();
+    }
+    let input_formats = mapped.mapping.effective_input_formats();
+    let parsed = match value {
+        Value::String(text) => parse_date_time_str(text, &input_formats),
+        Value::Number(number) => match number.as_i64() {
+            Some(whole) => parse_date_time_integer(whole, &input_formats),
+            None => number
+                .as_f64()
+                .and_then(|float| parse_date_time_number(float, &input_formats)),
+        },
+        _ => None,
+    };
+    parsed
+        .map(|date_time| format.render(date_time))
+        .unwrap_or_else(|| value.clone())
+}
+
+/// The `fields` object of one hit.
+pub(crate) fn render_fields(
+    doc: &Value,
+    fields: &[RequestedField],
+    doc_mapper: Option<&DocMapper>,
+) -> Value {
+    let mut values = serde_json::Map::new();
+    for field in fields {
+        let items: Vec<Value> = match value_at(doc, &field.name) {
+            Some(Value::Array(items)) => items.clone(),
+            Some(value) => vec![value.clone()],
+            None => continue,
+        };
+        let items = match (field.format, doc_mapper) {
+            (Some(format), Some(doc_mapper)) => items
+                .iter()
+                .map(|item| format_date(item, format, doc_mapper, &field.name))
+                .collect(),
+            _ => items,
+        };
+        values.insert(field.name.clone(), json!(items));
+    }
+    Value::Object(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc_mapper() -> DocMapper {
+        let config = quarry_config::IndexConfig::parse(
+            br#"{"index_id": "logs", "doc_mapping": {"field_mappings": [
+                {"name": "timestamp", "type": "datetime", "input_formats": ["rfc3339", "unix_timestamp"], "fast": true},
+                {"name": "message", "type": "text"}],
+                "timestamp_field": "timestamp"}}"#,
+            quarry_config::ConfigFormat::Json,
+        )
+        .unwrap();
+        DocMapper::new(&config)
+    }
+
+    #[test]
+    fn dates_take_the_requested_format() {
+        let body = Bytes::from_static(
+            br#"{"fields": ["message", {"field": "timestamp", "format": "strict_date_optional_time_nanos"}],
+                 "docvalue_fields": [{"field": "timestamp", "format": "epoch_millis"}]}"#,
+        );
+        let fields = requested_fields(&body).unwrap();
+        // The first mention of a field wins, as its format is what the client reads.
+        assert_eq!(fields.len(), 2);
+        let mapper = doc_mapper();
+        let doc = json!({"timestamp": "2026-01-02T03:04:05.123456789+01:00", "message": "hi"});
+        assert_eq!(
+            render_fields(&doc, &fields, Some(&mapper)),
+            json!({"message": ["hi"], "timestamp": ["2026-01-02T02:04:05.123456789Z"]})
+        );
+        let cases = [
+            (
+                DateFormat::EpochMillis,
+                json!(1767323045123_i64),
+                json!("1767323045123"),
+            ),
+            (
+                DateFormat::EpochSecond,
+                json!(1767323045123_i64),
+                json!("1767323045"),
+            ),
+            (
+                DateFormat::IsoMillis,
+                json!("2026-01-02T02:04:05Z"),
+                json!("2026-01-02T02:04:05.000Z"),
+            ),
+            (
+                DateFormat::IsoMillis,
+                json!(1767323045),
+                json!("2026-01-02T03:04:05.000Z"),
+            ),
+            (
+                DateFormat::IsoNanos,
+                json!("not a date"),
+                json!("not a date"),
+            ),
+        ];
+        for (format, value, expected) in cases {
+            let fields = [RequestedField {
+                name: "timestamp".to_string(),
+                format: Some(format),
+            }];
+            assert_eq!(
+                render_fields(&json!({"timestamp": value}), &fields, Some(&mapper)),
+                json!({"timestamp": [expected]}),
+                "{format:?} of {value}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_formats_are_refused_by_name() {
+        let body =
+            Bytes::from_static(br#"{"fields": [{"field": "timestamp", "format": "yyyy/MM"}]}"#);
+        let error = requested_fields(&body).unwrap_err();
+        assert!(error.contains("[yyyy/MM]"), "{error}");
+    }
+}

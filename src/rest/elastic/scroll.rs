@@ -1,0 +1,392 @@
+//! Scroll: `_search?scroll=1m` opens a context, `_search/scroll` pages through it,
+//! `DELETE _search/scroll` frees it.
+//!
+//! A context is a `search_after` cursor over the splits the first page covered: splits are
+//! immutable, so later pages see the same documents even while new splits are published,
+//! which is the point-in-time view ES clients expect from a scroll.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use quarry_searcher::{SearchRequest, SearchResult};
+use serde_json::{json, Value};
+
+use super::es_error;
+use super::search::run_search;
+use crate::rest::AppState;
+
+/// Elasticsearch's default `search.max_open_scroll_context`.
+const MAX_OPEN_SCROLLS: usize = 500;
+/// Longest keep-alive accepted (ES's `search.max_keep_alive` default).
+const MAX_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Clone, Debug)]
+pub(super) struct ScrollContext {
+    pub index_expression: String,
+    /// The next page's request: the original one with the cursor after the last hit.
+    pub request: SearchRequest,
+    pub fields: Vec<super::fields::RequestedField>,
+    expires_at: Instant,
+}
+
+#[derive(Default)]
+pub(crate) struct ScrollStore {
+    contexts: Mutex<HashMap<String, ScrollContext>>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum ScrollError {
+    TooManyOpen,
+    Missing(String),
+}
+
+/// ES time units: `30s`, `1m`, `500ms`, `2h`, `1d`.
+pub(super) fn parse_keep_alive(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("failed to parse keep-alive [{text}]: expected a number and a unit such as 1m")
+    })?;
+    let duration = match unit {
+        "d" => Duration::from_secs(number.saturating_mul(86_400)),
+        "h" => Duration::from_secs(number.saturating_mul(3_600)),
+        "m" => Duration::from_secs(number.saturating_mul(60)),
+        "s" => Duration::from_secs(number),
+        "ms" => Duration::from_millis(number),
+        "micros" => Duration::from_micros(number),
+        "nanos" => Duration::from_nanos(number),
+        _ => {
+            return Err(format!(
+                "failed to parse keep-alive [{text}]: unknown unit [{unit}] (d, h, m, s, ms, micros or nanos)"
+            ))
+        }
+    };
+    if duration > MAX_KEEP_ALIVE {
+        return Err(format!("keep-alive [{text}] is over the maximum of 1d"));
+    }
+    Ok(duration)
+}
+
+/// What a scroll keeps of a page: where it ended and which splits it covered.
+pub(super) struct PageEnd {
+    /// The last hit's `search_after` values; `None` for an empty page.
+    cursor: Option<Vec<Value>>,
+    split_ids: Vec<String>,
+}
+
+impl PageEnd {
+    pub(super) fn of(result: &SearchResult) -> PageEnd {
+        let cursor = result.hits.last().and_then(|last| {
+            let tiebreaker = quarry_searcher::search_after::Cursor::tiebreaker(
+                &last.split_id,
+                last.segment_ord,
+                last.doc_id,
+            );
+            Some(vec![last.sort_value.clone()?, Value::String(tiebreaker)])
+        });
+        PageEnd {
+            cursor,
+            split_ids: result.split_ids.clone(),
+        }
+    }
+
+    /// The request that continues after this page; after an empty page the scroll is
+    /// exhausted and the cursor stays where it was.
+    pub(super) fn next_request(&self, request: &SearchRequest) -> SearchRequest {
+        let mut next = request.clone();
+        if let Some(cursor) = &self.cursor {
+            next.search_after = Some(cursor.clone());
+            next.start_offset = 0;
+        }
+        next
+    }
+}
+
+impl ScrollStore {
+    fn purge_expired(contexts: &mut HashMap<String, ScrollContext>) {
+        let now = Instant::now();
+        contexts.retain(|_, context| context.expires_at > now);
+    }
+
+    /// Opens a context whose next page is `request`, restricted to the splits the first
+    /// page covered.
+    pub(super) fn open(
+        &self,
+        index_expression: &str,
+        mut request: SearchRequest,
+        first_page: &PageEnd,
+        fields: Vec<super::fields::RequestedField>,
+        keep_alive: Duration,
+    ) -> Result<String, ScrollError> {
+        let snapshot: HashSet<String> = first_page.split_ids.iter().cloned().collect();
+        request.only_splits = Some(Arc::new(snapshot));
+        let mut contexts = self.contexts.lock().map_err(|_| ScrollError::TooManyOpen)?;
+        Self::purge_expired(&mut contexts);
+        if contexts.len() >= MAX_OPEN_SCROLLS {
+            return Err(ScrollError::TooManyOpen);
+        }
+        let scroll_id = ulid::Ulid::new().to_string();
+        contexts.insert(
+            scroll_id.clone(),
+            ScrollContext {
+                index_expression: index_expression.to_string(),
+                request,
+                fields,
+                expires_at: Instant::now() + keep_alive,
+            },
+        );
+        Ok(scroll_id)
+    }
+
+    /// The context of `scroll_id`, its keep-alive renewed.
+    pub(super) fn get(
+        &self,
+        scroll_id: &str,
+        keep_alive: Option<Duration>,
+    ) -> Result<ScrollContext, ScrollError> {
+        let mut contexts = self
+            .contexts
+            .lock()
+            .map_err(|_| ScrollError::Missing(scroll_id.to_string()))?;
+        Self::purge_expired(&mut contexts);
+        let context = contexts
+            .get_mut(scroll_id)
+            .ok_or_else(|| ScrollError::Missing(scroll_id.to_string()))?;
+        if let Some(keep_alive) = keep_alive {
+            context.expires_at = Instant::now() + keep_alive;
+        }
+        Ok(context.clone())
+    }
+
+    /// Moves the context's cursor past the page just returned.
+    pub(super) fn advance(&self, scroll_id: &str, next: SearchRequest) {
+        if let Ok(mut contexts) = self.contexts.lock() {
+            if let Some(context) = contexts.get_mut(scroll_id) {
+                context.request = next;
+            }
+        }
+    }
+
+    /// Frees the given contexts (all with `None`); returns how many existed.
+    pub(super) fn clear(&self, scroll_ids: Option<&[String]>) -> usize {
+        let Ok(mut contexts) = self.contexts.lock() else {
+            return 0;
+        };
+        Self::purge_expired(&mut contexts);
+        match scroll_ids {
+            None => {
+                let freed = contexts.len();
+                contexts.clear();
+                freed
+            }
+            Some(ids) => ids
+                .iter()
+                .filter(|id| contexts.remove(id.as_str()).is_some())
+                .count(),
+        }
+    }
+}
+
+/// `scroll_id` and `scroll` from the JSON body or the query string.
+fn scroll_params(
+    params: &HashMap<String, String>,
+    body: &Bytes,
+) -> Result<(Vec<String>, Option<Duration>), String> {
+    let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|error| format!("request body is not valid JSON: {error}"))?
+    };
+    let scroll_ids: Vec<String> = match (&body["scroll_id"], params.get("scroll_id")) {
+        (Value::String(id), _) => id.split(',').map(str::to_string).collect(),
+        (Value::Array(ids), _) => ids
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        (_, Some(ids)) => ids.split(',').map(str::to_string).collect(),
+        _ => Vec::new(),
+    };
+    let keep_alive = match (
+        body["scroll"].as_str(),
+        params.get("scroll").map(String::as_str),
+    ) {
+        (Some(text), _) | (None, Some(text)) => Some(parse_keep_alive(text)?),
+        (None, None) => None,
+    };
+    Ok((scroll_ids, keep_alive))
+}
+
+pub(crate) async fn scroll(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    continue_scroll(&state, &params, &body, None).await
+}
+
+/// The old form, with the id in the path.
+pub(crate) async fn scroll_by_path(
+    State(state): State<Arc<AppState>>,
+    Path(scroll_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    continue_scroll(&state, &params, &body, Some(scroll_id)).await
+}
+
+async fn continue_scroll(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    body: &Bytes,
+    path_id: Option<String>,
+) -> Response {
+    let (body_ids, keep_alive) = match scroll_params(params, body) {
+        Ok(parsed) => parsed,
+        Err(reason) => return es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
+    };
+    let Some(scroll_id) = path_id.or_else(|| body_ids.into_iter().next()) else {
+        return es_error(
+            StatusCode::BAD_REQUEST,
+            "action_request_validation_exception",
+            "Validation Failed: 1: scrollId is missing;",
+        );
+    };
+    let context = match state.scrolls.get(&scroll_id, keep_alive) {
+        Ok(context) => context,
+        Err(_) => {
+            return es_error(
+                StatusCode::NOT_FOUND,
+                "search_context_missing_exception",
+                &format!("No search context found for id [{scroll_id}]"),
+            )
+        }
+    };
+    let (mut rendered, page_end) = match run_search(
+        state,
+        &context.index_expression,
+        context.request.clone(),
+        &context.fields,
+    )
+    .await
+    {
+        Ok(searched) => searched,
+        Err(response) => return response,
+    };
+    state
+        .scrolls
+        .advance(&scroll_id, page_end.next_request(&context.request));
+    rendered["_scroll_id"] = json!(scroll_id);
+    Json(rendered).into_response()
+}
+
+pub(crate) async fn clear_scroll(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    match scroll_params(&params, &body) {
+        Ok((scroll_ids, _)) => clear(&state, scroll_ids),
+        Err(reason) => es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
+    }
+}
+
+pub(crate) async fn clear_scroll_by_path(
+    State(state): State<Arc<AppState>>,
+    Path(scroll_ids): Path<String>,
+) -> Response {
+    clear(&state, scroll_ids.split(',').map(str::to_string).collect())
+}
+
+/// ES answers 404 when none of the contexts existed, `succeeded` either way.
+fn clear(state: &AppState, scroll_ids: Vec<String>) -> Response {
+    let clear_all = scroll_ids.is_empty() || scroll_ids.iter().any(|id| id == "_all");
+    let num_freed = if clear_all {
+        state.scrolls.clear(None)
+    } else {
+        state.scrolls.clear(Some(&scroll_ids))
+    };
+    let status = if num_freed == 0 && !clear_all {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Json(json!({"succeeded": true, "num_freed": num_freed})),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_units() {
+        assert_eq!(parse_keep_alive("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_keep_alive("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_keep_alive("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_keep_alive("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_keep_alive("1y")
+            .unwrap_err()
+            .contains("unknown unit [y]"));
+        assert!(parse_keep_alive("m")
+            .unwrap_err()
+            .contains("expected a number"));
+        assert!(parse_keep_alive("2d").unwrap_err().contains("maximum"));
+    }
+
+    fn empty_result(split_ids: &[&str]) -> PageEnd {
+        PageEnd::of(&SearchResult {
+            num_hits: 0,
+            hits: Vec::new(),
+            aggregations: None,
+            elapsed_time_micros: 0,
+            errors: Vec::new(),
+            num_splits: split_ids.len(),
+            split_ids: split_ids.iter().map(|id| id.to_string()).collect(),
+        })
+    }
+
+    #[test]
+    fn contexts_snapshot_splits_expire_and_clear() {
+        let store = ScrollStore::default();
+        let id = store
+            .open(
+                "logs",
+                SearchRequest::default(),
+                &empty_result(&["a", "b"]),
+                Vec::new(),
+                Duration::from_secs(60),
+            )
+            .unwrap();
+        let context = store.get(&id, None).unwrap();
+        let only = context.request.only_splits.unwrap();
+        assert_eq!(only.len(), 2);
+        assert!(only.contains("a") && only.contains("b"));
+        assert_eq!(store.clear(Some(&[id.clone(), "unknown".to_string()])), 1);
+        assert_eq!(store.get(&id, None).unwrap_err(), ScrollError::Missing(id));
+
+        let expired = store
+            .open(
+                "logs",
+                SearchRequest::default(),
+                &empty_result(&[]),
+                Vec::new(),
+                Duration::from_millis(0),
+            )
+            .unwrap();
+        assert!(store.get(&expired, None).is_err());
+    }
+}

@@ -1,0 +1,254 @@
+//! The Elasticsearch-compatible API's stateful parts against a real node: `_bulk` `_id`
+//! deduplication across a restart, scroll over a snapshot of splits, and date formats in
+//! `fields`.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::TestNode;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const CONFIG: &str = "index_id: es-logs\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ts, type: datetime, input_formats: [rfc3339, unix_timestamp], fast: true}\n    - {name: level, type: text, tokenizer: raw, fast: true}\n  timestamp_field: ts\n";
+
+fn bulk_body(ids: std::ops::Range<usize>) -> String {
+    let mut body = String::new();
+    for id in ids {
+        body.push_str(&format!("{{\"index\": {{\"_id\": \"doc-{id}\"}}}}\n"));
+        let level = if id % 3 == 0 { "ERROR" } else { "INFO" };
+        body.push_str(&format!(
+            "{{\"ts\": \"2026-03-01T00:{:02}:{:02}.250Z\", \"level\": \"{level}\"}}\n",
+            id / 60 % 60,
+            id % 60
+        ));
+    }
+    body
+}
+
+async fn bulk(node: &TestNode, body: String) -> Value {
+    let (status, answer) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/es-logs/_bulk?refresh=true",
+            "application/x-ndjson",
+            body,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+fn results(answer: &Value) -> Vec<String> {
+    answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            item["index"]["result"]
+                .as_str()
+                .unwrap_or("error")
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bulk_ids_are_indexed_once_even_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::start(dir.path()).await;
+    node.create_index(CONFIG).await;
+
+    let first = bulk(&node, bulk_body(0..100)).await;
+    assert_eq!(first["errors"], json!(false), "{first}");
+    assert!(results(&first).iter().all(|result| result == "created"));
+
+    // A shipper's retry of a batch that half went through, plus an id repeated within it.
+    let mut retry = bulk_body(50..150);
+    retry.push_str(&bulk_body(149..150));
+    let second = bulk(&node, retry).await;
+    let outcomes = results(&second);
+    assert_eq!(outcomes.iter().filter(|r| *r == "noop").count(), 51);
+    assert_eq!(outcomes.iter().filter(|r| *r == "created").count(), 50);
+    assert_eq!(second["items"][0]["index"]["status"], json!(200));
+    assert_eq!(node.count("es-logs", "*").await, 150);
+
+    // The window survives a restart.
+    node.restart().await;
+    let third = bulk(&node, bulk_body(140..160)).await;
+    let outcomes = results(&third);
+    assert_eq!(outcomes.iter().filter(|r| *r == "noop").count(), 10);
+    assert_eq!(outcomes.iter().filter(|r| *r == "created").count(), 10);
+    assert_eq!(node.count("es-logs", "*").await, 160);
+
+    // A document the mapping refused is indexed when retried corrected.
+    let bad = "{\"index\": {\"_id\": \"fixed\"}}\n{\"ts\": \"not a date\"}\n".to_string();
+    assert_eq!(results(&bulk(&node, bad).await), vec!["error"]);
+    let good =
+        "{\"index\": {\"_id\": \"fixed\"}}\n{\"ts\": \"2026-03-01T01:00:00Z\"}\n".to_string();
+    assert_eq!(results(&bulk(&node, good).await), vec!["created"]);
+
+    // Hits carry the ids given, not internal addresses.
+    let (status, answer) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search",
+            &json!({"size": 200, "query": {"match_all": {}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let ids: HashSet<String> = answer["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["_id"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected: HashSet<String> = (0..160).map(|id| format!("doc-{id}")).collect();
+    expected.insert("fixed".to_string());
+    assert_eq!(ids, expected);
+    // `_id` is metadata, not part of the source.
+    assert!(answer["hits"]["hits"][0]["_source"].get("_id").is_none());
+}
+
+async fn scroll_page(node: &TestNode, scroll_id: &str) -> Value {
+    let (status, page) = node
+        .post_json(
+            "/api/v1/_elastic/_search/scroll",
+            &json!({"scroll": "1m", "scroll_id": scroll_id}),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+#[tokio::test]
+async fn scroll_walks_a_snapshot_once_and_fields_take_date_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    node.create_index(CONFIG).await;
+    // Three splits.
+    for range in [0..400, 400..700, 700..1000] {
+        bulk(&node, bulk_body(range)).await;
+    }
+    let expected_errors = (0..1000).filter(|id| id % 3 == 0).count();
+
+    let (status, first) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search?scroll=1m",
+            &json!({"size": 100, "query": {"term": {"level": "ERROR"}}, "sort": ["_doc"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["hits"]["total"]["value"], json!(expected_errors));
+    let scroll_id = first["_scroll_id"].as_str().unwrap().to_string();
+
+    // Documents published after the scroll opened are not part of it.
+    bulk(&node, bulk_body(1000..1300)).await;
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = first;
+    loop {
+        let hits = page["hits"]["hits"].as_array().unwrap().clone();
+        if hits.is_empty() {
+            break;
+        }
+        assert_eq!(page["_scroll_id"], json!(scroll_id));
+        seen.extend(
+            hits.iter()
+                .map(|hit| hit["_id"].as_str().unwrap().to_string()),
+        );
+        page = scroll_page(&node, &scroll_id).await;
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(seen.len(), expected_errors, "every hit once");
+    assert_eq!(unique.len(), expected_errors);
+
+    // Cleared, the context is gone.
+    let (status, cleared) = node
+        .request(
+            Method::DELETE,
+            "/api/v1/_elastic/_search/scroll",
+            "application/json",
+            json!({"scroll_id": [scroll_id]}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status, &cleared),
+        (200, &json!({"succeeded": true, "num_freed": 1}))
+    );
+    let (status, missing) = node
+        .post_json(
+            "/api/v1/_elastic/_search/scroll",
+            &json!({"scroll_id": scroll_id}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        missing["error"]["type"],
+        json!("search_context_missing_exception")
+    );
+
+    // Bad scroll requests are refused by name.
+    let (status, refused) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search?scroll=1m",
+            &json!({"from": 10}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(refused["error"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("[from]"));
+    let (status, refused) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search?scroll=1fortnight",
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(refused["error"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("fortnight"));
+
+    // Dates in `fields` take the requested format.
+    let (status, answer) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search",
+            &json!({
+                "size": 1,
+                "query": {"term": {"level": "INFO"}},
+                "sort": [{"ts": "asc"}],
+                "fields": [{"field": "ts", "format": "strict_date_optional_time_nanos"}, "level"],
+                "docvalue_fields": [{"field": "ts", "format": "epoch_millis"}]
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["hits"]["hits"][0]["fields"],
+        json!({"ts": ["2026-03-01T00:00:01.250Z"], "level": ["INFO"]})
+    );
+    let (status, answer) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search",
+            &json!({"size": 1, "sort": [{"ts": "asc"}], "fields": [{"field": "ts", "format": "epoch_millis"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["hits"]["hits"][0]["fields"],
+        json!({"ts": ["1772323200250"]})
+    );
+    let (status, refused) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search",
+            &json!({"fields": [{"field": "ts", "format": "dd.MM.yyyy"}]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(refused["error"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("dd.MM.yyyy"));
+}
