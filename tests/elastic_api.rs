@@ -252,3 +252,65 @@ async fn scroll_walks_a_snapshot_once_and_fields_take_date_formats() {
         .unwrap()
         .contains("dd.MM.yyyy"));
 }
+
+#[tokio::test]
+async fn what_official_clients_send_is_understood() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    node.create_index(CONFIG).await;
+    bulk(&node, bulk_body(0..30)).await;
+    let client = reqwest::Client::new();
+
+    // `http_compress=True` gzips search bodies too.
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(
+        &mut encoder,
+        json!({"query": {"term": {"level": "ERROR"}}})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    let response = client
+        .post(format!("{}/api/v1/_elastic/es-logs/_count", node.endpoint))
+        .header(
+            "content-type",
+            "application/vnd.elasticsearch+json; compatible-with=8",
+        )
+        .header("content-encoding", "gzip")
+        .body(encoder.finish().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["count"],
+        json!((0..30).filter(|id| id % 3 == 0).count())
+    );
+
+    // `field_caps` patterns come in the body.
+    let (status, caps) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_field_caps",
+            &json!({"fields": "lev*"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{caps}");
+    let names: Vec<&String> = caps["fields"].as_object().unwrap().keys().collect();
+    assert_eq!(names, vec!["level"]);
+
+    // `indices.exists` is a HEAD on the index.
+    let exists = |path: &str| {
+        client
+            .head(format!("{}/api/v1/_elastic/{path}", node.endpoint))
+            .send()
+    };
+    assert_eq!(exists("es-logs").await.unwrap().status(), 200);
+    assert_eq!(exists("no-such-index").await.unwrap().status(), 404);
+    let (status, index) = node.get("/api/v1/_elastic/es-logs").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        index["es-logs"]["mappings"]["properties"]["level"]["type"],
+        json!("keyword")
+    );
+}

@@ -159,6 +159,46 @@ async fn check_answers(node: &TestNode, docs: &[Value]) {
         );
     }
 
+    // ES `bool`: beside `must`, `should` is optional unless `minimum_should_match` says.
+    let failed = |doc: &Value| tokens(&str_of(doc, "body")).contains(&"failed".to_string());
+    let warn_or_payments = |doc: &Value| {
+        str_of(doc, "severity_text") == "WARN" || str_of(doc, "service_name") == "payments"
+    };
+    let should =
+        json!([{"term": {"severity_text": "WARN"}}, {"term": {"service_name": "payments"}}]);
+    let dsl_cases = [
+        (
+            json!({"bool": {"must": [{"match": {"body": "failed"}}], "should": should, "minimum_should_match": 1}}),
+            oracle.count(|doc| failed(doc) && warn_or_payments(doc)),
+        ),
+        (
+            json!({"bool": {"filter": [{"match": {"body": "failed"}}], "should": should, "minimum_should_match": 2}}),
+            oracle.count(|doc| {
+                failed(doc)
+                    && str_of(doc, "severity_text") == "WARN"
+                    && str_of(doc, "service_name") == "payments"
+            }),
+        ),
+        (
+            json!({"bool": {"must": [{"match": {"body": "failed"}}], "should": should}}),
+            oracle.count(failed),
+        ),
+        (
+            json!({"bool": {"should": should}}),
+            oracle.count(warn_or_payments),
+        ),
+    ];
+    for (query, expected) in dsl_cases {
+        let (status, answer) = node
+            .post_json(
+                "/api/v1/_elastic/e2e-logs/_count",
+                &json!({ "query": query }),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["count"], json!(expected), "query {query}");
+    }
+
     // A time window: [start, end) in seconds.
     let start = timestamp_secs(&docs[5_000]);
     let end = timestamp_secs(&docs[15_000]);
@@ -583,6 +623,7 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
             },
             "per_minute": {"date_histogram": {"field": "timestamp", "calendar_interval": "minute"}},
             "per_week": {"date_histogram": {"field": "timestamp", "calendar_interval": "week"}},
+            "per_local_hour": {"date_histogram": {"field": "timestamp", "fixed_interval": "1h", "time_zone": "-01:30"}},
             "avg_duration": {"avg": {"field": "attributes.duration_ms"}},
             "max_tenant": {"max": {"field": "tenant_id"}}
         }
@@ -649,6 +690,27 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
         })
         .collect();
     assert_eq!(weekly, per_week);
+
+    // In a -01:30 zone, hours start at half past in UTC.
+    let mut per_local_hour: std::collections::BTreeMap<i64, u64> = Default::default();
+    for doc in docs {
+        let shifted = timestamp_secs(doc) - 5_400;
+        let start = shifted.div_euclid(3_600) * 3_600 + 5_400;
+        *per_local_hour.entry(start * 1_000).or_default() += 1;
+    }
+    let hourly: std::collections::BTreeMap<i64, u64> = aggregations["per_local_hour"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bucket| {
+            (
+                bucket["key"].as_f64().unwrap() as i64,
+                bucket["doc_count"].as_u64().unwrap(),
+            )
+        })
+        .filter(|(_, count)| *count > 0)
+        .collect();
+    assert_eq!(hourly, per_local_hour);
 
     let durations: Vec<f64> = docs
         .iter()

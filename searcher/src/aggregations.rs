@@ -51,6 +51,9 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
                     if options.get("format").and_then(Value::as_str) == Some("epoch_millis") {
                         options.remove("format");
                     }
+                    if let Some(zone) = options.remove("time_zone") {
+                        shift_for_time_zone(name, &zone, options)?;
+                    }
                     // In UTC, calendar minutes, hours, days and weeks are fixed lengths.
                     if let Some(calendar) = options.remove("calendar_interval") {
                         let fixed = match calendar.as_str() {
@@ -121,6 +124,52 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
             *field = Value::String(column);
         }
     }
+    Ok(())
+}
+
+/// A fixed `time_zone` (`+02:00`) moves bucket boundaries to local midnight, which is an
+/// `offset` of minus the zone's offset. Named zones change offset with daylight saving,
+/// which fixed-length buckets cannot follow.
+fn shift_for_time_zone(
+    name: &str,
+    zone: &Value,
+    options: &mut serde_json::Map<String, Value>,
+) -> Result<(), String> {
+    let text = zone.as_str().unwrap_or_default();
+    let minutes = match text {
+        "UTC" | "Z" | "Etc/UTC" | "GMT" => 0,
+        _ => {
+            let invalid = || {
+                format!(
+                    "aggregation `{name}`: time_zone `{zone}` is not supported: give a fixed offset such as +02:00 (named zones are not supported yet)"
+                )
+            };
+            let (sign, rest) = match text.as_bytes().first() {
+                Some(b'+') => (1, &text[1..]),
+                Some(b'-') => (-1, &text[1..]),
+                _ => return Err(invalid()),
+            };
+            let (hours, minutes) = rest.split_once(':').unwrap_or((rest, "0"));
+            let hours: i64 = hours.parse().map_err(|_| invalid())?;
+            let minutes: i64 = minutes.parse().map_err(|_| invalid())?;
+            if hours > 18 || minutes > 59 {
+                return Err(invalid());
+            }
+            sign * (hours * 60 + minutes)
+        }
+    };
+    if minutes == 0 {
+        return Ok(());
+    }
+    if options.contains_key("offset") {
+        return Err(format!(
+            "aggregation `{name}`: `offset` together with a non-UTC `time_zone` is not supported"
+        ));
+    }
+    options.insert(
+        "offset".to_string(),
+        Value::String(format!("{}m", -minutes)),
+    );
     Ok(())
 }
 

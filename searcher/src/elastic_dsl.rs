@@ -400,7 +400,9 @@ impl DslParser<'_> {
                 .map_err(|format_error| error(format!("date out of range: {format_error}")))
         };
         match (value, format) {
-            (Value::String(text), _) if text.starts_with("now") => {
+            (Value::String(text), _)
+                if text.starts_with("now") || text.contains("||") || date_only(text).is_some() =>
+            {
                 to_rfc3339(date_math(text, self.now, round_up)?)
             }
             (value, Some(format))
@@ -441,8 +443,30 @@ fn escape_wildcard(text: &str) -> String {
         .replace('?', "\\?")
 }
 
-/// `now`, `now-15m`, `now+1d/d`: offsets in y, M, w, d, h, H, m, s, then optional rounding
-/// down to the unit, or up to its last millisecond.
+/// `2026-01-15`, as ES's default date format accepts it.
+fn date_only(text: &str) -> Option<time::Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format).ok()
+}
+
+/// The anchor of `<date>||+1d/d`: RFC 3339, a date, or a date and time without offset
+/// (UTC, as in Elasticsearch).
+fn date_anchor(text: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::{Iso8601, Rfc3339};
+    OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .or_else(|| OffsetDateTime::parse(text, &Iso8601::DEFAULT).ok())
+        .or_else(|| {
+            time::PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
+                .ok()
+                .map(time::PrimitiveDateTime::assume_utc)
+        })
+        .or_else(|| date_only(text).map(|date| date.midnight().assume_utc()))
+}
+
+/// `now`, `now-15m`, `now+1d/d`, `2026-01-15T13:00:00Z||+1d/d`: offsets in y, M, w, d, h,
+/// H, m, s, then optional rounding down to the unit, or up to its last millisecond. A bare
+/// date (`2026-01-15`) rounds like `||/d`: ES fills missing components up for `gt`/`lte`.
 fn date_math(
     expression: &str,
     now: OffsetDateTime,
@@ -450,11 +474,17 @@ fn date_math(
 ) -> Result<OffsetDateTime, DslError> {
     let invalid = || {
         error(format!(
-            "invalid date math `{expression}` (expected e.g. `now-15m` or `now/d`)"
+            "invalid date math `{expression}` (expected e.g. `now-15m`, `now/d` or `2026-01-15||+1d`)"
         ))
     };
-    let mut rest = expression.strip_prefix("now").ok_or_else(invalid)?;
-    let mut instant = now;
+    let (mut instant, mut rest) = if let Some(rest) = expression.strip_prefix("now") {
+        (now, rest)
+    } else if let Some((anchor, rest)) = expression.split_once("||") {
+        (date_anchor(anchor).ok_or_else(invalid)?, rest)
+    } else {
+        let date = date_only(expression).ok_or_else(invalid)?;
+        (date.midnight().assume_utc(), "/d")
+    };
     while let Some(sign) = rest.chars().next().filter(|c| *c == '+' || *c == '-') {
         rest = &rest[1..];
         let digits_end = rest

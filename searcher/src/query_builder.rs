@@ -76,8 +76,27 @@ impl<'a> QueryBuilder<'a> {
                 )),
             ));
         }
-        for clause in &bool_query.should {
-            clauses.push((Occur::Should, self.build(clause)?));
+        let minimum_should_match = bool_query.minimum_should_match.unwrap_or(0);
+        let has_required = !bool_query.must.is_empty() || !bool_query.filter.is_empty();
+        if has_required && minimum_should_match > 0 && !bool_query.should.is_empty() {
+            // Beside required clauses tantivy treats `should` as optional; a minimum makes
+            // them a requirement of their own, as in Elasticsearch.
+            let should: Vec<(Occur, Box<dyn Query>)> = bool_query
+                .should
+                .iter()
+                .map(|clause| Ok((Occur::Should, self.build(clause)?)))
+                .collect::<Result<_, InvalidQuery>>()?;
+            clauses.push((
+                Occur::Must,
+                Box::new(BooleanQuery::with_minimum_required_clauses(
+                    should,
+                    minimum_should_match,
+                )),
+            ));
+        } else {
+            for clause in &bool_query.should {
+                clauses.push((Occur::Should, self.build(clause)?));
+            }
         }
         for clause in &bool_query.must_not {
             clauses.push((Occur::MustNot, self.build(clause)?));
@@ -90,7 +109,7 @@ impl<'a> QueryBuilder<'a> {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         }
         match bool_query.minimum_should_match {
-            Some(minimum) if minimum > 1 => Ok(Box::new(
+            Some(minimum) if minimum > 1 && !has_required => Ok(Box::new(
                 BooleanQuery::with_minimum_required_clauses(clauses, minimum),
             )),
             _ => Ok(Box::new(BooleanQuery::new(clauses))),

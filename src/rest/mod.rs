@@ -59,7 +59,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/api/v1/{index_id}/search",
             get(search::search_get).post(search::search_post),
         )
-        .merge(elastic::router())
+        .merge(
+            elastic::router().layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                elastic::decompress_body,
+            )),
+        )
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(count_requests))
         .with_state(state)

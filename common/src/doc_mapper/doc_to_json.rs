@@ -14,7 +14,11 @@ impl DocMapper {
     /// is stored, otherwise mapped fields re-nested by path with the dynamic fields merged in.
     pub fn doc_to_json(&self, doc: &TantivyDocument) -> Map<String, Value> {
         if let Some(source_field) = self.source_field {
-            if let Some(Value::Object(source)) = doc.get_first(source_field).map(compact_to_json) {
+            let source = doc
+                .get_first(source_field)
+                .and_then(|value| value.as_bytes())
+                .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(bytes).ok());
+            if let Some(source) = source {
                 return source;
             }
         }

@@ -79,7 +79,9 @@ impl DocMapper {
                 })
             }
         };
-        let source = self.source_field.map(|_| object.clone());
+        let source = self
+            .source_field
+            .map(|_| serde_json::to_vec(&object).unwrap_or_default());
         let mut parsed = ParsedDoc {
             doc: TantivyDocument::new(),
             timestamp: None,
@@ -100,7 +102,7 @@ impl DocMapper {
                 .add_field_value(field, &OwnedValue::from(dynamic));
         }
         if let (Some(field), Some(source)) = (self.source_field, source) {
-            parsed.doc.add_field_value(field, &OwnedValue::from(source));
+            parsed.doc.add_bytes(field, &source);
         }
         if let Some(doc_id) = doc_id {
             parsed.doc.add_text(self.doc_id_field, doc_id);

@@ -184,9 +184,11 @@ pub(super) fn build_schema(doc_mapping: &DocMapping) -> BuiltSchema {
             ),
         )
     });
-    let source_field = doc_mapping.store_source.then(|| {
-        builder.add_json_field(SOURCE_FIELD_NAME, JsonObjectOptions::default().set_stored())
-    });
+    // Bytes, not a json field: tantivy would turn date-like strings into dates and give
+    // them back reformatted, while the source must come back as it was sent.
+    let source_field = doc_mapping
+        .store_source
+        .then(|| builder.add_bytes_field(SOURCE_FIELD_NAME, BytesOptions::default().set_stored()));
     let doc_id_field = builder.add_text_field(
         DOC_ID_FIELD_NAME,
         TextOptions::default()

@@ -199,8 +199,15 @@ fn resolves_fields_for_queries() {
 fn store_source_returns_the_original_document() {
     let mapper = mapper("index_id: with-source\ndoc_mapping:\n  mode: lenient\n  store_source: true\n  field_mappings:\n    - {name: a, type: u64}");
     let parsed = mapper
-        .doc_from_json_bytes(br#"{"a": "5", "dropped": [1, 2]}"#)
+        .doc_from_json_bytes(
+            br#"{"a": "5", "dropped": [1, 2], "at": "2026-01-05T00:00:00.000Z", "_id": "x1"}"#,
+        )
         .unwrap();
     let rebuilt = serde_json::Value::Object(mapper.doc_to_json(&parsed.doc));
-    assert_eq!(rebuilt, json!({"a": "5", "dropped": [1, 2]}));
+    // Date-like strings keep their exact text; `_id` is metadata, kept beside the source.
+    assert_eq!(
+        rebuilt,
+        json!({"a": "5", "dropped": [1, 2], "at": "2026-01-05T00:00:00.000Z"})
+    );
+    assert_eq!(mapper.doc_id(&parsed.doc).as_deref(), Some("x1"));
 }

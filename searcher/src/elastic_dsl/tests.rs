@@ -88,6 +88,20 @@ fn date_math_rounds_and_offsets() {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
     assert_eq!(up, "2026-01-15T23:59:59.999Z");
+    // Anchored on a date instead of now, and bare dates rounded like `||/d`.
+    assert_eq!(format("2026-01-15T13:00:00Z||/d"), "2026-01-15T00:00:00Z");
+    assert_eq!(
+        format("2026-02-10T05:00:00Z||+1d/d"),
+        "2026-02-11T00:00:00Z"
+    );
+    assert_eq!(format("2026-02-10||-1M"), "2026-01-10T00:00:00Z");
+    assert_eq!(format("2026-01-15"), "2026-01-15T00:00:00Z");
+    let up = date_math("2026-01-17", now(), true)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert_eq!(up, "2026-01-17T23:59:59.999Z");
+    assert!(date_math("2026-13-45||/d", now(), false).is_err());
     assert!(date_math("now-", now(), false).is_err());
     assert!(date_math("yesterday", now(), false).is_err());
 }

@@ -134,20 +134,50 @@ pub(crate) async fn mapping(
     }
 }
 
+/// `GET /{index}` (`indices.get`) and `HEAD /{index}` (`indices.exists`).
+pub(crate) async fn index(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+) -> Response {
+    match state.index_service.describe_index(&index_id).await {
+        Ok(description) => Json(json!({ index_id.clone(): {
+            "aliases": {},
+            "mappings": mapping_of(&description.index_config),
+            "settings": {"index": {"number_of_shards": "1", "number_of_replicas": "0", "provided_name": index_id}},
+        }}))
+        .into_response(),
+        Err(error) => index_error(error, &index_id),
+    }
+}
+
 pub(crate) async fn field_caps(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
 ) -> Response {
     let description = match state.index_service.describe_index(&index_id).await {
         Ok(description) => description,
         Err(error) => return index_error(error, &index_id),
     };
-    let patterns: Vec<String> = params
-        .get("fields")
-        .map(|fields| {
+    // The 8.x and 9.x clients send `fields` in the body, as a string or a list.
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let listed: Option<Vec<String>> = match &body["fields"] {
+        Value::String(fields) => Some(vec![fields.clone()]),
+        Value::Array(fields) => Some(
             fields
-                .split(',')
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect(),
+        ),
+        _ => params.get("fields").map(|fields| vec![fields.clone()]),
+    };
+    let patterns: Vec<String> = listed
+        .map(|lists| {
+            lists
+                .iter()
+                .flat_map(|list| list.split(','))
                 .map(str::trim)
                 .map(str::to_string)
                 .collect()

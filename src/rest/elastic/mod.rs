@@ -27,6 +27,10 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             get(meta::cluster_health),
         )
         .route("/api/v1/_elastic/_cat/indices", get(meta::cat_indices))
+        .route(
+            "/api/v1/_elastic/{index_id}",
+            get(meta::index).head(meta::index),
+        )
         .route("/api/v1/_elastic/{index_id}/_mapping", get(meta::mapping))
         .route("/api/v1/_elastic/{index_id}/_mappings", get(meta::mapping))
         .route(
@@ -68,6 +72,42 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             post(search::count).get(search::count),
         )
         .layer(axum::middleware::map_response(add_product_header))
+}
+
+/// Clients with `http_compress` gzip every body, searches included. `_bulk` streams and
+/// decompresses its own body under the same limit.
+pub(crate) async fn decompress_body(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let encoded = request
+        .headers()
+        .get(axum::http::header::CONTENT_ENCODING)
+        .is_some_and(|value| value.as_bytes() != b"identity");
+    if !encoded || request.uri().path().ends_with("/_bulk") {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    match super::ingest::read_body(body, &parts.headers, state.max_request_body).await {
+        Ok(decoded) => {
+            parts.headers.remove(axum::http::header::CONTENT_ENCODING);
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            next.run(axum::extract::Request::from_parts(
+                parts,
+                axum::body::Body::from(decoded),
+            ))
+            .await
+        }
+        Err(error) => {
+            let mut response = es_error(error.status, "parse_exception", &error.message);
+            response.headers_mut().insert(
+                HeaderName::from_static("x-elastic-product"),
+                HeaderValue::from_static("Elasticsearch"),
+            );
+            response
+        }
+    }
 }
 
 /// ES clients check this header to believe they talk to Elasticsearch.
