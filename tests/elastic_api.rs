@@ -243,14 +243,14 @@ async fn scroll_walks_a_snapshot_once_and_fields_take_date_formats() {
     let (status, refused) = node
         .post_json(
             "/api/v1/_elastic/es-logs/_search",
-            &json!({"fields": [{"field": "ts", "format": "dd.MM.yyyy"}]}),
+            &json!({"fields": [{"field": "ts", "format": "EEE dd"}]}),
         )
         .await;
     assert_eq!(status, 400);
     assert!(refused["error"]["reason"]
         .as_str()
         .unwrap()
-        .contains("dd.MM.yyyy"));
+        .contains("EEE dd"));
 }
 
 #[tokio::test]

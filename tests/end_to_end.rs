@@ -623,6 +623,7 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
             },
             "per_minute": {"date_histogram": {"field": "timestamp", "calendar_interval": "minute"}},
             "per_week": {"date_histogram": {"field": "timestamp", "calendar_interval": "week"}},
+            "per_month": {"date_histogram": {"field": "timestamp", "calendar_interval": "month"}},
             "per_local_hour": {"date_histogram": {"field": "timestamp", "fixed_interval": "1h", "time_zone": "-01:30"}},
             "avg_duration": {"avg": {"field": "attributes.duration_ms"}},
             "max_tenant": {"max": {"field": "tenant_id"}}
@@ -690,6 +691,29 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
         })
         .collect();
     assert_eq!(weekly, per_week);
+
+    let mut per_month: std::collections::BTreeMap<i64, u64> = Default::default();
+    for doc in docs {
+        let date = time::OffsetDateTime::from_unix_timestamp(timestamp_secs(doc))
+            .unwrap()
+            .date();
+        let start = time::Date::from_calendar_date(date.year(), date.month(), 1).unwrap();
+        *per_month
+            .entry(start.midnight().assume_utc().unix_timestamp() * 1_000)
+            .or_default() += 1;
+    }
+    let monthly: std::collections::BTreeMap<i64, u64> = aggregations["per_month"]["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|bucket| {
+            (
+                bucket["key"].as_f64().unwrap() as i64,
+                bucket["doc_count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(monthly, per_month);
 
     // In a -01:30 zone, hours start at half past in UTC.
     let mut per_local_hour: std::collections::BTreeMap<i64, u64> = Default::default();

@@ -40,6 +40,8 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
         let Some(definition) = definition.as_object_mut() else {
             return Err(format!("aggregation `{name}` must be an object"));
         };
+        let has_sub_aggregations =
+            definition.contains_key("aggs") || definition.contains_key("aggregations");
         for (kind, body) in definition.iter_mut() {
             if kind == "aggs" || kind == "aggregations" {
                 rewrite_fields(body, doc_mapper)?;
@@ -74,9 +76,24 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
                                 );
                                 "7d"
                             }
+                            Some(unit) if CalendarUnit::parse(unit).is_some() => {
+                                // Months and years vary in length: days are folded into them
+                                // after the merge (`fold_calendar_buckets`).
+                                if has_sub_aggregations {
+                                    return Err(format!(
+                                        "aggregation `{name}`: calendar_interval {calendar} with sub-aggregations is not supported yet"
+                                    ));
+                                }
+                                if options.contains_key("offset") {
+                                    return Err(format!(
+                                        "aggregation `{name}`: `offset` with calendar_interval {calendar} is not supported"
+                                    ));
+                                }
+                                "1d"
+                            }
                             _ => {
                                 return Err(format!(
-                                    "aggregation `{name}`: calendar_interval {calendar} is not supported yet (minute, hour, day and week are); use fixed_interval"
+                                    "aggregation `{name}`: calendar_interval {calendar} is not supported (minute, hour, day, week, month, quarter and year are)"
                                 ))
                             }
                         };
@@ -173,6 +190,98 @@ fn shift_for_time_zone(
     Ok(())
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CalendarUnit {
+    Month,
+    Quarter,
+    Year,
+}
+
+impl CalendarUnit {
+    fn parse(text: &str) -> Option<CalendarUnit> {
+        match text {
+            "month" | "1M" => Some(CalendarUnit::Month),
+            "quarter" | "1q" => Some(CalendarUnit::Quarter),
+            "year" | "1y" => Some(CalendarUnit::Year),
+            _ => None,
+        }
+    }
+
+    /// The start of the unit holding `day`, in epoch milliseconds.
+    fn start_millis(self, day: time::Date) -> Option<i64> {
+        let month = match self {
+            CalendarUnit::Month => day.month(),
+            CalendarUnit::Quarter => {
+                time::Month::try_from(((day.month() as u8 - 1) / 3) * 3 + 1).ok()?
+            }
+            CalendarUnit::Year => time::Month::January,
+        };
+        let start = time::Date::from_calendar_date(day.year(), month, 1).ok()?;
+        Some(start.midnight().assume_utc().unix_timestamp() * 1000)
+    }
+}
+
+/// Folds the daily buckets that month, quarter and year histograms were computed with into
+/// calendar buckets, walking the request and the results side by side.
+pub(crate) fn fold_calendar_buckets(request_aggs: &Value, results: &mut Value) {
+    let request_aggs = match request_aggs {
+        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    let Some(named) = request_aggs.as_object() else {
+        return;
+    };
+    for (name, definition) in named {
+        let Some(result) = results.get_mut(name) else {
+            continue;
+        };
+        let unit = definition["date_histogram"]["calendar_interval"]
+            .as_str()
+            .and_then(CalendarUnit::parse);
+        if let Some(unit) = unit {
+            fold_buckets(unit, result);
+        }
+        for key in ["aggs", "aggregations"] {
+            if let Some(sub_aggs) = definition.get(key) {
+                // Sub-aggregation results sit in each bucket of this one.
+                let buckets = result["buckets"].as_array_mut();
+                for bucket in buckets.into_iter().flatten() {
+                    fold_calendar_buckets(sub_aggs, bucket);
+                }
+            }
+        }
+    }
+}
+
+fn fold_buckets(unit: CalendarUnit, result: &mut Value) {
+    let Some(days) = result["buckets"].as_array() else {
+        return;
+    };
+    let mut folded: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
+    for day in days {
+        let (Some(key), Some(count)) = (day["key"].as_f64(), day["doc_count"].as_u64()) else {
+            continue;
+        };
+        let Ok(instant) = time::OffsetDateTime::from_unix_timestamp_nanos(key as i128 * 1_000_000)
+        else {
+            continue;
+        };
+        if let Some(start) = unit.start_millis(instant.date()) {
+            *folded.entry(start).or_default() += count;
+        }
+    }
+    let buckets: Vec<Value> = folded
+        .into_iter()
+        .map(|(start, count)| {
+            let key_as_string = quarry_common::doc_mapper::format_rfc3339(
+                tantivy::DateTime::from_timestamp_millis(start),
+            );
+            serde_json::json!({"key": start as f64, "key_as_string": key_as_string, "doc_count": count})
+        })
+        .collect();
+    result["buckets"] = Value::Array(buckets);
+}
+
 pub(crate) fn leaf_collector(aggs: &Aggregations) -> DistributedAggregationCollector {
     DistributedAggregationCollector::from_aggs(
         aggs.clone(),
@@ -195,4 +304,65 @@ pub(crate) fn finalize(
         .into_final_result(aggs.clone(), limits())
         .map_err(|error| format!("aggregation failed: {error}"))?;
     serde_json::to_value(results).map_err(|error| format!("aggregation results: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::fold_calendar_buckets;
+
+    fn day(date: &str, doc_count: u64) -> serde_json::Value {
+        let date = time::Date::parse(
+            date,
+            &time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .unwrap();
+        json!({"key": (date.midnight().assume_utc().unix_timestamp() * 1000) as f64, "doc_count": doc_count})
+    }
+
+    #[test]
+    fn days_fold_into_quarters_and_years_in_nested_aggregations() {
+        let request = json!({"by_service": {"terms": {"field": "service"}, "aggs": {
+            "per_quarter": {"date_histogram": {"field": "ts", "calendar_interval": "quarter"}},
+            "per_year": {"date_histogram": {"field": "ts", "calendar_interval": "1y"}}}}});
+        let days = json!([
+            day("2025-12-31", 1),
+            day("2026-01-01", 2),
+            day("2026-03-31", 3),
+            day("2026-04-01", 4)
+        ]);
+        let mut results = json!({"by_service": {"buckets": [
+            {"key": "api", "doc_count": 10, "per_quarter": {"buckets": days}, "per_year": {"buckets": days}}]}});
+        fold_calendar_buckets(&request, &mut results);
+        let bucket = &results["by_service"]["buckets"][0];
+        let keys_and_counts = |name: &str| -> Vec<(String, u64)> {
+            bucket[name]["buckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| {
+                    (
+                        b["key_as_string"].as_str().unwrap().to_string(),
+                        b["doc_count"].as_u64().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(
+            keys_and_counts("per_quarter"),
+            vec![
+                ("2025-10-01T00:00:00Z".to_string(), 1),
+                ("2026-01-01T00:00:00Z".to_string(), 5),
+                ("2026-04-01T00:00:00Z".to_string(), 4)
+            ]
+        );
+        assert_eq!(
+            keys_and_counts("per_year"),
+            vec![
+                ("2025-01-01T00:00:00Z".to_string(), 1),
+                ("2026-01-01T00:00:00Z".to_string(), 9)
+            ]
+        );
+    }
 }

@@ -15,7 +15,7 @@ use tracing::warn;
 
 use tantivy::aggregation::agg_req::Aggregations;
 
-use crate::aggregations::{finalize, parse_aggregations};
+use crate::aggregations::{finalize, fold_calendar_buckets, parse_aggregations};
 use crate::elastic_dsl::parse_es_query;
 use crate::fetch_docs::{fetch_docs, FetchedDoc, SnippetRequest};
 use crate::leaf::{leaf_search, LeafRequest, LeafResult, PartialHit};
@@ -624,7 +624,12 @@ impl SearchService {
             .collect();
         let aggregations = match plans.iter().find_map(|plan| plan.aggs.as_ref()) {
             Some(aggs) => {
-                Some(finalize(aggs, partial_aggregations).map_err(SearchError::InvalidRequest)?)
+                let mut results =
+                    finalize(aggs, partial_aggregations).map_err(SearchError::InvalidRequest)?;
+                if let Some(request_aggs) = &request.aggs {
+                    fold_calendar_buckets(request_aggs, &mut results);
+                }
+                Some(results)
             }
             None => None,
         };

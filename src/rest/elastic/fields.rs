@@ -21,7 +21,7 @@ pub(crate) struct RequestedField {
 }
 
 /// The ES date formats Quarry renders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum DateFormat {
     /// `strict_date_optional_time` and its aliases: milliseconds, as ES stores dates.
     IsoMillis,
@@ -29,25 +29,85 @@ pub(crate) enum DateFormat {
     IsoNanos,
     EpochMillis,
     EpochSecond,
+    /// A java-time pattern such as `yyyy-MM-dd HH:mm:ss`, rendered in UTC.
+    Pattern(time::format_description::OwnedFormatItem),
+}
+
+/// Translates the common java-time pattern letters into a `time` format description.
+fn java_pattern(pattern: &str) -> Result<time::format_description::OwnedFormatItem, String> {
+    let unsupported = |letters: &str| {
+        format!("date format [{pattern}]: pattern letters `{letters}` are not supported (y, M, d, H, m, s, S, X, Z and quoted text are)")
+    };
+    let mut description = String::new();
+    let characters: Vec<char> = pattern.chars().collect();
+    let mut position = 0;
+    while position < characters.len() {
+        let letter = characters[position];
+        let run = characters[position..]
+            .iter()
+            .take_while(|other| **other == letter)
+            .count();
+        let letters: String = characters[position..position + run].iter().collect();
+        match letter {
+            'y' | 'u' => description.push_str("[year]"),
+            'M' if run == 2 => description.push_str("[month]"),
+            'd' if run == 2 => description.push_str("[day]"),
+            'H' if run == 2 => description.push_str("[hour]"),
+            'm' if run == 2 => description.push_str("[minute]"),
+            's' if run == 2 => description.push_str("[second]"),
+            'S' if matches!(run, 1..=9) => {
+                description.push_str(&format!("[subsecond digits:{run}]"))
+            }
+            // Rendered in UTC, so the zone is always `Z`.
+            'X' | 'Z' => description.push('Z'),
+            '\'' => {
+                let end = characters[position + 1..]
+                    .iter()
+                    .position(|other| *other == '\'')
+                    .ok_or_else(|| format!("date format [{pattern}]: unclosed quote"))?;
+                let literal: String = characters[position + 1..position + 1 + end]
+                    .iter()
+                    .collect();
+                description.push_str(&literal.replace('[', "[["));
+                position += end + 2;
+                continue;
+            }
+            other if other.is_ascii_alphabetic() => return Err(unsupported(&letters)),
+            '[' => description.push_str("[["),
+            other => {
+                for _ in 0..run {
+                    description.push(other);
+                }
+            }
+        }
+        position += run;
+    }
+    time::format_description::parse_owned::<2>(&description)
+        .map_err(|error| format!("date format [{pattern}]: {error}"))
 }
 
 impl DateFormat {
     fn parse(name: &str) -> Result<DateFormat, String> {
         match name {
-            "strict_date_optional_time" | "date_optional_time" | "strict_date_time"
+            "strict_date_optional_time"
+            | "date_optional_time"
+            | "strict_date_time"
             | "date_time" => Ok(DateFormat::IsoMillis),
             "strict_date_optional_time_nanos" => Ok(DateFormat::IsoNanos),
             "epoch_millis" => Ok(DateFormat::EpochMillis),
             "epoch_second" => Ok(DateFormat::EpochSecond),
-            other => Err(format!(
-                "date format [{other}] is not supported in `fields` (strict_date_optional_time, strict_date_optional_time_nanos, epoch_millis or epoch_second)"
-            )),
+            pattern => java_pattern(pattern).map(DateFormat::Pattern),
         }
     }
 
-    fn render(self, date_time: tantivy::DateTime) -> Value {
+    fn render(&self, date_time: tantivy::DateTime) -> Value {
         let nanos = date_time.into_timestamp_nanos();
         match self {
+            DateFormat::Pattern(format) => date_time
+                .into_utc()
+                .format(format)
+                .map(Value::String)
+                .unwrap_or_else(|_| Value::String(nanos.to_string())),
             DateFormat::EpochMillis => Value::String(nanos.div_euclid(1_000_000).to_string()),
             DateFormat::EpochSecond => Value::String(nanos.div_euclid(1_000_000_000).to_string()),
             DateFormat::IsoNanos => {
@@ -123,7 +183,7 @@ fn value_at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     value_at(doc.get(head)?, rest)
 }
 
-fn format_date(value: &Value, format: DateFormat, doc_mapper: &DocMapper, path: &str) -> Value {
+fn format_date(value: &Value, format: &DateFormat, doc_mapper: &DocMapper, path: &str) -> Value {
     let Ok(ResolvedField::Mapped(mapped)) = doc_mapper.resolve_field(path) else {
         return value.clone();
     };
@@ -159,7 +219,7 @@ pub(crate) fn render_fields(
             Some(value) => vec![value.clone()],
             None => continue,
         };
-        let items = match (field.format, doc_mapper) {
+        let items = match (&field.format, doc_mapper) {
             (Some(format), Some(doc_mapper)) => items
                 .iter()
                 .map(|item| format_date(item, format, doc_mapper, &field.name))
@@ -232,7 +292,7 @@ mod tests {
         for (format, value, expected) in cases {
             let fields = [RequestedField {
                 name: "timestamp".to_string(),
-                format: Some(format),
+                format: Some(format.clone()),
             }];
             assert_eq!(
                 render_fields(&json!({"timestamp": value}), &fields, Some(&mapper)),
@@ -243,10 +303,28 @@ mod tests {
     }
 
     #[test]
-    fn unknown_formats_are_refused_by_name() {
+    fn java_patterns_render_and_unknown_letters_are_refused_by_name() {
+        let mapper = doc_mapper();
+        let doc = json!({"timestamp": "2026-01-02T03:04:05.123Z"});
+        for (pattern, expected) in [
+            ("yyyy-MM-dd", "2026-01-02"),
+            ("yyyy/MM/dd HH:mm:ss.SSS", "2026/01/02 03:04:05.123"),
+            ("yyyy-MM-dd'T'HH:mm:ssX", "2026-01-02T03:04:05Z"),
+        ] {
+            let body = json!({"fields": [{"field": "timestamp", "format": pattern}]}).to_string();
+            let fields = requested_fields(&Bytes::from(body)).unwrap();
+            assert_eq!(
+                render_fields(&doc, &fields, Some(&mapper)),
+                json!({"timestamp": [expected]}),
+                "{pattern}"
+            );
+        }
         let body =
-            Bytes::from_static(br#"{"fields": [{"field": "timestamp", "format": "yyyy/MM"}]}"#);
+            Bytes::from_static(br#"{"fields": [{"field": "timestamp", "format": "EEE yyyy"}]}"#);
         let error = requested_fields(&body).unwrap_err();
-        assert!(error.contains("[yyyy/MM]"), "{error}");
+        assert!(
+            error.contains("[EEE yyyy]") && error.contains("`EEE`"),
+            "{error}"
+        );
     }
 }

@@ -150,6 +150,15 @@ pub(crate) async fn index(
     }
 }
 
+/// `PUT /{index}`: Quarry indexes need a doc mapping in Quarry's config shape.
+pub(crate) async fn create_index_refused(Path(index_id): Path<String>) -> Response {
+    es_error(
+        StatusCode::BAD_REQUEST,
+        "illegal_argument_exception",
+        &format!("creating index [{index_id}] through the Elasticsearch API is not supported: create it with POST /api/v1/indexes and a Quarry index config"),
+    )
+}
+
 pub(crate) async fn field_caps(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,

@@ -29,7 +29,9 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route("/api/v1/_elastic/_cat/indices", get(meta::cat_indices))
         .route(
             "/api/v1/_elastic/{index_id}",
-            get(meta::index).head(meta::index),
+            get(meta::index)
+                .head(meta::index)
+                .put(meta::create_index_refused),
         )
         .route("/api/v1/_elastic/{index_id}/_mapping", get(meta::mapping))
         .route("/api/v1/_elastic/{index_id}/_mappings", get(meta::mapping))

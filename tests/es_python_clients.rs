@@ -1,0 +1,40 @@
+//! The official Elasticsearch Python clients (a pinned 8.x and 9.x) against a real node:
+//! `tests/es-python/run.sh` installs each into its own venv and runs the same suite.
+
+mod common;
+
+use std::process::Command;
+
+use common::TestNode;
+
+#[tokio::test]
+async fn official_python_clients_work_unmodified() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!(
+            "SKIPPED: python3 is not installed, so the Elasticsearch Python clients cannot run"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/es-python/run.sh");
+    let endpoint = node.endpoint.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .arg(script)
+            .arg(&endpoint)
+            .output()
+            .expect("run tests/es-python/run.sh")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "the Python client suite failed:\n{stdout}\n{stderr}\nnode log:\n{}",
+        node.log()
+    );
+    assert!(stdout.contains("passed"), "{stdout}");
+}
