@@ -1,0 +1,99 @@
+/**
+ * Starts a real Quarry node for the integration test: a free 127.0.0.1 port, a temporary
+ * data dir, readiness polling, and a kill at the end.
+ */
+import { ChildProcess, spawn } from 'child_process';
+import fs from 'fs';
+import net from 'net';
+import os from 'os';
+import path from 'path';
+
+export interface QuarryNode {
+  baseUrl: string;
+  dataDir: string;
+  stop(): Promise<void>;
+  log(): string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitReady(baseUrl: string, child: ChildProcess, log: () => string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`quarry exited with ${child.exitCode} before it was ready:\n${log()}`);
+    }
+    try {
+      const response = await fetch(`${baseUrl}/health/readyz`);
+      if (response.status === 200) {
+        return;
+      }
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`quarry was not ready within ${timeoutMs} ms:\n${log()}`);
+}
+
+export async function startQuarry(binary: string): Promise<QuarryNode> {
+  const port = await freePort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-grafana-it-'));
+  const configPath = path.join(dataDir, 'node.yaml');
+  fs.writeFileSync(
+    configPath,
+    ['node_id: grafana-plugin-test', 'rest:', `  listen_port: ${port}`, `data_dir: ${path.join(dataDir, 'qdata')}`, ''].join('\n')
+  );
+  const child = spawn(binary, ['run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    // The tail is enough to explain a failure.
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  try {
+    await waitReady(baseUrl, child, () => output, 30_000);
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return {
+    baseUrl,
+    dataDir,
+    log: () => output,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        const killed = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(killed);
+      }
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function postJson(url: string, body: unknown, contentType = 'application/json'): Promise<any> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': contentType },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) {
+    throw new Error(`POST ${url} answered ${response.status}: ${text}`);
+  }
+  return JSON.parse(text);
+}

@@ -1,0 +1,43 @@
+//! The Grafana datasource plugin, built from a clean install as its README says, with its
+//! unit tests and its integration test against this build of Quarry (the test starts the
+//! node itself from `QUARRY_BIN`).
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(plugin_dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("npm")
+        .args(args)
+        .current_dir(plugin_dir)
+        .env("QUARRY_BIN", env!("CARGO_BIN_EXE_quarry"))
+        .env("CI", "true")
+        .output()
+        .unwrap_or_else(|error| panic!("npm {args:?}: {error}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("npm {}:\n{stdout}\n{stderr}", args.join(" "));
+    assert!(
+        output.status.success(),
+        "npm {} failed:\n{stdout}\n{stderr}",
+        args.join(" ")
+    );
+    format!("{stdout}\n{stderr}")
+}
+
+#[test]
+fn grafana_plugin_builds_and_its_tests_pass_against_a_live_node() {
+    if Command::new("npm").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: npm is not installed, so the Grafana plugin cannot be built");
+        return;
+    }
+    let plugin_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana-datasource");
+    run(&plugin_dir, &["ci", "--no-audit", "--no-fund"]);
+    run(&plugin_dir, &["run", "typecheck"]);
+    run(&plugin_dir, &["run", "build"]);
+    assert!(plugin_dir.join("dist/module.js").exists());
+    assert!(plugin_dir.join("dist/plugin.json").exists());
+    let tested = run(&plugin_dir, &["test"]);
+    // With QUARRY_BIN set, the integration suite must have run against the node.
+    assert!(!tested.contains("SKIPPED"), "{tested}");
+    assert!(tested.contains("quarry.integration"), "{tested}");
+}
