@@ -298,6 +298,22 @@ async fn what_official_clients_send_is_understood() {
     assert_eq!(status, 200, "{caps}");
     let names: Vec<&String> = caps["fields"].as_object().unwrap().keys().collect();
     assert_eq!(names, vec!["level"]);
+    // And for index patterns, over every index they name.
+    node.create_index(&CONFIG.replace("es-logs", "es-other"))
+        .await;
+    let (status, caps) = node
+        .get("/api/v1/_elastic/es-*/_field_caps?fields=ts")
+        .await;
+    assert_eq!(status, 200, "{caps}");
+    assert_eq!(caps["indices"], json!(["es-logs", "es-other"]));
+    assert_eq!(
+        caps["fields"]["ts"]["date_nanos"]["aggregatable"],
+        json!(true)
+    );
+    let (status, _) = node
+        .get("/api/v1/_elastic/nothing-*,missing/_field_caps")
+        .await;
+    assert_eq!(status, 404);
 
     // `indices.exists` is a HEAD on the index.
     let exists = |path: &str| {

@@ -140,14 +140,20 @@ impl SortSpec {
         }
         let invalid =
             || format!("search_after value `{value}` does not match the sort field's type");
+        // Nanosecond dates are past what JavaScript numbers hold exactly, so clients may
+        // send any numeric cursor value as a string.
+        let text = value.as_str();
+        let as_u64 = || value.as_u64().or_else(|| text?.parse().ok());
+        let as_i64 = || value.as_i64().or_else(|| text?.parse().ok());
+        let as_f64 = || value.as_f64().or_else(|| text?.parse().ok());
         let key = match &self.field {
-            SortField::Score => SortKey::Numeric(value.as_f64().ok_or_else(invalid)?.to_u64()),
+            SortField::Score => SortKey::Numeric(as_f64().ok_or_else(invalid)?.to_u64()),
             SortField::FastField { kind, .. } => match kind {
-                FastKind::U64 => SortKey::Numeric(value.as_u64().ok_or_else(invalid)?),
+                FastKind::U64 => SortKey::Numeric(as_u64().ok_or_else(invalid)?),
                 FastKind::I64 | FastKind::Date => {
-                    SortKey::Numeric(value.as_i64().ok_or_else(invalid)?.to_u64())
+                    SortKey::Numeric(as_i64().ok_or_else(invalid)?.to_u64())
                 }
-                FastKind::F64 => SortKey::Numeric(value.as_f64().ok_or_else(invalid)?.to_u64()),
+                FastKind::F64 => SortKey::Numeric(as_f64().ok_or_else(invalid)?.to_u64()),
                 FastKind::Bool => SortKey::Numeric(u64::from(value.as_bool().ok_or_else(invalid)?)),
                 FastKind::Str => {
                     return Err(

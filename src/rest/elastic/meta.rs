@@ -165,9 +165,10 @@ pub(crate) async fn field_caps(
     Query(params): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let description = match state.index_service.describe_index(&index_id).await {
-        Ok(description) => description,
-        Err(error) => return index_error(error, &index_id),
+    // Grafana and Kibana ask for the fields of index patterns (`logs-*`).
+    let indexes = match state.search_service.resolve_indexes(&index_id).await {
+        Ok(indexes) => indexes,
+        Err(error) => return resolve_error(error),
     };
     // The 8.x and 9.x clients send `fields` in the body, as a string or a list.
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -193,18 +194,46 @@ pub(crate) async fn field_caps(
         })
         .unwrap_or_else(|| vec!["*".to_string()]);
     let wanted = |name: &str| patterns.iter().any(|pattern| wildcard_match(pattern, name));
-    let mut fields = Map::new();
-    for (path, mapping) in description.index_config.doc_mapping.leaf_fields() {
-        if !wanted(&path) {
-            continue;
+    // A field mapped differently in two indexes gets one entry per type, as in ES.
+    let mut fields: Map<String, Value> = Map::new();
+    for index in &indexes {
+        for (path, mapping) in index.index_config.doc_mapping.leaf_fields() {
+            if !wanted(&path) {
+                continue;
+            }
+            let (es_type, searchable, aggregatable) = es_type(mapping);
+            let types = fields.entry(path).or_insert_with(|| json!({}));
+            let capability = types.as_object_mut().map(|types| {
+                types.entry(es_type.to_string()).or_insert_with(|| {
+                    json!({"type": es_type, "metadata_field": false, "searchable": searchable, "aggregatable": aggregatable})
+                })
+            });
+            if let Some(capability) = capability {
+                // Across indexes a capability holds only where it holds everywhere.
+                capability["searchable"] =
+                    json!(capability["searchable"] == json!(true) && searchable);
+                capability["aggregatable"] =
+                    json!(capability["aggregatable"] == json!(true) && aggregatable);
+            }
         }
-        let (es_type, searchable, aggregatable) = es_type(mapping);
-        fields.insert(
-            path,
-            json!({ es_type: {"type": es_type, "metadata_field": false, "searchable": searchable, "aggregatable": aggregatable} }),
-        );
     }
-    Json(json!({"indices": [index_id], "fields": fields})).into_response()
+    let names: Vec<&str> = indexes.iter().map(|index| index.index_id()).collect();
+    Json(json!({"indices": names, "fields": fields})).into_response()
+}
+
+fn resolve_error(error: quarry_searcher::SearchError) -> Response {
+    match error {
+        quarry_searcher::SearchError::IndexNotFound(name) => es_error(
+            StatusCode::NOT_FOUND,
+            "index_not_found_exception",
+            &format!("no such index [{name}]"),
+        ),
+        error => es_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            &error.to_string(),
+        ),
+    }
 }
 
 /// Which indexes an expression (comma list, `*` patterns, `-exclusions`) names, resolved
@@ -221,16 +250,7 @@ pub(crate) async fn resolve_index(
                 .collect();
             Json(json!({"indices": indices, "aliases": [], "data_streams": []})).into_response()
         }
-        Err(quarry_searcher::SearchError::IndexNotFound(name)) => es_error(
-            StatusCode::NOT_FOUND,
-            "index_not_found_exception",
-            &format!("no such index [{name}]"),
-        ),
-        Err(error) => es_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "exception",
-            &error.to_string(),
-        ),
+        Err(error) => resolve_error(error),
     }
 }
 
