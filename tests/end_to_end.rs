@@ -978,6 +978,47 @@ async fn search_after_walks_every_hit_once() {
         (0..120).collect::<Vec<u64>>(),
         "every hit exactly once"
     );
+
+    // Several keys: newest first, then by `n` descending, paged through search_after.
+    let mut expected: Vec<(u64, u64)> = (0..3)
+        .flat_map(|batch| (0..40).map(move |i| (i % 10, batch * 40 + i)))
+        .collect();
+    expected.sort_by(|left, right| right.0.cmp(&left.0).then(right.1.cmp(&left.1)));
+    let mut walked: Vec<(u64, u64)> = Vec::new();
+    let mut after: Option<Value> = None;
+    for _page in 0..100 {
+        let mut request = json!({"size": 9, "sort": [{"ts": "desc"}, {"n": {"order": "desc"}}]});
+        if let Some(after) = &after {
+            request["search_after"] = after.clone();
+        }
+        let (status, answer) = node
+            .post_json("/api/v1/_elastic/paged-logs/_search", &request)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        let hits = answer["hits"]["hits"].as_array().unwrap();
+        if hits.is_empty() {
+            break;
+        }
+        for hit in hits {
+            let ts = (hit["sort"][0].as_i64().unwrap() / 1_000_000_000 - 1_767_225_600) as u64;
+            assert_eq!(hit["sort"][1], hit["_source"]["n"], "{hit}");
+            walked.push((ts, hit["_source"]["n"].as_u64().unwrap()));
+        }
+        after = Some(hits.last().unwrap()["sort"].clone());
+    }
+    assert_eq!(walked, expected);
+    // The native API takes the same keys comma-separated.
+    let native = node
+        .search("paged-logs", json!({"query": "*", "sort_by": "ts,-n", "max_hits": 5}))
+        .await;
+    let first: Vec<u64> = native["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["n"].as_u64().unwrap())
+        .collect();
+    assert_eq!(first, vec![110, 100, 90, 80, 70]);
+    assert_eq!(native["next_search_after"].as_array().unwrap().len(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

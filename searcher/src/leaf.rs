@@ -61,8 +61,10 @@ pub(crate) struct LeafRequest<'a> {
     pub sort: &'a SortSpec,
     pub limit: usize,
     pub aggs: Option<&'a Aggregations>,
-    /// With search_after: the cursor and this split's id.
-    pub cursor: Option<(&'a Cursor, &'a str)>,
+    /// With search_after: where the previous page ended.
+    pub cursor: Option<&'a Cursor>,
+    /// Breaks ties between hits in the same way across splits.
+    pub split_id: &'a str,
 }
 
 /// Counts the matches in one split and collects its best `limit` hits. Blocking.
@@ -78,6 +80,7 @@ pub(crate) fn leaf_search(
         limit,
         aggs,
         cursor,
+        split_id,
     } = request;
     let query = QueryBuilder::new(doc_mapper)
         .build(query_ast)
@@ -94,10 +97,10 @@ pub(crate) fn leaf_search(
             aggregations,
         });
     }
-    if let Some((cursor, split_id)) = cursor {
+    if cursor.is_some() || !sort.then_by.is_empty() {
         let collector = AfterCursorCollector {
             sort: sort.clone(),
-            cursor: cursor.clone(),
+            cursor: cursor.cloned(),
             split_id: split_id.to_string(),
             limit,
         };

@@ -67,6 +67,23 @@ pub struct SearchHit {
     pub sort_value: Option<serde_json::Value>,
 }
 
+impl SearchHit {
+    /// The values that resume a search after this hit: one per sort key, then the
+    /// `split:segment:doc` tiebreaker.
+    pub fn search_after(&self) -> Option<Vec<serde_json::Value>> {
+        let mut values = match self.sort_value.clone()? {
+            serde_json::Value::Array(values) => values,
+            value => vec![value],
+        };
+        values.push(serde_json::Value::String(Cursor::tiebreaker(
+            &self.split_id,
+            self.segment_ord,
+            self.doc_id,
+        )));
+        Some(values)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct SearchResult {
     pub num_hits: u64,
@@ -82,11 +99,8 @@ pub struct SearchResult {
 /// `[value]` or `[value, "split:segment:doc"]`. Without a tiebreaker, every hit with the
 /// same value counts as seen, as in Elasticsearch.
 fn parse_cursor(values: &[serde_json::Value], sort: &SortSpec) -> Result<Cursor, String> {
-    let value = values
-        .first()
-        .ok_or("search_after needs the sort value of the last hit")?;
-    let sort_key = sort.key_from_json(value)?;
-    let (split_id, segment_ord, doc_id) = match values.get(1) {
+    let sort_key = sort.cursor_key_from_json(values)?;
+    let (split_id, segment_ord, doc_id) = match values.get(sort.num_keys()) {
         Some(tiebreaker) => tiebreaker
             .as_str()
             .and_then(Cursor::parse_tiebreaker)
@@ -363,11 +377,7 @@ impl SearchService {
         } else {
             None
         };
-        let next_search_after = result.hits.last().and_then(|hit| {
-            let sort_value = hit.sort_value.clone()?;
-            let tiebreaker = Cursor::tiebreaker(&hit.split_id, hit.segment_ord, hit.doc_id);
-            Some(vec![sort_value, serde_json::Value::String(tiebreaker)])
-        });
+        let next_search_after = result.hits.last().and_then(SearchHit::search_after);
         Ok(SearchResponse {
             num_hits: result.num_hits,
             next_search_after,
@@ -507,10 +517,8 @@ impl SearchService {
                             sort: &plan.sort,
                             limit,
                             aggs: plan.aggs.as_ref(),
-                            cursor: plan
-                                .cursor
-                                .as_ref()
-                                .map(|cursor| (cursor, split_id_text.as_str())),
+                            cursor: plan.cursor.as_ref(),
+                            split_id: split_id_text.as_str(),
                         };
                         leaf_search(&searcher, split_ord, request).map(|result| (open, result))
                     })

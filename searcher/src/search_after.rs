@@ -53,22 +53,38 @@ impl Cursor {
     }
 }
 
-/// Collects the best `limit` hits of one split that come after the cursor.
+/// Collects the best `limit` hits of one split that come after the cursor, if any. Also
+/// the collector for several sort keys, which tantivy's top-docs collectors do not take.
 pub(crate) struct AfterCursorCollector {
     pub sort: SortSpec,
-    pub cursor: Cursor,
+    pub cursor: Option<Cursor>,
     pub split_id: String,
     pub limit: usize,
 }
 
 pub(crate) struct AfterCursorSegmentCollector {
     sort: SortSpec,
-    cursor: Cursor,
+    cursor: Option<Cursor>,
     split_id: String,
     limit: usize,
     segment_ord: SegmentOrdinal,
-    column: Option<Column<u64>>,
+    /// One per sort key; `None` for `_score` or a field this segment lacks.
+    columns: Vec<Option<Column<u64>>>,
     hits: Vec<(Option<SortKey>, DocAddress)>,
+}
+
+fn key_value(
+    field: &SortField,
+    column: Option<&Column<u64>>,
+    doc: DocId,
+    score: Score,
+) -> Option<SortKey> {
+    match field {
+        SortField::Score => Some(SortKey::Numeric(tantivy::f64_to_u64(f64::from(score)))),
+        SortField::FastField { .. } => column
+            .and_then(|column| column.first(doc))
+            .map(SortKey::Numeric),
+    }
 }
 
 fn sort_hits(sort: &SortSpec, hits: &mut Vec<(Option<SortKey>, DocAddress)>, limit: usize) {
@@ -88,26 +104,31 @@ impl Collector for AfterCursorCollector {
         segment_ord: SegmentOrdinal,
         reader: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
-        let column = match &self.sort.field {
-            SortField::Score => None,
-            SortField::FastField { name, .. } => reader
-                .fast_fields()
-                .u64_lenient(name)?
-                .map(|(column, _)| column),
-        };
+        let columns = std::iter::once(&self.sort)
+            .chain(&self.sort.then_by)
+            .map(|spec| match &spec.field {
+                SortField::Score => Ok(None),
+                SortField::FastField { name, .. } => Ok(reader
+                    .fast_fields()
+                    .u64_lenient(name)?
+                    .map(|(column, _)| column)),
+            })
+            .collect::<tantivy::Result<Vec<_>>>()?;
         Ok(AfterCursorSegmentCollector {
             sort: self.sort.clone(),
             cursor: self.cursor.clone(),
             split_id: self.split_id.clone(),
             limit: self.limit,
             segment_ord,
-            column,
+            columns,
             hits: Vec::new(),
         })
     }
 
     fn requires_scoring(&self) -> bool {
-        self.sort.field == SortField::Score
+        std::iter::once(&self.sort)
+            .chain(&self.sort.then_by)
+            .any(|spec| spec.field == SortField::Score)
     }
 
     fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
@@ -121,20 +142,22 @@ impl SegmentCollector for AfterCursorSegmentCollector {
     type Fruit = Vec<(Option<SortKey>, DocAddress)>;
 
     fn collect(&mut self, doc: DocId, score: Score) {
-        let sort_key = match &self.sort.field {
-            SortField::Score => Some(SortKey::Numeric(tantivy::f64_to_u64(f64::from(score)))),
-            SortField::FastField { .. } => self
-                .column
-                .as_ref()
-                .and_then(|column| column.first(doc))
-                .map(SortKey::Numeric),
+        let sort_key = if self.sort.then_by.is_empty() {
+            key_value(&self.sort.field, self.columns[0].as_ref(), doc, score)
+        } else {
+            Some(SortKey::Composite(
+                std::iter::once(&self.sort)
+                    .chain(&self.sort.then_by)
+                    .zip(&self.columns)
+                    .map(|(spec, column)| key_value(&spec.field, column.as_ref(), doc, score))
+                    .collect(),
+            ))
         };
         let address = DocAddress::new(self.segment_ord, doc);
-        if !self
-            .cursor
-            .is_before(&self.sort, &sort_key, &self.split_id, address)
-        {
-            return;
+        if let Some(cursor) = &self.cursor {
+            if !cursor.is_before(&self.sort, &sort_key, &self.split_id, address) {
+                return;
+            }
         }
         self.hits.push((sort_key, address));
         // Keep memory bounded: trim to the best `limit` whenever twice that accumulates.
@@ -162,6 +185,7 @@ mod tests {
                 kind: FastKind::Date,
             },
             order: SortOrder::Desc,
+            then_by: Vec::new(),
         };
         let cursor = Cursor {
             sort_key: Some(SortKey::Numeric(100)),

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 pub enum SortKey {
     Numeric(u64),
     Text(String),
+    /// The values of several sort keys, compared key by key with each key's order.
+    Composite(Vec<Option<SortKey>>),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +40,10 @@ pub enum FastKind {
 pub struct SortSpec {
     pub field: SortField,
     pub order: SortOrder,
+    /// Keys that break ties of the first one, in order. With any, hits carry a
+    /// `SortKey::Composite` of all the keys' values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub then_by: Vec<SortSpec>,
 }
 
 impl SortSpec {
@@ -52,13 +58,43 @@ impl SortSpec {
                         kind: FastKind::Date,
                     },
                     order: SortOrder::Desc,
+                    then_by: Vec::new(),
                 },
                 None => SortSpec {
                     field: SortField::Score,
                     order: SortOrder::Desc,
+                    then_by: Vec::new(),
                 },
             });
         };
+        let mut keys = sort_by
+            .split(',')
+            .map(str::trim)
+            .filter(|key| !key.is_empty());
+        let mut spec = Self::parse_key(keys.next().unwrap_or(sort_by), doc_mapper)?;
+        for key in keys {
+            let then = Self::parse_key(key, doc_mapper)?;
+            let is_text = |spec: &SortSpec| {
+                matches!(
+                    spec.field,
+                    SortField::FastField {
+                        kind: FastKind::Str,
+                        ..
+                    }
+                )
+            };
+            if is_text(&spec) || is_text(&then) {
+                return Err(format!(
+                    "sorting by several keys (`{sort_by}`) is supported on numeric, date, bool fields and _score, not on text fields"
+                ));
+            }
+            spec.then_by.push(then);
+        }
+        Ok(spec)
+    }
+
+    /// One key: `field`, `-field` or `_score`.
+    fn parse_key(sort_by: &str, doc_mapper: &DocMapper) -> Result<SortSpec, String> {
         let (name, order) = match sort_by.strip_prefix('-') {
             Some(name) => (name, SortOrder::Desc),
             None => (sort_by.strip_prefix('+').unwrap_or(sort_by), SortOrder::Asc),
@@ -68,12 +104,8 @@ impl SortSpec {
             return Ok(SortSpec {
                 field: SortField::Score,
                 order: SortOrder::Desc,
+                then_by: Vec::new(),
             });
-        }
-        if name.contains(',') {
-            return Err(format!(
-                "sorting by several fields (`{sort_by}`) is not supported yet: give one field"
-            ));
         }
         let resolved = doc_mapper.resolve_field(name)?;
         let ResolvedField::Mapped(mapped) = resolved else {
@@ -106,7 +138,41 @@ impl SortSpec {
                 kind,
             },
             order,
+            then_by: Vec::new(),
         })
+    }
+
+    /// The specs of every key, the first one included.
+    fn keys(&self) -> impl Iterator<Item = &SortSpec> {
+        std::iter::once(self).chain(&self.then_by)
+    }
+
+    /// How many values a hit's sort value and a cursor hold.
+    pub fn num_keys(&self) -> usize {
+        1 + self.then_by.len()
+    }
+
+    /// The cursor's key from the first `num_keys` values a client sent back.
+    pub fn cursor_key_from_json(
+        &self,
+        values: &[serde_json::Value],
+    ) -> Result<Option<SortKey>, String> {
+        if values.len() < self.num_keys() {
+            return Err(format!(
+                "search_after needs {} sort values (one per sort key), got {}",
+                self.num_keys(),
+                values.len()
+            ));
+        }
+        if self.then_by.is_empty() {
+            return self.key_from_json(&values[0]);
+        }
+        let keys = self
+            .keys()
+            .zip(values)
+            .map(|(spec, value)| spec.key_from_json(value))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(SortKey::Composite(keys)))
     }
 
     /// The sort value as clients see it: numbers in the field's type, dates in epoch
@@ -116,6 +182,17 @@ impl SortSpec {
         let encoded = match key {
             SortKey::Text(text) => return serde_json::Value::String(text.clone()),
             SortKey::Numeric(encoded) => *encoded,
+            SortKey::Composite(keys) => {
+                return serde_json::Value::Array(
+                    self.keys()
+                        .zip(keys)
+                        .map(|(spec, key)| match key {
+                            Some(key) => spec.key_to_json(key),
+                            None => serde_json::Value::Null,
+                        })
+                        .collect(),
+                )
+            }
         };
         match &self.field {
             SortField::Score => serde_json::json!(f64::from_u64(encoded)),
@@ -167,6 +244,18 @@ impl SortSpec {
 
     /// Orders two hits best-first; hits without a value come last in either order.
     pub fn compare(&self, left: &Option<SortKey>, right: &Option<SortKey>) -> Ordering {
+        if let (Some(SortKey::Composite(left)), Some(SortKey::Composite(right))) = (left, right) {
+            return self
+                .keys()
+                .zip(left.iter().zip(right))
+                .map(|(spec, (left, right))| spec.compare_one(left, right))
+                .find(|ordering| ordering.is_ne())
+                .unwrap_or(Ordering::Equal);
+        }
+        self.compare_one(left, right)
+    }
+
+    fn compare_one(&self, left: &Option<SortKey>, right: &Option<SortKey>) -> Ordering {
         match (left, right) {
             (Some(left), Some(right)) => match self.order {
                 SortOrder::Asc => left.cmp(right),
@@ -190,6 +279,7 @@ mod tests {
             let spec = SortSpec {
                 field: SortField::Score,
                 order,
+                then_by: Vec::new(),
             };
             assert_eq!(spec.compare(&key(1), &None), Ordering::Less);
             assert_eq!(spec.compare(&None, &key(1)), Ordering::Greater);
@@ -197,7 +287,49 @@ mod tests {
         let desc = SortSpec {
             field: SortField::Score,
             order: SortOrder::Desc,
+            then_by: Vec::new(),
         };
         assert_eq!(desc.compare(&key(2), &key(1)), Ordering::Less);
+    }
+
+    #[test]
+    fn composite_keys_compare_key_by_key_with_their_own_order() {
+        let numeric = |name: &str, order| SortSpec {
+            field: SortField::FastField {
+                name: name.to_string(),
+                kind: FastKind::U64,
+            },
+            order,
+            then_by: Vec::new(),
+        };
+        let mut spec = numeric("level", SortOrder::Asc);
+        spec.then_by.push(numeric("ts", SortOrder::Desc));
+        let key = |level, ts: Option<u64>| {
+            Some(SortKey::Composite(vec![
+                Some(SortKey::Numeric(level)),
+                ts.map(SortKey::Numeric),
+            ]))
+        };
+        assert_eq!(
+            spec.compare(&key(1, Some(5)), &key(2, Some(9))),
+            Ordering::Less
+        );
+        assert_eq!(
+            spec.compare(&key(1, Some(9)), &key(1, Some(5))),
+            Ordering::Less
+        );
+        assert_eq!(
+            spec.compare(&key(1, Some(0)), &key(1, None)),
+            Ordering::Less
+        );
+        let json = spec.key_to_json(key(1, None).as_ref().unwrap());
+        assert_eq!(json, serde_json::json!([1, null]));
+        let values = [
+            serde_json::json!(1),
+            serde_json::json!("7"),
+            serde_json::json!("tie"),
+        ];
+        assert_eq!(spec.cursor_key_from_json(&values).unwrap(), key(1, Some(7)));
+        assert!(spec.cursor_key_from_json(&values[..1]).is_err());
     }
 }

@@ -85,14 +85,10 @@ pub(super) struct PageEnd {
 
 impl PageEnd {
     pub(super) fn of(result: &SearchResult) -> PageEnd {
-        let cursor = result.hits.last().and_then(|last| {
-            let tiebreaker = quarry_searcher::search_after::Cursor::tiebreaker(
-                &last.split_id,
-                last.segment_ord,
-                last.doc_id,
-            );
-            Some(vec![last.sort_value.clone()?, Value::String(tiebreaker)])
-        });
+        let cursor = result
+            .hits
+            .last()
+            .and_then(quarry_searcher::SearchHit::search_after);
         PageEnd {
             cursor,
             split_ids: result.split_ids.clone(),

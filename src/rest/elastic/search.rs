@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use quarry_searcher::search_after::Cursor;
 use quarry_searcher::{HighlightOptions, SearchError, SearchRequest, SearchResult};
 use serde_json::{json, Value};
 
@@ -40,17 +39,24 @@ pub(super) fn search_error(error: SearchError, index_id: &str) -> Response {
 }
 
 /// `sort` as ES clients write it (`"field"`, `{"field": "desc"}`, `{"field": {"order": …}}`,
-/// or a list of those) → our `sort_by`. Only the first key is used for now; `_doc` means
-/// index order, which is our default order.
+/// or a list of those) → our `sort_by`, keys comma-separated. `_doc` means index order,
+/// which the tiebreaker every hit carries gives already.
 fn sort_by(sort: &Value) -> Result<Option<String>, String> {
-    let first = match sort {
-        Value::Array(keys) => match keys.first() {
-            Some(first) => first,
-            None => return Ok(None),
-        },
-        other => other,
+    let keys = match sort {
+        Value::Array(keys) => keys.iter().collect::<Vec<_>>(),
+        other => vec![other],
     };
-    let (field, order) = match first {
+    let mut sort_by: Vec<String> = Vec::new();
+    for key in keys {
+        if let Some(key) = sort_key(key)? {
+            sort_by.push(key);
+        }
+    }
+    Ok((!sort_by.is_empty()).then(|| sort_by.join(",")))
+}
+
+fn sort_key(key: &Value) -> Result<Option<String>, String> {
+    let (field, order) = match key {
         Value::String(text) => match text.split_once(':') {
             Some((field, order)) => (field.to_string(), Some(order.to_string())),
             None => (text.clone(), None),
@@ -204,6 +210,7 @@ pub(super) fn render(
         .hits
         .into_iter()
         .map(|hit| {
+            let cursor = hit.search_after();
             let mut rendered = json!({
                 "_index": hit.index_id,
                 "_id": hit.external_id.clone().unwrap_or_else(|| format!("{}:{}:{}", hit.split_id, hit.segment_ord, hit.doc_id)),
@@ -228,11 +235,8 @@ pub(super) fn render(
             }
             rendered["_source"] = hit.doc;
             // The tiebreaker makes the values a complete `search_after` cursor.
-            if let Some(sort_value) = hit.sort_value {
-                rendered["sort"] = json!([
-                    sort_value,
-                    Cursor::tiebreaker(&hit.split_id, hit.segment_ord, hit.doc_id)
-                ]);
+            if let Some(cursor) = cursor {
+                rendered["sort"] = Value::Array(cursor);
             }
             rendered
         })
@@ -473,6 +477,10 @@ mod tests {
             (json!(["_score"]), Some("_score")),
             (json!([{"_doc": {"order": "asc"}}]), None),
             (json!([]), None),
+            (
+                json!([{"severity": "asc"}, {"ts": {"order": "desc"}}, "_doc"]),
+                Some("severity,-ts"),
+            ),
         ];
         for (sort, expected) in cases {
             assert_eq!(sort_by(&sort).unwrap().as_deref(), expected, "{sort}");
