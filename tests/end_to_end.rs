@@ -1009,7 +1009,10 @@ async fn search_after_walks_every_hit_once() {
     assert_eq!(walked, expected);
     // The native API takes the same keys comma-separated.
     let native = node
-        .search("paged-logs", json!({"query": "*", "sort_by": "ts,-n", "max_hits": 5}))
+        .search(
+            "paged-logs",
+            json!({"query": "*", "sort_by": "ts,-n", "max_hits": 5}),
+        )
         .await;
     let first: Vec<u64> = native["hits"]
         .as_array()
@@ -1070,7 +1073,12 @@ async fn check_more_aggregations(node: &TestNode, docs: &[Value]) {
             "tenants_by_10": {"histogram": {"field": "tenant_id", "interval": 10}},
             "tenant_ranges": {"range": {"field": "tenant_id", "ranges": [{"to": 10}, {"from": 10, "to": 50}, {"from": 50}]}},
             "services": {"cardinality": {"field": "service_name"}},
-            "duration_percentiles": {"percentiles": {"field": "attributes.duration_ms", "percents": [50, 99]}}
+            "duration_percentiles": {"percentiles": {"field": "attributes.duration_ms", "percents": [50, 99]}},
+            "tenant_extended": {"extended_stats": {"field": "tenant_id"}},
+            "per_service": {
+                "terms": {"field": "service_name", "size": 3, "order": {"_key": "asc"}},
+                "aggs": {"latest": {"top_hits": {"size": 2, "sort": [{"timestamp": "desc"}], "docvalue_fields": ["tenant_id"]}}}
+            }
         }
     });
     let response = node.search("e2e-logs", request).await;
@@ -1137,6 +1145,64 @@ async fn check_more_aggregations(node: &TestNode, docs: &[Value]) {
         ranges[2]["doc_count"].as_u64().unwrap(),
         in_range(50.0, f64::MAX)
     );
+
+    let count = tenants.len() as f64;
+    let mean = sum / count;
+    let variance = tenants.iter().map(|t| (t - mean).powi(2)).sum::<f64>() / count;
+    let extended = &aggregations["tenant_extended"];
+    let close = |actual: &Value, expected: f64| {
+        let actual = actual.as_f64().unwrap();
+        assert!(
+            (actual - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+            "{actual} vs {expected}: {extended}"
+        );
+    };
+    close(&extended["count"], count);
+    close(
+        &extended["sum_of_squares"],
+        tenants.iter().map(|t| t * t).sum(),
+    );
+    close(&extended["variance"], variance);
+    close(&extended["std_deviation"], variance.sqrt());
+    close(
+        &extended["std_deviation_bounds"]["upper"],
+        mean + 2.0 * variance.sqrt(),
+    );
+
+    // top_hits: per service (first three by name), the two newest errors.
+    let mut services: Vec<&str> = errors
+        .iter()
+        .map(|doc| doc["service_name"].as_str().unwrap())
+        .collect();
+    services.sort();
+    services.dedup();
+    let buckets = aggregations["per_service"]["buckets"].as_array().unwrap();
+    assert_eq!(buckets.len(), services.len().min(3));
+    for (bucket, service) in buckets.iter().zip(&services) {
+        assert_eq!(bucket["key"], json!(service));
+        let mut newest: Vec<i64> = errors
+            .iter()
+            .filter(|doc| doc["service_name"] == json!(service))
+            .map(|doc| timestamp_secs(doc))
+            .collect();
+        newest.sort_by(|left, right| right.cmp(left));
+        newest.truncate(2);
+        let hits = bucket["latest"]["hits"]["hits"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{bucket}"));
+        let seconds: Vec<i64> = hits
+            .iter()
+            .map(|hit| hit["sort"][0].as_i64().unwrap_or_else(|| panic!("{hit}")) / 1_000_000_000)
+            .collect();
+        assert_eq!(seconds, newest, "{bucket}");
+        assert_eq!(
+            bucket["latest"]["hits"]["total"]["value"],
+            bucket["doc_count"]
+        );
+        for hit in hits {
+            assert!(hit["fields"]["tenant_id"].is_array(), "{hit}");
+        }
+    }
 
     let distinct_services: std::collections::HashSet<&str> = errors
         .iter()

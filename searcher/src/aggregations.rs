@@ -3,6 +3,7 @@
 //! equal results over one index.
 
 use quarry_common::doc_mapper::{DocMapper, ResolvedField};
+use quarry_config::LeafFieldType;
 use serde_json::Value;
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
@@ -280,6 +281,98 @@ fn fold_buckets(unit: CalendarUnit, result: &mut Value) {
         })
         .collect();
     result["buckets"] = Value::Array(buckets);
+}
+
+/// Turns tantivy's `top_hits` results into Elasticsearch's shape: `hits.total` from the
+/// enclosing bucket, and sort values decoded from the column encoding into the field's
+/// type (dates in nanoseconds, as hit sort values are).
+pub(crate) fn shape_top_hits(
+    request_aggs: &Value,
+    results: &mut Value,
+    doc_mapper: &DocMapper,
+    bucket_doc_count: Option<u64>,
+) {
+    let request_aggs = match request_aggs {
+        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        other => other.clone(),
+    };
+    let Some(named) = request_aggs.as_object() else {
+        return;
+    };
+    for (name, definition) in named {
+        let Some(result) = results.get_mut(name) else {
+            continue;
+        };
+        if let Some(top_hits) = definition.get("top_hits") {
+            let sort_types: Vec<Option<LeafFieldType>> = top_hits["sort"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|key| {
+                    let field = match key {
+                        Value::String(field) => Some(field.as_str()),
+                        Value::Object(object) => object.keys().next().map(String::as_str),
+                        _ => None,
+                    }?;
+                    match doc_mapper.resolve_field(field).ok()? {
+                        ResolvedField::Mapped(mapped) => Some(mapped.leaf_type),
+                        ResolvedField::JsonPath { .. } => None,
+                    }
+                })
+                .collect();
+            let hits: Vec<Value> = result["hits"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|hit| {
+                    let sort: Vec<Value> = hit["sort"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .enumerate()
+                        .map(|(position, value)| {
+                            decode_sort_value(value, sort_types.get(position).copied().flatten())
+                        })
+                        .collect();
+                    serde_json::json!({"_score": null, "sort": sort, "fields": hit["docvalue_fields"].clone()})
+                })
+                .collect();
+            let total = bucket_doc_count.unwrap_or(hits.len() as u64);
+            *result = serde_json::json!({
+                "hits": {"total": {"value": total, "relation": "eq"}, "max_score": null, "hits": hits}
+            });
+            continue;
+        }
+        for key in ["aggs", "aggregations"] {
+            if let Some(sub_aggs) = definition.get(key) {
+                let buckets: Vec<&mut Value> = match &mut result["buckets"] {
+                    Value::Array(buckets) => buckets.iter_mut().collect(),
+                    // Keyed buckets (ranges, filters) come as an object.
+                    Value::Object(buckets) => buckets.values_mut().collect(),
+                    _ => Vec::new(),
+                };
+                for bucket in buckets {
+                    let doc_count = bucket["doc_count"].as_u64();
+                    shape_top_hits(sub_aggs, bucket, doc_mapper, doc_count);
+                }
+            }
+        }
+    }
+}
+
+fn decode_sort_value(value: &Value, leaf_type: Option<LeafFieldType>) -> Value {
+    use tantivy::columnar::MonotonicallyMappableToU64;
+    let Some(encoded) = value.as_u64() else {
+        return value.clone();
+    };
+    match leaf_type {
+        Some(LeafFieldType::I64) | Some(LeafFieldType::Datetime) => {
+            serde_json::json!(i64::from_u64(encoded))
+        }
+        Some(LeafFieldType::F64) => serde_json::json!(f64::from_u64(encoded)),
+        Some(LeafFieldType::Bool) => serde_json::json!(encoded != 0),
+        _ => value.clone(),
+    }
 }
 
 pub(crate) fn leaf_collector(aggs: &Aggregations) -> DistributedAggregationCollector {

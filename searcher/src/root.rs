@@ -15,7 +15,7 @@ use tracing::warn;
 
 use tantivy::aggregation::agg_req::Aggregations;
 
-use crate::aggregations::{finalize, fold_calendar_buckets, parse_aggregations};
+use crate::aggregations::{finalize, fold_calendar_buckets, parse_aggregations, shape_top_hits};
 use crate::elastic_dsl::parse_es_query;
 use crate::fetch_docs::{fetch_docs, FetchedDoc, SnippetRequest};
 use crate::leaf::{leaf_search, LeafRequest, LeafResult, PartialHit};
@@ -636,6 +636,7 @@ impl SearchService {
                     finalize(aggs, partial_aggregations).map_err(SearchError::InvalidRequest)?;
                 if let Some(request_aggs) = &request.aggs {
                     fold_calendar_buckets(request_aggs, &mut results);
+                    shape_top_hits(request_aggs, &mut results, &first_plan.doc_mapper, None);
                 }
                 Some(results)
             }
