@@ -22,6 +22,8 @@ pub(crate) struct Metrics {
     pub range_cache_bytes: IntGauge,
     pub result_cache_hits: IntGauge,
     pub result_cache_misses: IntGauge,
+    /// Counters kept by the indexer crate, copied in at each scrape.
+    pub background: Vec<(IntGauge, &'static std::sync::atomic::AtomicU64)>,
 }
 
 pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -76,6 +78,44 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "searcher_partial_result_cache_misses_total",
         "Split results computed",
     );
+    let background = vec![
+        (
+            gauge("merges_completed_total", "Merges published since start"),
+            &quarry_indexer::MERGES_COMPLETED,
+        ),
+        (
+            gauge("merges_failed_total", "Merges that failed since start"),
+            &quarry_indexer::MERGES_FAILED,
+        ),
+        (
+            gauge("merge_input_bytes_total", "Split bytes merged since start"),
+            &quarry_indexer::MERGED_INPUT_BYTES,
+        ),
+        (
+            gauge(
+                "janitor_deleted_staged_splits_total",
+                "Splits of uploads that never published, deleted by the janitor",
+            ),
+            &quarry_indexer::JANITOR_DELETED_STAGED,
+        ),
+        (
+            gauge(
+                "janitor_deleted_marked_splits_total",
+                "Splits marked for deletion, deleted by the janitor after the grace period",
+            ),
+            &quarry_indexer::JANITOR_DELETED_MARKED,
+        ),
+        (
+            gauge(
+                "janitor_expired_splits_total",
+                "Splits the retention policy marked for deletion",
+            ),
+            &quarry_indexer::JANITOR_EXPIRED_BY_RETENTION,
+        ),
+    ];
+    for (gauge, _) in &background {
+        let _ = registry.register(Box::new(gauge.clone()));
+    }
     for collector in [
         Box::new(wal_fsyncs.clone()) as Box<dyn prometheus::core::Collector>,
         Box::new(result_cache_hits.clone()),
@@ -93,6 +133,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         let _ = registry.register(collector);
     }
     Metrics {
+        background,
         registry,
         ingested_docs,
         rejected_docs,

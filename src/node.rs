@@ -11,16 +11,13 @@ use quarry_common::metastore::{FileBackedMetastore, Metastore};
 use quarry_common::storage::StorageResolver;
 use quarry_config::{NodeConfig, Service};
 use quarry_control_plane::Cluster;
-use quarry_indexer::{IngestLimits, IngestService, Janitor, JanitorPolicy};
+use quarry_indexer::{IngestLimits, IngestService, Janitor, JanitorPolicy, MergePlanner};
 use quarry_searcher::SearchService;
 use tokio::net::TcpListener;
 use tracing::info;
 
 use crate::rest::{router, AppState};
 use crate::IndexService;
-
-/// How often the janitor looks for splits to delete.
-const JANITOR_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The services of a started node, for the embedding code (demo loader, tests).
 pub struct Node {
@@ -32,6 +29,7 @@ pub struct Node {
     ready: Arc<AtomicBool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     janitor: Option<tokio::task::JoinHandle<()>>,
+    merge_planner: Option<tokio::task::JoinHandle<()>>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
 }
 
@@ -80,10 +78,24 @@ impl Node {
             let janitor = Janitor::new(
                 metastore.clone(),
                 resolver.clone(),
-                JanitorPolicy::default(),
+                JanitorPolicy {
+                    staged_timeout: Duration::from_secs(config.janitor.staged_split_timeout_secs),
+                    deletion_grace_period: Duration::from_secs(
+                        config.janitor.deletion_grace_period_secs,
+                    ),
+                },
             );
-            tokio::spawn(janitor.run(JANITOR_INTERVAL))
+            tokio::spawn(janitor.run(Duration::from_secs(config.janitor.interval_secs.max(1))))
         });
+        let merge_planner = if config.is_enabled(Service::Indexer) {
+            let planner =
+                MergePlanner::new(metastore.clone(), resolver.clone(), config.data_dir.clone())?;
+            Some(tokio::spawn(planner.run(Duration::from_secs(
+                config.indexer.merge_interval_secs.max(1),
+            ))))
+        } else {
+            None
+        };
         let index_service = Arc::new(IndexService::new(
             metastore,
             resolver,
@@ -130,6 +142,7 @@ impl Node {
             ready,
             server,
             janitor,
+            merge_planner,
             shutdown_tx,
         })
     }
@@ -145,6 +158,10 @@ impl Node {
             Err(_) => {
                 tracing::warn!("in-flight requests did not finish within 30s; closing anyway")
             }
+        }
+        // A merge cut short leaves only a staged split, which the janitor removes.
+        if let Some(merge_planner) = self.merge_planner {
+            merge_planner.abort();
         }
         self.ingest_service.shutdown().await;
         if let Some(janitor) = self.janitor {

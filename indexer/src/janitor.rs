@@ -3,6 +3,7 @@
 //! is over (searches that started before may still read them), and splits whose whole time
 //! range fell out of their index's retention period.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,13 @@ use quarry_common::metastore::{
 use quarry_common::storage::StorageResolver;
 use quarry_common::SplitId;
 use tracing::{info, warn};
+
+/// Split files the janitor deleted since start: staged orphans, and marked splits whose
+/// grace period was over (replaced by merges, expired, or of deleted indexes).
+pub static JANITOR_DELETED_STAGED: AtomicU64 = AtomicU64::new(0);
+pub static JANITOR_DELETED_MARKED: AtomicU64 = AtomicU64::new(0);
+/// Splits the retention policy marked for deletion since start.
+pub static JANITOR_EXPIRED_BY_RETENTION: AtomicU64 = AtomicU64::new(0);
 
 /// How old things must be before the janitor acts on them.
 #[derive(Clone, Copy, Debug)]
@@ -116,6 +124,7 @@ impl Janitor {
                         .mark_splits_for_deletion(index_uid, &expired)
                         .await?;
                     report.expired_by_retention += expired.len();
+                    JANITOR_EXPIRED_BY_RETENTION.fetch_add(expired.len() as u64, Ordering::Relaxed);
                 }
             }
         }
@@ -155,6 +164,8 @@ impl Janitor {
         self.metastore.delete_splits(index_uid, &marked).await?;
         report.deleted_staged += staged.len();
         report.deleted_marked += marked.len();
+        JANITOR_DELETED_STAGED.fetch_add(staged.len() as u64, Ordering::Relaxed);
+        JANITOR_DELETED_MARKED.fetch_add(marked.len() as u64, Ordering::Relaxed);
         Ok(())
     }
 }

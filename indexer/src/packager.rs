@@ -19,7 +19,7 @@ pub(crate) struct SplitAttributes {
     pub time_range: Option<TimeRange>,
     pub tags: BTreeMap<String, BTreeSet<String>>,
     /// A split at the doc target will not be merged; smaller ones may be.
-    pub is_mature: bool,
+    pub maturity: SplitMaturity,
 }
 
 /// A split file ready to upload, with its metadata.
@@ -56,13 +56,7 @@ pub(crate) fn package(
         file_size_bytes: written.file_size_bytes,
         time_range: attributes.time_range,
         create_timestamp: now_secs(),
-        maturity: if attributes.is_mature {
-            SplitMaturity::Mature
-        } else {
-            SplitMaturity::Immature {
-                maturation_period_secs: 48 * 3600,
-            }
-        },
+        maturity: attributes.maturity,
         tags,
         footer_offsets: written.footer_offsets,
         num_merge_ops: 0,

@@ -456,11 +456,10 @@ impl IndexingWorker {
             workbench.writer.merge(&segment_ids).wait()?;
         }
         workbench.writer.wait_merging_threads()?;
-        let target = self
-            .index_metadata
-            .index_config
-            .indexing_settings
-            .split_num_docs_target;
+        let maturity = crate::merge::split_maturity(
+            workbench.num_docs,
+            &self.index_metadata.index_config.indexing_settings,
+        );
         let attributes = SplitAttributes {
             split_id: workbench.split_id,
             index_uid: self.index_metadata.index_uid.clone(),
@@ -468,7 +467,7 @@ impl IndexingWorker {
             uncompressed_docs_size_bytes: workbench.num_bytes,
             time_range: workbench.time_range,
             tags: workbench.tags,
-            is_mature: workbench.num_docs >= target,
+            maturity,
         };
         let num_docs = attributes.num_docs;
         let packaged = package(&workbench.index_dir, attributes)?;

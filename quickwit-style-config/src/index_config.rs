@@ -430,10 +430,90 @@ pub struct IndexingSettings {
     pub docstore_blocksize: ByteSize,
     #[serde(default = "default_docstore_compression_level")]
     pub docstore_compression_level: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merge_policy: Option<serde_json::Value>,
+    #[serde(default)]
+    pub merge_policy: MergePolicyConfig,
     #[serde(default)]
     pub resources: IndexingResources,
+}
+
+/// Which immature splits merge, in Quickwit's shape.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MergePolicyConfig {
+    StableLog(StableLogMergePolicyConfig),
+    NoMerge,
+}
+
+impl Default for MergePolicyConfig {
+    fn default() -> Self {
+        MergePolicyConfig::StableLog(StableLogMergePolicyConfig::default())
+    }
+}
+
+/// Splits are grouped in levels by size (`min_level_num_docs`, then each level
+/// `merge_factor` times bigger); `merge_factor` splits of a level merge into one of the next,
+/// at most `max_merge_factor` at once, until the result reaches `split_num_docs_target` or
+/// the splits are older than `maturation_period`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StableLogMergePolicyConfig {
+    #[serde(default = "default_min_level_num_docs")]
+    pub min_level_num_docs: u64,
+    #[serde(default = "default_merge_factor")]
+    pub merge_factor: usize,
+    #[serde(default = "default_max_merge_factor")]
+    pub max_merge_factor: usize,
+    #[serde(default = "default_maturation_period")]
+    pub maturation_period: String,
+}
+
+fn default_min_level_num_docs() -> u64 {
+    100_000
+}
+fn default_merge_factor() -> usize {
+    10
+}
+fn default_max_merge_factor() -> usize {
+    12
+}
+fn default_maturation_period() -> String {
+    "48h".to_string()
+}
+
+impl Default for StableLogMergePolicyConfig {
+    fn default() -> Self {
+        StableLogMergePolicyConfig {
+            min_level_num_docs: default_min_level_num_docs(),
+            merge_factor: default_merge_factor(),
+            max_merge_factor: default_max_merge_factor(),
+            maturation_period: default_maturation_period(),
+        }
+    }
+}
+
+impl StableLogMergePolicyConfig {
+    pub fn maturation_period_secs(&self) -> Result<u64, String> {
+        parse_duration_secs(&self.maturation_period)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let path = "indexing_settings.merge_policy";
+        if self.merge_factor < 2 {
+            return Err(ConfigError::invalid(
+                format!("{path}.merge_factor"),
+                "must be at least 2",
+            ));
+        }
+        if self.max_merge_factor < self.merge_factor {
+            return Err(ConfigError::invalid(
+                format!("{path}.max_merge_factor"),
+                format!("must be at least merge_factor ({})", self.merge_factor),
+            ));
+        }
+        self.maturation_period_secs()
+            .map_err(|reason| ConfigError::invalid(format!("{path}.maturation_period"), reason))?;
+        Ok(())
+    }
 }
 
 fn default_commit_timeout_secs() -> u64 {
@@ -456,7 +536,7 @@ impl Default for IndexingSettings {
             split_num_docs_target: default_split_num_docs_target(),
             docstore_blocksize: default_docstore_blocksize(),
             docstore_compression_level: default_docstore_compression_level(),
-            merge_policy: None,
+            merge_policy: MergePolicyConfig::default(),
             resources: IndexingResources::default(),
         }
     }
@@ -520,6 +600,7 @@ fn parse_duration_secs(text: &str) -> Result<u64, String> {
         "sec" | "second" | "" => 1,
         "min" | "minute" => 60,
         "hour" | "h" => 3_600,
+        "m" => 60,
         "day" | "d" => 86_400,
         "week" | "w" => 7 * 86_400,
         "month" => 30 * 86_400,
@@ -570,6 +651,9 @@ impl IndexConfig {
                     settings.resources.heap_size
                 ),
             ));
+        }
+        if let MergePolicyConfig::StableLog(policy) = &settings.merge_policy {
+            policy.validate()?;
         }
         if !(1..=22).contains(&settings.docstore_compression_level) {
             return Err(ConfigError::invalid(

@@ -12,10 +12,14 @@ pub use env_interpolation::interpolate_env_vars;
 pub use error::ConfigError;
 pub use index_config::{
     DatePrecision, DateTimeInputFormat, DocMapping, DynamicMapping, FieldMapping, FieldType,
-    IndexConfig, IndexRecord, IndexingSettings, LeafFieldType, Mode, RetentionPolicy,
-    SearchSettings, TokenizerName, DOC_ID_FIELD_NAME, DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
+    IndexConfig, IndexRecord, IndexingSettings, LeafFieldType, MergePolicyConfig, Mode,
+    RetentionPolicy, SearchSettings, StableLogMergePolicyConfig, TokenizerName, DOC_ID_FIELD_NAME,
+    DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
 };
-pub use node_config::{NodeConfig, RestConfig, S3Config, SearcherConfig, Service, StorageConfig};
+pub use node_config::{
+    IndexerConfig, JanitorConfig, NodeConfig, RestConfig, S3Config, SearcherConfig, Service,
+    StorageConfig,
+};
 
 /// The serialisation a config document arrives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

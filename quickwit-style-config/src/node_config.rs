@@ -60,6 +60,67 @@ pub struct NodeConfig {
     pub ingest: IngestConfig,
     #[serde(default)]
     pub searcher: SearcherConfig,
+    #[serde(default)]
+    pub indexer: IndexerConfig,
+    #[serde(default)]
+    pub janitor: JanitorConfig,
+}
+
+/// Background work of the indexer service.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IndexerConfig {
+    /// How often the merge planner looks for splits to merge (each index's merge policy
+    /// decides which).
+    #[serde(default = "default_merge_interval_secs")]
+    pub merge_interval_secs: u64,
+}
+
+fn default_merge_interval_secs() -> u64 {
+    10
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        IndexerConfig {
+            merge_interval_secs: default_merge_interval_secs(),
+        }
+    }
+}
+
+/// When the janitor runs and how long it waits before deleting.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JanitorConfig {
+    #[serde(default = "default_janitor_interval_secs")]
+    pub interval_secs: u64,
+    /// Searches that started before a split was replaced or dropped get this long to
+    /// finish reading it.
+    #[serde(default = "default_deletion_grace_period_secs")]
+    pub deletion_grace_period_secs: u64,
+    /// A split staged this long ago belongs to an upload that will never publish.
+    #[serde(default = "default_staged_split_timeout_secs")]
+    pub staged_split_timeout_secs: u64,
+}
+
+fn default_janitor_interval_secs() -> u64 {
+    60
+}
+fn default_deletion_grace_period_secs() -> u64 {
+    300
+}
+fn default_staged_split_timeout_secs() -> u64 {
+    3600
+}
+
+impl Default for JanitorConfig {
+    fn default() -> Self {
+        JanitorConfig {
+            interval_secs: default_janitor_interval_secs(),
+            deletion_grace_period_secs: default_deletion_grace_period_secs(),
+            staged_split_timeout_secs: default_staged_split_timeout_secs(),
+        }
+    }
 }
 
 /// Cache sizes of the searcher.

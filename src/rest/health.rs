@@ -48,6 +48,9 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
     crate::metrics::METRICS
         .wal_fsyncs
         .set(quarry_indexer::WAL_FSYNCS.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    for (gauge, counter) in &metrics.background {
+        gauge.set(counter.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         crate::metrics::render(),

@@ -7,6 +7,7 @@
 //! ```
 
 mod directory;
+mod extract;
 mod file_table;
 mod footer;
 mod hotcache;
@@ -14,6 +15,7 @@ mod range_cache;
 mod writer;
 
 pub use directory::{SplitDirectory, SplitOpenInfo};
+pub use extract::download_split_files;
 pub use file_table::FileTable;
 pub use footer::{SplitFooter, FOOTER_LEN};
 pub use hotcache::HotCache;

@@ -1,0 +1,179 @@
+//! Merges on a real node: many small commits merge as the stable-log policy says, while
+//! searches keep finding every document exactly once; the replaced split files are
+//! deleted once the janitor's grace period is over.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::TestNode;
+use serde_json::{json, Value};
+
+const COMMITS: u64 = 12;
+const DOCS_PER_COMMIT: u64 = 50;
+
+const INDEX_CONFIG: &str = "index_id: merged-logs
+doc_mapping:
+  field_mappings:
+    - {name: ts, type: datetime, fast: true}
+    - {name: n, type: u64, fast: true}
+    - {name: level, type: text, tokenizer: raw, fast: true}
+  timestamp_field: ts
+  tag_fields: [level]
+indexing_settings:
+  merge_policy:
+    type: stable_log
+    min_level_num_docs: 1000
+    merge_factor: 3
+    max_merge_factor: 3
+";
+
+async fn published_splits(node: &TestNode) -> Vec<Value> {
+    let (status, answer) = node.get("/api/v1/indexes/merged-logs/splits").await;
+    assert_eq!(status, 200, "{answer}");
+    answer["splits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|split| split["split_state"] == json!("published"))
+        .cloned()
+        .collect()
+}
+
+async fn all_numbers(node: &TestNode) -> Vec<u64> {
+    let answer = node
+        .search(
+            "merged-logs",
+            json!({"query": "*", "max_hits": 1000, "sort_by": "n"}),
+        )
+        .await;
+    assert_eq!(answer["num_hits"], json!(COMMITS * DOCS_PER_COMMIT));
+    answer["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["n"].as_u64().unwrap())
+        .collect()
+}
+
+fn split_files(dir: &std::path::Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.ends_with(".split"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_commits_merge_and_every_document_stays_found_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start_with(
+        dir.path(),
+        &[],
+        "indexer:\n  merge_interval_secs: 1\njanitor:\n  interval_secs: 1\n  deletion_grace_period_secs: 2\n",
+    )
+    .await;
+    node.create_index(INDEX_CONFIG).await;
+    let expected: Vec<u64> = (0..COMMITS * DOCS_PER_COMMIT).collect();
+    for commit in 0..COMMITS {
+        let body: String = (0..DOCS_PER_COMMIT)
+            .map(|i| {
+                let n = commit * DOCS_PER_COMMIT + i;
+                let level = if n.is_multiple_of(2) { "INFO" } else { "WARN" };
+                json!({"ts": 1_767_225_600 + n, "n": n, "level": level}).to_string() + "\n"
+            })
+            .collect();
+        node.ingest("merged-logs", body, "force").await;
+    }
+
+    // 12 splits of 50 → four merges of three (150 docs each, still level 0) → one more of
+    // three (450) → 2 splits, which is fewer than merge_factor: the policy stops there.
+    // Searches run the whole time: the swap is atomic, so each sees every doc once.
+    let started = Instant::now();
+    loop {
+        let mut numbers = all_numbers(&node).await;
+        numbers.sort();
+        assert_eq!(
+            numbers, expected,
+            "every document exactly once during merges"
+        );
+        if published_splits(&node).await.len() == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "merges did not settle: {:?}\n{}",
+            published_splits(&node).await.len(),
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let splits = published_splits(&node).await;
+    let mut sizes: Vec<u64> = splits
+        .iter()
+        .map(|split| split["split_metadata"]["num_docs"].as_u64().unwrap())
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes, vec![150, 450]);
+    for split in &splits {
+        let metadata = &split["split_metadata"];
+        assert!(
+            metadata["num_merge_ops"].as_u64().unwrap() >= 1,
+            "{metadata}"
+        );
+        // Tags and time ranges of the inputs carry over, so pruning keeps working.
+        assert_eq!(metadata["tags"], json!(["level:INFO", "level:WARN"]));
+    }
+    assert_eq!(
+        node.count("merged-logs", "level:WARN").await,
+        COMMITS * DOCS_PER_COMMIT / 2
+    );
+    let window = node
+        .search(
+            "merged-logs",
+            json!({"query": "*", "start_timestamp": 1_767_225_600, "end_timestamp": 1_767_225_700, "max_hits": 0}),
+        )
+        .await;
+    assert_eq!(window["num_hits"], json!(100));
+
+    // The 15 replaced files go once the grace period is over; the 2 live ones stay.
+    let (_, description) = node.get("/api/v1/indexes/merged-logs").await;
+    let index_uri = description["index_config"]["index_uri"]
+        .as_str()
+        .or_else(|| description["index_uri"].as_str())
+        .unwrap_or_else(|| panic!("no index_uri in {description}"))
+        .to_string();
+    let index_dir = std::path::PathBuf::from(index_uri.trim_start_matches("file://"));
+    let live: BTreeSet<String> = splits
+        .iter()
+        .map(|split| {
+            format!(
+                "{}.split",
+                split["split_metadata"]["split_id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let started = Instant::now();
+    while split_files(&index_dir) != live {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "replaced split files were not deleted: {:?}",
+            split_files(&index_dir)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, metrics) = node
+        .request(reqwest::Method::GET, "/metrics", "text/plain", "")
+        .await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(metrics.contains("merges_completed_total 5"), "{metrics}");
+    assert!(
+        metrics.contains("janitor_deleted_marked_splits_total 15"),
+        "{metrics}"
+    );
+}
