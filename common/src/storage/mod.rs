@@ -4,6 +4,7 @@
 mod counting_storage;
 mod object_store_storage;
 mod resolver;
+mod retrying_storage;
 
 use std::fmt;
 use std::ops::Range;
@@ -17,6 +18,7 @@ pub use object_store_storage::ObjectStoreStorage;
 #[cfg(test)]
 pub(crate) use resolver::s3_tests as s3_test_support;
 pub use resolver::StorageResolver;
+pub use retrying_storage::{RetryPolicy, RetryingStorage};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

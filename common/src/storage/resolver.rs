@@ -101,7 +101,11 @@ impl StorageResolver {
                     self.build_s3(bucket)
                         .map_err(|error| invalid(&error.to_string()))
                 })?;
-                Arc::new(ObjectStoreStorage::new(store, prefix, uri.clone()))
+                // Remote: 5xx answers, dropped connections and stalls get retried.
+                Arc::new(super::RetryingStorage::new(
+                    Arc::new(ObjectStoreStorage::new(store, prefix, uri.clone())),
+                    super::RetryPolicy::default(),
+                ))
             }
             other => {
                 return Err(invalid(&format!(
