@@ -1,7 +1,8 @@
 use std::sync::Arc;
 
 use quarry_common::metastore::{
-    IndexMetadata, ListSplitsQuery, Metastore, MetastoreError, Split, SplitState,
+    DeleteQuery, DeleteTask, IndexMetadata, ListSplitsQuery, Metastore, MetastoreError, Split,
+    SplitState,
 };
 use quarry_common::storage::{StorageError, StorageResolver};
 use quarry_common::SplitId;
@@ -15,10 +16,25 @@ use tracing::info;
 pub enum IndexServiceError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("invalid delete query: {0}")]
+    InvalidDeleteQuery(String),
     #[error(transparent)]
     Metastore(#[from] MetastoreError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// `POST /api/v1/{index}/delete-tasks`: documents to delete, in the search API's terms.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteTaskRequest {
+    pub query: String,
+    #[serde(default)]
+    pub search_field: Option<Vec<String>>,
+    #[serde(default)]
+    pub start_timestamp: Option<i64>,
+    #[serde(default)]
+    pub end_timestamp: Option<i64>,
 }
 
 /// Summary of an index for `describe`.
@@ -136,6 +152,48 @@ impl IndexService {
         Ok(self
             .metastore
             .list_splits(&metadata.index_uid, &ListSplitsQuery::default())
+            .await?)
+    }
+
+    /// Records a delete task after checking its query against the index's mapping; the
+    /// merge planner applies it to the splits published before it.
+    pub async fn create_delete_task(
+        &self,
+        index_id: &str,
+        request: DeleteTaskRequest,
+    ) -> Result<DeleteTask, IndexServiceError> {
+        let metadata = self.metastore.index_metadata(index_id).await?;
+        let delete_query = DeleteQuery {
+            index_uid: metadata.index_uid.clone(),
+            query: request.query,
+            search_fields: request.search_field.unwrap_or_default(),
+            start_timestamp: request.start_timestamp,
+            end_timestamp: request.end_timestamp,
+        };
+        if let (Some(start), Some(end)) = (delete_query.start_timestamp, delete_query.end_timestamp)
+        {
+            if start > end {
+                return Err(IndexServiceError::InvalidDeleteQuery(format!(
+                    "start_timestamp ({start}) is after end_timestamp ({end})"
+                )));
+            }
+        }
+        let doc_mapper = quarry_common::doc_mapper::DocMapper::new(&metadata.index_config);
+        quarry_searcher::delete_query::delete_query_ast(&delete_query, &doc_mapper)
+            .map_err(IndexServiceError::InvalidDeleteQuery)?;
+        let task = self.metastore.create_delete_task(delete_query).await?;
+        info!(index_id, opstamp = task.opstamp, query = %task.delete_query.query, "delete task created");
+        Ok(task)
+    }
+
+    pub async fn list_delete_tasks(
+        &self,
+        index_id: &str,
+    ) -> Result<Vec<DeleteTask>, IndexServiceError> {
+        let metadata = self.metastore.index_metadata(index_id).await?;
+        Ok(self
+            .metastore
+            .list_delete_tasks(&metadata.index_uid, 0)
             .await?)
     }
 

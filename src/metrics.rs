@@ -93,6 +93,13 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         (
             gauge(
+                "delete_task_rewrites_total",
+                "Splits rewritten or dropped to apply delete tasks",
+            ),
+            &quarry_indexer::DELETE_REWRITES,
+        ),
+        (
+            gauge(
                 "janitor_deleted_staged_splits_total",
                 "Splits of uploads that never published, deleted by the janitor",
             ),

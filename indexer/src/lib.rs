@@ -24,6 +24,6 @@ pub use janitor::{
 };
 pub use merge::{
     plan_merges, split_maturity, MergeError, MergeExecutor, MergeOperation, MergeOutcome,
-    MergePlanner, MERGED_INPUT_BYTES, MERGES_COMPLETED, MERGES_FAILED,
+    MergePlanner, DELETE_REWRITES, MERGED_INPUT_BYTES, MERGES_COMPLETED, MERGES_FAILED,
 };
 pub use wal::WAL_FSYNCS;

@@ -103,7 +103,15 @@ impl Uploader {
     }
 
     async fn upload_and_publish(&self, split: &PackagedSplit) -> Result<(), UploadError> {
-        let metadata = &split.metadata;
+        let mut metadata = split.metadata.clone();
+        // Delete tasks created before now apply to older splits only: documents published
+        // from here on were not there when the task was asked for.
+        metadata.delete_opstamp = self
+            .metastore
+            .last_delete_opstamp(&metadata.index_uid)
+            .await
+            .map_err(UploadError::from_metastore)?;
+        let metadata = &metadata;
         let index_metadata = self
             .metastore
             .index_metadata(metadata.index_uid.index_id())

@@ -5,6 +5,7 @@
 //! `root` → `leaf` → `fetch_docs`, with `query_string` → `query_ast` → `query_builder`.
 
 pub mod aggregations;
+pub mod delete_query;
 pub mod elastic_dsl;
 mod fetch_docs;
 mod leaf;

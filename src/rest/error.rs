@@ -65,6 +65,9 @@ impl From<IndexServiceError> for ApiError {
     fn from(error: IndexServiceError) -> Self {
         match error {
             IndexServiceError::Config(error) => ApiError::bad_request(error.to_string()),
+            error @ IndexServiceError::InvalidDeleteQuery(_) => {
+                ApiError::bad_request(error.to_string())
+            }
             IndexServiceError::Metastore(error) => error.into(),
             IndexServiceError::Storage(quarry_common::storage::StorageError::InvalidUri {
                 uri,

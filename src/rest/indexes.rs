@@ -65,3 +65,30 @@ pub(crate) async fn delete_index(
         json!({ "index_id": index_id, "deleted_splits": split_ids }),
     ))
 }
+
+pub(crate) async fn create_delete_task(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: crate::index_service::DeleteTaskRequest = serde_json::from_slice(&body)
+        .map_err(|error| {
+            ApiError::bad_request(format!(
+                "the body must be {{\"query\": …, \"start_timestamp\"?, \"end_timestamp\"?, \"search_field\"?}}: {error}"
+            ))
+        })?;
+    let task = state
+        .index_service
+        .create_delete_task(&index_id, request)
+        .await?;
+    Ok(Json(json!(task)))
+}
+
+pub(crate) async fn list_delete_tasks(
+    State(state): State<Arc<AppState>>,
+    Path(index_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(
+        state.index_service.list_delete_tasks(&index_id).await?
+    )))
+}

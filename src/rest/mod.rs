@@ -56,6 +56,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/{index_id}/ingest", post(ingest::ingest))
         .route(
+            "/api/v1/{index_id}/delete-tasks",
+            post(indexes::create_delete_task).get(indexes::list_delete_tasks),
+        )
+        .route(
             "/api/v1/{index_id}/search",
             get(search::search_get).post(search::search_post),
         )

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::{
-    CheckpointDelta, IndexMetadata, ListSplitsQuery, Metastore, MetastoreError, MetastoreResult,
-    Split, SplitMetadata, SplitState,
+    CheckpointDelta, DeleteQuery, DeleteTask, IndexMetadata, ListSplitsQuery, Metastore,
+    MetastoreError, MetastoreResult, Split, SplitMetadata, SplitState,
 };
 use crate::storage::{Storage, StorageError, StorageResolver};
 use crate::{IndexUid, SplitId};
@@ -28,6 +28,8 @@ struct Manifest {
 struct IndexState {
     index_metadata: IndexMetadata,
     splits: BTreeMap<SplitId, Split>,
+    #[serde(default)]
+    delete_tasks: Vec<DeleteTask>,
 }
 
 /// The default metastore: a manifest under `metastore_uri` and one JSON state file per
@@ -186,6 +188,7 @@ impl Metastore for FileBackedMetastore {
                 create_timestamp: now_secs(),
             },
             splits: BTreeMap::new(),
+            delete_tasks: Vec::new(),
         };
         // The state file first, then the manifest entry that makes the index exist: a crash
         // in between leaves an unlisted file that the next create overwrites.
@@ -404,6 +407,75 @@ impl Metastore for FileBackedMetastore {
             }
             for split_id in split_ids {
                 state.splits.remove(split_id);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_delete_task(&self, delete_query: DeleteQuery) -> MetastoreResult<DeleteTask> {
+        let index_uid = delete_query.index_uid.clone();
+        self.update_state(&index_uid, |state| {
+            let opstamp = state
+                .delete_tasks
+                .last()
+                .map(|task| task.opstamp)
+                .unwrap_or(0)
+                + 1;
+            let task = DeleteTask {
+                opstamp,
+                create_timestamp: now_secs(),
+                delete_query,
+            };
+            state.delete_tasks.push(task.clone());
+            Ok(task)
+        })
+        .await
+    }
+
+    async fn list_delete_tasks(
+        &self,
+        index_uid: &IndexUid,
+        opstamp_start: u64,
+    ) -> MetastoreResult<Vec<DeleteTask>> {
+        let mut cache = self.cache.lock().await;
+        let state = self.load_state(&mut cache, index_uid.index_id()).await?;
+        if &state.index_metadata.index_uid != index_uid {
+            return Err(MetastoreError::IndexNotFound(index_uid.to_string()));
+        }
+        Ok(state
+            .delete_tasks
+            .iter()
+            .filter(|task| task.opstamp > opstamp_start)
+            .cloned()
+            .collect())
+    }
+
+    async fn last_delete_opstamp(&self, index_uid: &IndexUid) -> MetastoreResult<u64> {
+        Ok(self
+            .list_delete_tasks(index_uid, 0)
+            .await?
+            .last()
+            .map(|task| task.opstamp)
+            .unwrap_or(0))
+    }
+
+    async fn update_splits_delete_opstamp(
+        &self,
+        index_uid: &IndexUid,
+        split_ids: &[SplitId],
+        delete_opstamp: u64,
+    ) -> MetastoreResult<()> {
+        let now = now_secs();
+        self.update_state(index_uid, |state| {
+            for split_id in split_ids {
+                if let Some(split) = state.splits.get_mut(split_id) {
+                    if split.split_state == SplitState::Published {
+                        split.split_metadata.delete_opstamp =
+                            split.split_metadata.delete_opstamp.max(delete_opstamp);
+                        split.update_timestamp = now;
+                    }
+                }
             }
             Ok(())
         })

@@ -76,3 +76,28 @@ pub struct Split {
     pub update_timestamp: i64,
     pub publish_timestamp: Option<i64>,
 }
+
+/// What a delete task removes: the documents of the index matching `query` (the query
+/// language of the search API) within `[start_timestamp, end_timestamp)`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeleteQuery {
+    pub index_uid: IndexUid,
+    pub query: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search_fields: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_timestamp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_timestamp: Option<i64>,
+}
+
+/// A delete query with its place in the index's order of deletes. A split whose
+/// `delete_opstamp` is below a task's opstamp may still hold documents the task removes;
+/// splits published after the task start at its opstamp, so later documents are untouched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeleteTask {
+    pub opstamp: u64,
+    /// Seconds since the epoch.
+    pub create_timestamp: i64,
+    pub delete_query: DeleteQuery,
+}

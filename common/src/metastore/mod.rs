@@ -11,7 +11,9 @@ use quarry_config::IndexConfig;
 
 pub use checkpoint::{CheckpointDelta, Position, SourceCheckpoint};
 pub use file_backed::FileBackedMetastore;
-pub use metadata::{IndexMetadata, Split, SplitMaturity, SplitMetadata, SplitState};
+pub use metadata::{
+    DeleteQuery, DeleteTask, IndexMetadata, Split, SplitMaturity, SplitMetadata, SplitState,
+};
 
 use crate::{IndexUid, SplitId};
 
@@ -118,5 +120,27 @@ pub trait Metastore: Send + Sync + std::fmt::Debug + 'static {
         &self,
         index_uid: &IndexUid,
         split_ids: &[SplitId],
+    ) -> MetastoreResult<()>;
+
+    /// Records a delete task with the next opstamp of its index.
+    async fn create_delete_task(&self, delete_query: DeleteQuery) -> MetastoreResult<DeleteTask>;
+
+    /// The index's delete tasks with an opstamp above `opstamp_start`, oldest first.
+    async fn list_delete_tasks(
+        &self,
+        index_uid: &IndexUid,
+        opstamp_start: u64,
+    ) -> MetastoreResult<Vec<DeleteTask>>;
+
+    /// The opstamp of the index's newest delete task, 0 without any.
+    async fn last_delete_opstamp(&self, index_uid: &IndexUid) -> MetastoreResult<u64>;
+
+    /// Records that published splits hold nothing older delete tasks remove. Splits no
+    /// longer published are skipped: a merge or rewrite replaced them meanwhile.
+    async fn update_splits_delete_opstamp(
+        &self,
+        index_uid: &IndexUid,
+        split_ids: &[SplitId],
+        delete_opstamp: u64,
     ) -> MetastoreResult<()>;
 }

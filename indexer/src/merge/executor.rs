@@ -32,6 +32,8 @@ pub enum MergeError {
     Metastore(#[from] MetastoreError),
     #[error("merge task panicked: {0}")]
     Panicked(String),
+    #[error("delete query: {0}")]
+    DeleteQuery(String),
 }
 
 /// What a finished merge did, for logs and metrics.
@@ -40,6 +42,33 @@ pub struct MergeOutcome {
     pub merged: SplitMetadata,
     pub num_inputs: usize,
     pub input_bytes: u64,
+}
+
+/// Documents to leave out of a rewrite, and the delete opstamp the result is at.
+pub struct Deletes {
+    pub query: Box<dyn tantivy::query::Query>,
+    pub opstamp: u64,
+}
+
+/// What rewriting splits without deleted documents came to.
+#[derive(Debug)]
+pub enum RewriteOutcome {
+    /// A new split replaced the inputs.
+    Replaced(Box<MergeOutcome>),
+    /// No input held a deleted document: nothing was written.
+    NothingDeleted,
+    /// Every document was deleted: nothing was written; the inputs should go.
+    AllDeleted,
+}
+
+/// The merged index's document count, or why no split was written.
+enum Merged {
+    Split {
+        num_docs: u64,
+        written: quarry_common::split::WrittenSplit,
+    },
+    NothingDeleted,
+    AllDeleted,
 }
 
 pub struct MergeExecutor {
@@ -55,6 +84,26 @@ impl MergeExecutor {
         index_metadata: &IndexMetadata,
         operation: &MergeOperation,
     ) -> Result<MergeOutcome, MergeError> {
+        match self
+            .rewrite(index_metadata, &operation.splits, None)
+            .await?
+        {
+            RewriteOutcome::Replaced(outcome) => Ok(*outcome),
+            // Without deletes every document is kept.
+            RewriteOutcome::NothingDeleted | RewriteOutcome::AllDeleted => Err(
+                MergeError::Panicked("a merge without deletes wrote no split".to_string()),
+            ),
+        }
+    }
+
+    /// Rewrites `inputs` into one split, leaving out what `deletes` matches, and publishes
+    /// it in their place.
+    pub async fn rewrite(
+        &self,
+        index_metadata: &IndexMetadata,
+        inputs: &[quarry_common::metastore::Split],
+        deletes: Option<Deletes>,
+    ) -> Result<RewriteOutcome, MergeError> {
         let storage = self
             .resolver
             .resolve(index_metadata.index_uri())
@@ -62,7 +111,14 @@ impl MergeExecutor {
         let merged_id = SplitId::generate();
         let work_dir = self.scratch_dir.join(format!("merge-{merged_id}"));
         let outcome = self
-            .merge_in(&work_dir, &*storage, index_metadata, operation, merged_id)
+            .merge_in(
+                &work_dir,
+                &*storage,
+                index_metadata,
+                inputs,
+                deletes,
+                merged_id,
+            )
             .await;
         if let Err(error) = tokio::fs::remove_dir_all(&work_dir).await {
             warn!(dir = %work_dir.display(), "cannot remove merge scratch folder: {error}");
@@ -75,11 +131,12 @@ impl MergeExecutor {
         work_dir: &Path,
         storage: &dyn Storage,
         index_metadata: &IndexMetadata,
-        operation: &MergeOperation,
+        splits: &[quarry_common::metastore::Split],
+        deletes: Option<Deletes>,
         merged_id: SplitId,
-    ) -> Result<MergeOutcome, MergeError> {
+    ) -> Result<RewriteOutcome, MergeError> {
         let mut input_dirs = Vec::new();
-        for (position, split) in operation.splits.iter().enumerate() {
+        for (position, split) in splits.iter().enumerate() {
             let dir = work_dir.join(format!("input-{position}"));
             tokio::fs::create_dir_all(&dir).await?;
             let metadata = &split.split_metadata;
@@ -94,28 +151,41 @@ impl MergeExecutor {
         }
         let output_dir = work_dir.join("merged");
         let split_path = work_dir.join("merged.split");
-        let (num_docs, written) = {
+        let delete_opstamp = deletes.as_ref().map(|deletes| deletes.opstamp);
+        let merged = {
             let output_dir = output_dir.clone();
             let split_path = split_path.clone();
             tokio::task::spawn_blocking(move || {
-                merge_and_package(&input_dirs, &output_dir, &split_path)
+                merge_and_package(
+                    &input_dirs,
+                    &output_dir,
+                    &split_path,
+                    deletes.as_ref().map(|deletes| deletes.query.as_ref()),
+                )
             })
             .await
             .map_err(|error| MergeError::Panicked(error.to_string()))??
         };
-        let inputs: Vec<&SplitMetadata> = operation
-            .splits
-            .iter()
-            .map(|split| &split.split_metadata)
-            .collect();
+        let (num_docs, written) = match merged {
+            Merged::Split { num_docs, written } => (num_docs, written),
+            Merged::NothingDeleted => return Ok(RewriteOutcome::NothingDeleted),
+            Merged::AllDeleted => return Ok(RewriteOutcome::AllDeleted),
+        };
+        let inputs: Vec<&SplitMetadata> =
+            splits.iter().map(|split| &split.split_metadata).collect();
         let input_bytes = inputs.iter().map(|input| input.file_size_bytes).sum();
-        let metadata = merged_metadata(
+        let mut metadata = merged_metadata(
             merged_id,
             &inputs,
             num_docs,
             written,
             &index_metadata.index_config.indexing_settings,
         );
+        if let Some(opstamp) = delete_opstamp {
+            metadata.delete_opstamp = opstamp;
+            // A rewrite changes no split's place in the merge levels.
+            metadata.num_merge_ops -= 1;
+        }
         let replaced: Vec<SplitId> = inputs.iter().map(|input| input.split_id.clone()).collect();
         self.metastore
             .stage_splits(&metadata.index_uid, vec![metadata.clone()])
@@ -161,30 +231,59 @@ impl MergeExecutor {
             num_docs,
             "merged splits published"
         );
-        Ok(MergeOutcome {
+        Ok(RewriteOutcome::Replaced(Box::new(MergeOutcome {
             merged: metadata,
             num_inputs: replaced.len(),
             input_bytes,
-        })
+        })))
     }
 }
 
-/// Blocking: merges the segments of the extracted splits into one and writes the split file.
+/// Blocking: merges the segments of the extracted splits into one, leaving out the
+/// documents `deletes` matches, and writes the split file.
 fn merge_and_package(
     input_dirs: &[PathBuf],
     output_dir: &Path,
     split_path: &Path,
-) -> Result<(u64, quarry_common::split::WrittenSplit), MergeError> {
+    deletes: Option<&dyn tantivy::query::Query>,
+) -> Result<Merged, MergeError> {
     let mut segments = Vec::new();
+    let mut filters = Vec::new();
     let mut settings = None;
+    let (mut num_docs_in, mut num_deleted) = (0u64, 0u64);
     for dir in input_dirs {
         let index = Index::open_in_dir(dir)?;
         settings.get_or_insert_with(|| index.settings().clone());
-        segments.extend(index.searchable_segments()?);
+        let index_segments = index.searchable_segments()?;
+        match deletes {
+            Some(query) => {
+                let alive = alive_after_deletes(&index, query)?;
+                for segment in &index_segments {
+                    let (max_doc, alive) = alive
+                        .get(&segment.id())
+                        .map(|(max_doc, alive)| (*max_doc, alive.clone()))
+                        .unwrap_or((segment.meta().max_doc(), None));
+                    num_docs_in += u64::from(max_doc);
+                    if let Some(alive) = &alive {
+                        num_deleted += u64::from(max_doc) - alive.num_alive_docs() as u64;
+                    }
+                    filters.push(alive);
+                }
+            }
+            None => filters.extend(index_segments.iter().map(|_| None)),
+        }
+        segments.extend(index_segments);
+    }
+    if deletes.is_some() {
+        if num_deleted == 0 {
+            return Ok(Merged::NothingDeleted);
+        }
+        if num_deleted == num_docs_in {
+            return Ok(Merged::AllDeleted);
+        }
     }
     let settings = settings.unwrap_or_default();
     std::fs::create_dir_all(output_dir)?;
-    let filters = vec![None; segments.len()];
     let merged = tantivy::indexer::merge_filtered_segments(
         &segments,
         settings,
@@ -199,7 +298,47 @@ fn merge_and_package(
         .sum();
     drop(merged);
     let written = write_split_file(output_dir, split_path)?;
-    Ok((num_docs, written))
+    Ok(Merged::Split { num_docs, written })
+}
+
+type SegmentAlive = (u32, Option<tantivy::fastfield::AliveBitSet>);
+
+/// Per segment: its doc count, and the documents left once `query`'s matches are gone
+/// (`None` when nothing matched there).
+fn alive_after_deletes(
+    index: &Index,
+    query: &dyn tantivy::query::Query,
+) -> Result<std::collections::HashMap<tantivy::index::SegmentId, SegmentAlive>, MergeError> {
+    let reader: tantivy::IndexReader = index
+        .reader_builder()
+        .reload_policy(tantivy::ReloadPolicy::Manual)
+        .try_into()?;
+    let searcher = reader.searcher();
+    let matched = searcher.search(query, &tantivy::collector::DocSetCollector)?;
+    let mut alive = std::collections::HashMap::new();
+    for (segment_ord, segment_reader) in searcher.segment_readers().iter().enumerate() {
+        let max_doc = segment_reader.max_doc();
+        let mut bitset = tantivy::BitSet::with_max_value_and_full(max_doc);
+        let mut any_deleted = false;
+        for address in matched
+            .iter()
+            .filter(|address| address.segment_ord as usize == segment_ord)
+        {
+            bitset.remove(address.doc_id);
+            any_deleted = true;
+        }
+        let filter = if any_deleted {
+            let mut bytes = Vec::new();
+            tantivy::fastfield::write_alive_bitset(&bitset, &mut bytes)?;
+            Some(tantivy::fastfield::AliveBitSet::open(
+                tantivy::directory::OwnedBytes::new(bytes),
+            ))
+        } else {
+            None
+        };
+        alive.insert(segment_reader.segment_id(), (max_doc, filter));
+    }
+    Ok(alive)
 }
 
 fn merged_metadata(

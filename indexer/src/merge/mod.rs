@@ -1,5 +1,6 @@
-//! Merges: the planner asks the stable-log policy which published splits of each index
-//! should merge, and the executor merges them, one operation at a time so that merging
+//! Merges and deletes: the planner first rewrites the splits that hold documents of pending
+//! delete tasks, then asks the stable-log policy which published splits of each index
+//! should merge, and the executor runs them, one operation at a time so that this work
 //! never takes more than one core from ingest and search.
 
 mod executor;
@@ -10,17 +11,22 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quarry_common::metastore::{ListSplitsQuery, Metastore};
+use quarry_common::doc_mapper::DocMapper;
+use quarry_common::metastore::{IndexMetadata, ListSplitsQuery, Metastore, Split};
 use quarry_common::storage::StorageResolver;
-use tracing::warn;
+use quarry_searcher::delete_query::any_of;
+use quarry_searcher::query_builder::QueryBuilder;
+use tracing::{info, warn};
 
-pub use executor::{MergeError, MergeExecutor, MergeOutcome};
+pub use executor::{Deletes, MergeError, MergeExecutor, MergeOutcome, RewriteOutcome};
 pub use policy::{plan_merges, split_maturity, MergeOperation};
 
 /// Merges published since start, merges that failed, and split bytes read by merges.
 pub static MERGES_COMPLETED: AtomicU64 = AtomicU64::new(0);
 pub static MERGES_FAILED: AtomicU64 = AtomicU64::new(0);
 pub static MERGED_INPUT_BYTES: AtomicU64 = AtomicU64::new(0);
+/// Splits rewritten (or dropped whole) to apply delete tasks.
+pub static DELETE_REWRITES: AtomicU64 = AtomicU64::new(0);
 
 pub struct MergePlanner {
     metastore: Arc<dyn Metastore>,
@@ -74,8 +80,24 @@ impl MergePlanner {
                     continue;
                 }
             };
+            let last_delete_opstamp = match self.apply_deletes(&index_metadata, &published).await {
+                Ok(opstamp) => opstamp,
+                Err(error) => {
+                    warn!(
+                        index_id = index_metadata.index_id(),
+                        "applying delete tasks failed: {error}"
+                    );
+                    continue;
+                }
+            };
+            // Splits with deletes still to apply wait: a merge would carry their documents
+            // into a split that looks clean.
+            let clean: Vec<_> = published
+                .into_iter()
+                .filter(|split| split.split_metadata.delete_opstamp >= last_delete_opstamp)
+                .collect();
             let operations = plan_merges(
-                &published,
+                &clean,
                 &index_metadata.index_config.indexing_settings,
                 crate::packager::now_secs(),
             );
@@ -98,6 +120,76 @@ impl MergePlanner {
             }
         }
         outcomes
+    }
+
+    /// Rewrites each published split older than the newest delete task without the
+    /// documents the newer tasks match; returns that newest opstamp.
+    async fn apply_deletes(
+        &self,
+        index_metadata: &IndexMetadata,
+        published: &[Split],
+    ) -> Result<u64, MergeError> {
+        let index_uid = &index_metadata.index_uid;
+        let last_opstamp = self.metastore.last_delete_opstamp(index_uid).await?;
+        let behind: Vec<&Split> = published
+            .iter()
+            .filter(|split| split.split_metadata.delete_opstamp < last_opstamp)
+            .collect();
+        if behind.is_empty() {
+            return Ok(last_opstamp);
+        }
+        let doc_mapper = DocMapper::new(&index_metadata.index_config);
+        for split in behind {
+            let tasks = self
+                .metastore
+                .list_delete_tasks(index_uid, split.split_metadata.delete_opstamp)
+                .await?;
+            let queries: Vec<_> = tasks.into_iter().map(|task| task.delete_query).collect();
+            let query = any_of(&queries, &doc_mapper)
+                .and_then(|ast| {
+                    QueryBuilder::new(&doc_mapper)
+                        .build(&ast)
+                        .map_err(|error| error.to_string())
+                })
+                .map_err(MergeError::DeleteQuery)?;
+            let deletes = Deletes {
+                query,
+                opstamp: last_opstamp,
+            };
+            let split_ids = std::slice::from_ref(&split.split_metadata.split_id);
+            match self
+                .executor
+                .rewrite(index_metadata, std::slice::from_ref(split), Some(deletes))
+                .await?
+            {
+                RewriteOutcome::Replaced(outcome) => {
+                    DELETE_REWRITES.fetch_add(1, Ordering::Relaxed);
+                    info!(
+                        index_id = index_metadata.index_id(),
+                        split_id = %split.split_metadata.split_id,
+                        num_docs_left = outcome.merged.num_docs,
+                        "deleted documents: split rewritten"
+                    );
+                }
+                RewriteOutcome::NothingDeleted => {
+                    self.metastore
+                        .update_splits_delete_opstamp(index_uid, split_ids, last_opstamp)
+                        .await?;
+                }
+                RewriteOutcome::AllDeleted => {
+                    DELETE_REWRITES.fetch_add(1, Ordering::Relaxed);
+                    info!(
+                        index_id = index_metadata.index_id(),
+                        split_id = %split.split_metadata.split_id,
+                        "deleted documents: every document of the split matched"
+                    );
+                    self.metastore
+                        .mark_splits_for_deletion(index_uid, split_ids)
+                        .await?;
+                }
+            }
+        }
+        Ok(last_opstamp)
     }
 
     pub async fn run(self, interval: Duration) {

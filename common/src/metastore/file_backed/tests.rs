@@ -364,3 +364,66 @@ async fn works_on_s3() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn delete_tasks_get_increasing_opstamps_and_splits_catch_up() {
+    let resolver = StorageResolver::default();
+    let root = "ram:///metastore-test-delete-tasks";
+    let metastore = metastore(&resolver, root);
+    let index = metastore.create_index(config("logs", root)).await.unwrap();
+    let uid = index.index_uid.clone();
+    assert_eq!(metastore.last_delete_opstamp(&uid).await.unwrap(), 0);
+    let query = |text: &str| crate::metastore::DeleteQuery {
+        index_uid: uid.clone(),
+        query: text.to_string(),
+        search_fields: Vec::new(),
+        start_timestamp: None,
+        end_timestamp: Some(100),
+    };
+    let first = metastore.create_delete_task(query("a")).await.unwrap();
+    let second = metastore.create_delete_task(query("b")).await.unwrap();
+    assert_eq!((first.opstamp, second.opstamp), (1, 2));
+    assert_eq!(metastore.last_delete_opstamp(&uid).await.unwrap(), 2);
+    let after_first = metastore.list_delete_tasks(&uid, 1).await.unwrap();
+    assert_eq!(after_first, vec![second.clone()]);
+
+    let published = split(&uid, 0, 10);
+    let staged = split(&uid, 0, 10);
+    metastore
+        .stage_splits(&uid, vec![published.clone(), staged.clone()])
+        .await
+        .unwrap();
+    metastore
+        .publish_splits(&uid, std::slice::from_ref(&published.split_id), &[], None)
+        .await
+        .unwrap();
+    metastore
+        .update_splits_delete_opstamp(
+            &uid,
+            &[published.split_id.clone(), staged.split_id.clone()],
+            2,
+        )
+        .await
+        .unwrap();
+    let splits = metastore
+        .list_splits(&uid, &ListSplitsQuery::default())
+        .await
+        .unwrap();
+    for split in splits {
+        let expected = if split.split_metadata.split_id == published.split_id {
+            2
+        } else {
+            0
+        };
+        assert_eq!(
+            split.split_metadata.delete_opstamp, expected,
+            "only published splits move"
+        );
+    }
+    // Tasks survive a reopen.
+    let reopened = metastore_reopen(&resolver, root);
+    assert_eq!(
+        reopened.list_delete_tasks(&uid, 0).await.unwrap(),
+        vec![first, second]
+    );
+}
