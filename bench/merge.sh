@@ -23,7 +23,8 @@ start_node() {
     "$PORT" "$WORK" "$1" > "$WORK/node.yaml"
   "$BIN" run --config "$WORK/node.yaml" >> "$WORK/node.log" 2>&1 &
   NODE_PID=$!
-  for _ in $(seq 1 100); do curl -sf "$ENDPOINT/health/readyz" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 1 300); do curl -sf "$ENDPOINT/health/readyz" >/dev/null && return; sleep 0.1; done
+  echo "the node did not start:"; tail -20 "$WORK/node.log"; exit 1
 }
 published_splits() {
   curl -sf "$ENDPOINT/api/v1/indexes/bench-logs" | python3 -c 'import json,sys; print(json.load(sys.stdin)["num_published_splits"])'
@@ -49,11 +50,11 @@ START=$(date +%s.%N)
 last=-1; stable=0
 while [ "$stable" -lt 10 ]; do
   sleep 0.5
-  now=$(metric merges_completed_total)
+  now=$(metric quarry_merges_completed_total)
   if [ "$now" = "$last" ] && [ "$now" != "0" ]; then stable=$((stable + 1)); else stable=0; last=$now; END=$(date +%s.%N); fi
 done
 CPU_AFTER=$(awk '{print $14+$15}' "/proc/$NODE_PID/stat")
-python3 - "$(metric merges_completed_total)" "$(metric merge_input_bytes_total)" "$START" "$END" "$CPU_BEFORE" "$CPU_AFTER" "$(published_splits)" <<'PY'
+python3 - "$(metric quarry_merges_completed_total)" "$(metric quarry_merge_input_bytes_total)" "$START" "$END" "$CPU_BEFORE" "$CPU_AFTER" "$(published_splits)" <<'PY'
 import os, sys
 merges, input_bytes, start, end, cpu0, cpu1, splits = sys.argv[1:]
 wall = float(end) - float(start)
@@ -67,7 +68,7 @@ import sys
 def medians(path):
     rows = {}
     for line in open(path).read().splitlines()[1:]:
-        cells = line.rsplit(None, 8)
+        cells = line.rsplit(None, 6)
         name, median = cells[0], float(cells[1])
         rows[name] = median
     return rows
