@@ -420,6 +420,158 @@ fn merged_tags(inputs: &[&SplitMetadata]) -> BTreeSet<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quarry_common::metastore::{FileBackedMetastore, ListSplitsQuery, Split, SplitState};
+
+    /// Indexes `docs` into a one-segment split, uploads it and publishes it.
+    async fn published_split(
+        metastore: &dyn Metastore,
+        storage: &dyn Storage,
+        index_metadata: &IndexMetadata,
+        docs: &[&str],
+    ) -> Split {
+        let doc_mapper = quarry_common::doc_mapper::DocMapper::new(&index_metadata.index_config);
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::create_in_dir(dir.path(), doc_mapper.schema().clone()).unwrap();
+        let mut writer: tantivy::IndexWriter =
+            index.writer_with_num_threads(1, 15_000_000).unwrap();
+        for doc in docs {
+            writer
+                .add_document(doc_mapper.doc_from_json_bytes(doc.as_bytes()).unwrap().doc)
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        drop(writer);
+        let split_path = dir.path().with_extension("split");
+        let written = write_split_file(dir.path(), &split_path).unwrap();
+        let metadata = SplitMetadata {
+            index_uid: index_metadata.index_uid.clone(),
+            num_docs: docs.len() as u64,
+            file_size_bytes: written.file_size_bytes,
+            footer_offsets: written.footer_offsets,
+            maturity: quarry_common::metastore::SplitMaturity::Immature {
+                maturation_period_secs: 3600,
+            },
+            ..test_metadata()
+        };
+        storage
+            .put_file(&metadata.split_id.file_name(), &split_path)
+            .await
+            .unwrap();
+        metastore
+            .stage_splits(&metadata.index_uid, vec![metadata.clone()])
+            .await
+            .unwrap();
+        metastore
+            .publish_splits(
+                &metadata.index_uid,
+                std::slice::from_ref(&metadata.split_id),
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+        let splits = metastore
+            .list_splits(&metadata.index_uid, &ListSplitsQuery::published())
+            .await
+            .unwrap();
+        splits
+            .into_iter()
+            .find(|split| split.split_metadata.split_id == metadata.split_id)
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn two_merges_of_the_same_split_one_wins_and_the_other_leaves_nothing() {
+        let resolver = StorageResolver::default();
+        let root = "ram:///merge-race";
+        let metastore: Arc<dyn Metastore> = Arc::new(FileBackedMetastore::new(
+            resolver.resolve(root).unwrap(),
+            resolver.clone(),
+        ));
+        let mut config = quarry_config::IndexConfig::parse(
+            b"index_id: race\ndoc_mapping:\n  field_mappings:\n    - {name: n, type: u64, fast: true}",
+            quarry_config::ConfigFormat::Yaml,
+        )
+        .unwrap();
+        config.index_uri = Some(format!("{root}/race"));
+        let index_metadata = metastore.create_index(config).await.unwrap();
+        let storage = resolver.resolve(index_metadata.index_uri()).unwrap();
+        let mut splits = Vec::new();
+        for n in 0..3 {
+            let doc = format!("{{\"n\": {n}}}");
+            splits.push(
+                published_split(&*metastore, &*storage, &index_metadata, &[doc.as_str()]).await,
+            );
+        }
+        let scratch = tempfile::tempdir().unwrap();
+        let executor = MergeExecutor {
+            metastore: metastore.clone(),
+            resolver: resolver.clone(),
+            scratch_dir: scratch.path().to_path_buf(),
+        };
+        // Both take split 1.
+        let left = MergeOperation {
+            splits: splits[..2].to_vec(),
+        };
+        let right = MergeOperation {
+            splits: splits[1..].to_vec(),
+        };
+        let (left, right) = tokio::join!(
+            executor.execute(&index_metadata, &left),
+            executor.execute(&index_metadata, &right)
+        );
+        let (winner, loser) = match (left, right) {
+            (Ok(winner), Err(loser)) | (Err(loser), Ok(winner)) => (winner, loser),
+            (left, right) => panic!("exactly one merge must win: {left:?} / {right:?}"),
+        };
+        assert!(
+            matches!(
+                &loser,
+                MergeError::Metastore(MetastoreError::SplitsNotInExpectedState { .. })
+            ),
+            "{loser}"
+        );
+        let all = metastore
+            .list_splits(&index_metadata.index_uid, &ListSplitsQuery::default())
+            .await
+            .unwrap();
+        // The winner's output is published, its two inputs marked, the third input still
+        // published, and nothing of the loser remains: no staged record, no file.
+        let state_of = |id: &SplitId| {
+            all.iter()
+                .find(|split| &split.split_metadata.split_id == id)
+                .map(|split| split.split_state)
+        };
+        assert_eq!(
+            state_of(&winner.merged.split_id),
+            Some(SplitState::Published)
+        );
+        assert_eq!(all.len(), 4, "{all:?}");
+        assert_eq!(
+            all.iter()
+                .filter(|split| split.split_state == SplitState::MarkedForDeletion)
+                .count(),
+            2
+        );
+        assert_eq!(
+            all.iter()
+                .filter(|split| split.split_state == SplitState::Published)
+                .count(),
+            2
+        );
+        let files = storage.list("").await.unwrap();
+        let split_files: Vec<&String> =
+            files.iter().filter(|key| key.ends_with(".split")).collect();
+        assert_eq!(
+            split_files.len(),
+            4,
+            "the loser's upload was deleted: {split_files:?}"
+        );
+        assert!(
+            std::fs::read_dir(scratch.path()).unwrap().next().is_none(),
+            "scratch cleaned"
+        );
+    }
 
     #[test]
     fn tags_union_and_overflow() {
