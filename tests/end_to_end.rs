@@ -653,88 +653,54 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
         assert!((avg - sum / count as f64).abs() < 1e-9, "{bucket}");
     }
 
-    let mut per_minute: std::collections::BTreeMap<i64, u64> = Default::default();
-    for doc in docs {
-        *per_minute
-            .entry(timestamp_secs(doc).div_euclid(60) * 60_000)
-            .or_default() += 1;
-    }
-    let histogram: std::collections::BTreeMap<i64, u64> = aggregations["per_minute"]["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|bucket| {
-            (
-                bucket["key"].as_f64().unwrap() as i64,
-                bucket["doc_count"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(histogram, per_minute);
-
-    // Calendar weeks start on Monday; 1970-01-01 (day 0) was a Thursday.
-    let mut per_week: std::collections::BTreeMap<i64, u64> = Default::default();
-    for doc in docs {
-        let day = timestamp_secs(doc).div_euclid(86_400);
-        let monday = (day - 4).div_euclid(7) * 7 + 4;
-        *per_week.entry(monday * 86_400_000).or_default() += 1;
-    }
-    let weekly: std::collections::BTreeMap<i64, u64> = aggregations["per_week"]["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|bucket| {
-            (
-                bucket["key"].as_f64().unwrap() as i64,
-                bucket["doc_count"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(weekly, per_week);
-
-    let mut per_month: std::collections::BTreeMap<i64, u64> = Default::default();
-    for doc in docs {
-        let date = time::OffsetDateTime::from_unix_timestamp(timestamp_secs(doc))
+    // Each date histogram against the documents counted into the bucket start the
+    // expected rounding gives them (epoch milliseconds).
+    let day_of = |secs: i64| secs.div_euclid(86_400);
+    type BucketStart = Box<dyn Fn(i64) -> i64>;
+    let histograms: [(&str, BucketStart); 4] = [
+        ("per_minute", Box::new(|secs| secs.div_euclid(60) * 60)),
+        // Calendar weeks start on Monday; 1970-01-01 (day 0) was a Thursday.
+        (
+            "per_week",
+            Box::new(move |secs| ((day_of(secs) - 4).div_euclid(7) * 7 + 4) * 86_400),
+        ),
+        (
+            "per_month",
+            Box::new(|secs| {
+                let date = time::OffsetDateTime::from_unix_timestamp(secs)
+                    .unwrap()
+                    .date();
+                let start = time::Date::from_calendar_date(date.year(), date.month(), 1).unwrap();
+                start.midnight().assume_utc().unix_timestamp()
+            }),
+        ),
+        // In a -01:30 zone, hours start at half past in UTC.
+        (
+            "per_local_hour",
+            Box::new(|secs| (secs - 5_400).div_euclid(3_600) * 3_600 + 5_400),
+        ),
+    ];
+    for (name, bucket_start) in histograms {
+        let mut expected: std::collections::BTreeMap<i64, u64> = Default::default();
+        for doc in docs {
+            *expected
+                .entry(bucket_start(timestamp_secs(doc)) * 1_000)
+                .or_default() += 1;
+        }
+        let actual: std::collections::BTreeMap<i64, u64> = aggregations[name]["buckets"]
+            .as_array()
             .unwrap()
-            .date();
-        let start = time::Date::from_calendar_date(date.year(), date.month(), 1).unwrap();
-        *per_month
-            .entry(start.midnight().assume_utc().unix_timestamp() * 1_000)
-            .or_default() += 1;
+            .iter()
+            .map(|bucket| {
+                (
+                    bucket["key"].as_f64().unwrap() as i64,
+                    bucket["doc_count"].as_u64().unwrap(),
+                )
+            })
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        assert_eq!(actual, expected, "{name}");
     }
-    let monthly: std::collections::BTreeMap<i64, u64> = aggregations["per_month"]["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|bucket| {
-            (
-                bucket["key"].as_f64().unwrap() as i64,
-                bucket["doc_count"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(monthly, per_month);
-
-    // In a -01:30 zone, hours start at half past in UTC.
-    let mut per_local_hour: std::collections::BTreeMap<i64, u64> = Default::default();
-    for doc in docs {
-        let shifted = timestamp_secs(doc) - 5_400;
-        let start = shifted.div_euclid(3_600) * 3_600 + 5_400;
-        *per_local_hour.entry(start * 1_000).or_default() += 1;
-    }
-    let hourly: std::collections::BTreeMap<i64, u64> = aggregations["per_local_hour"]["buckets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|bucket| {
-            (
-                bucket["key"].as_f64().unwrap() as i64,
-                bucket["doc_count"].as_u64().unwrap(),
-            )
-        })
-        .filter(|(_, count)| *count > 0)
-        .collect();
-    assert_eq!(hourly, per_local_hour);
 
     let durations: Vec<f64> = docs
         .iter()

@@ -30,15 +30,7 @@ indexing_settings:
 ";
 
 async fn published_splits(node: &TestNode) -> Vec<Value> {
-    let (status, answer) = node.get("/api/v1/indexes/merged-logs/splits").await;
-    assert_eq!(status, 200, "{answer}");
-    answer["splits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|split| split["split_state"] == json!("published"))
-        .cloned()
-        .collect()
+    published_splits_of(node, "merged-logs").await
 }
 
 async fn all_numbers(node: &TestNode) -> Vec<u64> {

@@ -191,6 +191,14 @@ fn shift_for_time_zone(
     Ok(())
 }
 
+/// The request's `aggs` as JSON: GET requests carry them as a JSON string.
+fn request_aggs_json(request_aggs: &Value) -> Value {
+    match request_aggs {
+        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        other => other.clone(),
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum CalendarUnit {
     Month,
@@ -225,10 +233,7 @@ impl CalendarUnit {
 /// Folds the daily buckets that month, quarter and year histograms were computed with into
 /// calendar buckets, walking the request and the results side by side.
 pub(crate) fn fold_calendar_buckets(request_aggs: &Value, results: &mut Value) {
-    let request_aggs = match request_aggs {
-        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
-        other => other.clone(),
-    };
+    let request_aggs = request_aggs_json(request_aggs);
     let Some(named) = request_aggs.as_object() else {
         return;
     };
@@ -292,10 +297,7 @@ pub(crate) fn shape_top_hits(
     doc_mapper: &DocMapper,
     bucket_doc_count: Option<u64>,
 ) {
-    let request_aggs = match request_aggs {
-        Value::String(text) => serde_json::from_str(text).unwrap_or(Value::Null),
-        other => other.clone(),
-    };
+    let request_aggs = request_aggs_json(request_aggs);
     let Some(named) = request_aggs.as_object() else {
         return;
     };

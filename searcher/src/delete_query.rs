@@ -5,7 +5,7 @@ use quarry_common::doc_mapper::DocMapper;
 use quarry_common::metastore::DeleteQuery;
 
 use crate::query_ast::{BoolQuery, QueryAst};
-use crate::query_builder::{time_window_clause, QueryBuilder};
+use crate::query_builder::{within_time_window, QueryBuilder};
 use crate::query_string::parse_query_string;
 
 /// One delete query as a `QueryAst`, checked against the doc mapper so that a bad query is
@@ -19,21 +19,15 @@ pub fn delete_query_ast(
     } else {
         delete_query.search_fields.clone()
     };
-    let mut ast = parse_query_string(&delete_query.query, &default_fields)
+    let ast = parse_query_string(&delete_query.query, &default_fields)
         .map_err(|error| format!("{error} in `{}`", delete_query.query))?;
-    if delete_query.start_timestamp.is_some() || delete_query.end_timestamp.is_some() {
-        let timestamp_field = doc_mapper.timestamp_field().ok_or_else(|| {
-            "the index has no timestamp field, so start_timestamp/end_timestamp cannot apply"
-                .to_string()
-        })?;
-        if let Some(window) = time_window_clause(
-            &timestamp_field.path,
-            delete_query.start_timestamp,
-            delete_query.end_timestamp,
-        ) {
-            ast = ast.filtered(window);
-        }
-    }
+    let ast = within_time_window(
+        ast,
+        doc_mapper,
+        delete_query.index_uid.index_id(),
+        delete_query.start_timestamp,
+        delete_query.end_timestamp,
+    )?;
     QueryBuilder::new(doc_mapper)
         .build(&ast)
         .map_err(|error| error.to_string())?;

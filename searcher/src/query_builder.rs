@@ -480,6 +480,30 @@ fn regex_escape(c: char) -> String {
 }
 
 /// The field a request's time window filters on, as a range clause.
+/// `ast` restricted to `[start, end)` seconds of the index's timestamp field.
+pub fn within_time_window(
+    ast: QueryAst,
+    doc_mapper: &DocMapper,
+    index_id: &str,
+    start: Option<i64>,
+    end: Option<i64>,
+) -> Result<QueryAst, String> {
+    if start.is_none() && end.is_none() {
+        return Ok(ast);
+    }
+    let timestamp_field = doc_mapper.timestamp_field().ok_or_else(|| {
+        format!(
+            "index `{index_id}` has no timestamp field, so start_timestamp/end_timestamp cannot apply"
+        )
+    })?;
+    Ok(
+        match time_window_clause(&timestamp_field.path, start, end) {
+            Some(window) => ast.filtered(window),
+            None => ast,
+        },
+    )
+}
+
 pub fn time_window_clause(
     timestamp_field: &str,
     start: Option<i64>,

@@ -22,7 +22,7 @@ use crate::leaf::{leaf_search, LeafRequest, LeafResult, PartialHit};
 use crate::pattern::wildcard_match;
 use crate::pruning::split_may_match;
 use crate::query_ast::QueryAst;
-use crate::query_builder::{time_window_clause, QueryBuilder};
+use crate::query_builder::{within_time_window, QueryBuilder};
 use crate::query_string::parse_query_string;
 use crate::request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
 use crate::search_after::Cursor;
@@ -254,21 +254,14 @@ impl SearchService {
                 SearchError::InvalidRequest(format!("{error} in `{}`", request.query))
             })?,
         };
-        if request.start_timestamp.is_some() || request.end_timestamp.is_some() {
-            let timestamp_field = doc_mapper.timestamp_field().ok_or_else(|| {
-                SearchError::InvalidRequest(format!(
-                    "index `{}` has no timestamp field, so start_timestamp/end_timestamp cannot apply",
-                    index_metadata.index_id()
-                ))
-            })?;
-            if let Some(window) = time_window_clause(
-                &timestamp_field.path,
-                request.start_timestamp,
-                request.end_timestamp,
-            ) {
-                query_ast = query_ast.filtered(window);
-            }
-        }
+        query_ast = within_time_window(
+            query_ast,
+            &doc_mapper,
+            index_metadata.index_id(),
+            request.start_timestamp,
+            request.end_timestamp,
+        )
+        .map_err(SearchError::InvalidRequest)?;
         // Building the query once here turns unknown fields and bad values into a 400
         // before any split is touched.
         QueryBuilder::new(&doc_mapper)
