@@ -226,6 +226,14 @@ impl IndexService {
         }
         self.metastore.delete_splits(&index_uid, &split_ids).await?;
         self.metastore.delete_index(&index_uid).await?;
+        // Object stores have no folders; a local one leaves the emptied one behind.
+        if let Some(dir) = metadata.index_uri().strip_prefix("file://") {
+            if let Err(error) = std::fs::remove_dir(dir) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(dir, "cannot remove the deleted index's folder: {error}");
+                }
+            }
+        }
         self.search.forget_index(&index_uid, &split_ids);
         info!(index_id, num_splits = split_ids.len(), "index deleted");
         Ok(split_ids)
