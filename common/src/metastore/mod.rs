@@ -5,6 +5,8 @@
 mod checkpoint;
 mod file_backed;
 mod metadata;
+#[cfg(test)]
+mod tests_suite;
 
 use async_trait::async_trait;
 use quarry_config::IndexConfig;
@@ -39,6 +41,14 @@ pub enum MetastoreError {
 }
 
 pub type MetastoreResult<T> = Result<T, MetastoreError>;
+
+/// Seconds since the epoch, for split and index timestamps.
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or_default()
+}
 
 /// Which splits `list_splits` returns. Time bounds follow the search API: seconds,
 /// `start` inclusive, `end` exclusive.
