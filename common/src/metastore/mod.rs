@@ -38,6 +38,25 @@ pub enum MetastoreError {
     Storage(#[from] crate::storage::StorageError),
     #[error("invalid request: {0}")]
     InvalidArgument(String),
+    /// The metastore database cannot be reached, or refused the transaction for a reason
+    /// that a retry can cure (deadlock, serialization failure, server restarting).
+    #[error("metastore database unavailable: {0}")]
+    Unavailable(String),
+    /// The metastore database rejected a statement for a reason a retry will not cure
+    /// (permissions, a schema this build does not know).
+    #[error("metastore database error: {0}")]
+    Database(String),
+}
+
+impl MetastoreError {
+    /// Whether the same call may succeed later unchanged: callers retry these and give up
+    /// on the others.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            MetastoreError::Storage(_) | MetastoreError::Unavailable(_)
+        )
+    }
 }
 
 pub type MetastoreResult<T> = Result<T, MetastoreError>;
