@@ -1,10 +1,12 @@
 //! The metastore: which indexes exist, which splits are published, and up to where each
 //! source has been indexed. The trait is the seam; `FileBackedMetastore` is the default
-//! implementation (JSON files on object storage).
+//! implementation (JSON files on object storage), `PostgresMetastore` the one for clusters
+//! whose metastore outgrows a file per index.
 
 mod checkpoint;
 mod file_backed;
 mod metadata;
+mod postgres;
 #[cfg(test)]
 mod tests_suite;
 
@@ -14,6 +16,7 @@ use quarry_config::IndexConfig;
 pub use checkpoint::{CheckpointDelta, Position, SourceCheckpoint};
 pub use file_backed::FileBackedMetastore;
 pub use metadata::{IndexMetadata, Split, SplitMaturity, SplitMetadata, SplitState};
+pub use postgres::{is_postgres_uri, PostgresMetastore};
 
 use crate::{IndexUid, SplitId};
 
