@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use quarry_common::metastore::{FileBackedMetastore, Metastore};
+use quarry_common::metastore::{
+    is_postgres_uri, FileBackedMetastore, Metastore, PostgresMetastore,
+};
 use quarry_common::storage::StorageResolver;
 use quarry_config::{NodeConfig, Service};
 use quarry_control_plane::Cluster;
@@ -39,16 +41,22 @@ impl Node {
             .with_context(|| format!("cannot create data_dir `{}`", config.data_dir.display()))?;
         let resolver = StorageResolver::new(config.storage.s3.clone().unwrap_or_default());
         let metastore_uri = config.metastore_uri();
-        if metastore_uri.starts_with("postgres") {
-            anyhow::bail!("metastore_uri `{metastore_uri}`: the PostgreSQL metastore is not available in this build yet");
-        }
-        let metastore_storage = resolver
-            .resolve(&metastore_uri)
-            .with_context(|| format!("cannot open metastore at `{metastore_uri}`"))?;
-        let metastore: Arc<dyn Metastore> = Arc::new(FileBackedMetastore::new(
-            metastore_storage,
-            resolver.clone(),
-        ));
+        let metastore: Arc<dyn Metastore> = if is_postgres_uri(&metastore_uri) {
+            // Connects and migrates the schema; the error names the URI (password masked).
+            Arc::new(
+                PostgresMetastore::connect(&metastore_uri)
+                    .await
+                    .context("cannot open the PostgreSQL metastore")?,
+            )
+        } else {
+            let metastore_storage = resolver
+                .resolve(&metastore_uri)
+                .with_context(|| format!("cannot open metastore at `{metastore_uri}`"))?;
+            Arc::new(FileBackedMetastore::new(
+                metastore_storage,
+                resolver.clone(),
+            ))
+        };
         // Fail fast on an unreadable metastore rather than on the first request.
         metastore
             .list_indexes()

@@ -153,9 +153,10 @@ enum UploadError {
 
 impl UploadError {
     fn from_metastore(error: MetastoreError) -> UploadError {
-        match error {
-            MetastoreError::Storage(_) => UploadError::Transient(error.to_string()),
-            other => UploadError::Permanent(other.to_string()),
+        if error.is_transient() {
+            UploadError::Transient(error.to_string())
+        } else {
+            UploadError::Permanent(error.to_string())
         }
     }
 }

@@ -50,9 +50,10 @@ impl From<MetastoreError> for ApiError {
             MetastoreError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
             MetastoreError::SplitsNotInExpectedState { .. }
             | MetastoreError::CheckpointConflict { .. } => StatusCode::CONFLICT,
-            MetastoreError::Corrupt { .. } | MetastoreError::Storage(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            MetastoreError::Corrupt { .. }
+            | MetastoreError::Storage(_)
+            | MetastoreError::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            MetastoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError {
             status,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::{
-    CheckpointDelta, DeleteQuery, DeleteTask, IndexMetadata, ListSplitsQuery, Metastore,
+    now_secs, CheckpointDelta, DeleteQuery, DeleteTask, IndexMetadata, ListSplitsQuery, Metastore,
     MetastoreError, MetastoreResult, Split, SplitMetadata, SplitState,
 };
 use crate::storage::{Storage, StorageError, StorageResolver};
@@ -49,13 +49,6 @@ pub struct FileBackedMetastore {
 struct Cache {
     manifest: Option<Manifest>,
     states: HashMap<String, IndexState>,
-}
-
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 async fn write_atomically(

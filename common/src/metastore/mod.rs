@@ -1,10 +1,14 @@
 //! The metastore: which indexes exist, which splits are published, and up to where each
 //! source has been indexed. The trait is the seam; `FileBackedMetastore` is the default
-//! implementation (JSON files on object storage).
+//! implementation (JSON files on object storage), `PostgresMetastore` the one for clusters
+//! whose metastore outgrows a file per index.
 
 mod checkpoint;
 mod file_backed;
 mod metadata;
+mod postgres;
+#[cfg(test)]
+mod tests_suite;
 
 use async_trait::async_trait;
 use quarry_config::IndexConfig;
@@ -14,6 +18,7 @@ pub use file_backed::FileBackedMetastore;
 pub use metadata::{
     DeleteQuery, DeleteTask, IndexMetadata, Split, SplitMaturity, SplitMetadata, SplitState,
 };
+pub use postgres::{is_postgres_uri, PostgresMetastore};
 
 use crate::{IndexUid, SplitId};
 
@@ -38,9 +43,36 @@ pub enum MetastoreError {
     Storage(#[from] crate::storage::StorageError),
     #[error("invalid request: {0}")]
     InvalidArgument(String),
+    /// The metastore database cannot be reached, or refused the transaction for a reason
+    /// that a retry can cure (deadlock, serialization failure, server restarting).
+    #[error("metastore database unavailable: {0}")]
+    Unavailable(String),
+    /// The metastore database rejected a statement for a reason a retry will not cure
+    /// (permissions, a schema this build does not know).
+    #[error("metastore database error: {0}")]
+    Database(String),
+}
+
+impl MetastoreError {
+    /// Whether the same call may succeed later unchanged: callers retry these and give up
+    /// on the others.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            MetastoreError::Storage(_) | MetastoreError::Unavailable(_)
+        )
+    }
 }
 
 pub type MetastoreResult<T> = Result<T, MetastoreError>;
+
+/// Seconds since the epoch, for split and index timestamps.
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or_default()
+}
 
 /// Which splits `list_splits` returns. Time bounds follow the search API: seconds,
 /// `start` inclusive, `end` exclusive.
