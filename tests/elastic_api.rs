@@ -288,6 +288,16 @@ async fn what_official_clients_send_is_understood() {
         json!((0..30).filter(|id| id % 3 == 0).count())
     );
 
+    // `filter_path` keeps what the client reads.
+    let (status, filtered) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search?filter_path=hits.total.value,-took",
+            &json!({"size": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{filtered}");
+    assert_eq!(filtered, json!({"hits": {"total": {"value": 30}}}));
+
     // `field_caps` patterns come in the body.
     let (status, caps) = node
         .post_json(

@@ -3,6 +3,7 @@
 
 mod bulk;
 mod fields;
+mod filter_path;
 mod meta;
 mod scroll;
 mod search;
@@ -73,6 +74,7 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             "/api/v1/_elastic/{index_id}/_count",
             post(search::count).get(search::count),
         )
+        .layer(axum::middleware::from_fn(filter_path::apply_filter_path))
         .layer(axum::middleware::map_response(add_product_header))
 }
 
