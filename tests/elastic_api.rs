@@ -298,6 +298,39 @@ async fn what_official_clients_send_is_understood() {
     assert_eq!(status, 200, "{filtered}");
     assert_eq!(filtered, json!({"hits": {"total": {"value": 30}}}));
 
+    // `_source` filtering, in the body and in the query string.
+    for (path, body, expected) in [
+        ("_search", json!({"size": 1, "_source": false}), None),
+        (
+            "_search",
+            json!({"size": 1, "_source": ["lev*"]}),
+            Some(json!({"level": "ERROR"})),
+        ),
+        (
+            "_search",
+            json!({"size": 1, "_source": {"excludes": ["ts"]}}),
+            Some(json!({"level": "ERROR"})),
+        ),
+        (
+            "_search?_source_includes=ts",
+            json!({"size": 1}),
+            Some(json!({"ts": "2026-03-01T00:00:00.250Z"})),
+        ),
+    ] {
+        let mut body = body;
+        body["query"] = json!({"term": {"level": "ERROR"}});
+        body["sort"] = json!([{"ts": "asc"}]);
+        let (status, answer) = node
+            .post_json(&format!("/api/v1/_elastic/es-logs/{path}"), &body)
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["hits"]["hits"][0].get("_source").cloned(),
+            expected,
+            "{body}"
+        );
+    }
+
     // `field_caps` patterns come in the body.
     let (status, caps) = node
         .post_json(

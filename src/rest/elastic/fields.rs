@@ -12,6 +12,7 @@ use quarry_config::LeafFieldType;
 use quarry_searcher::SearchResult;
 use serde_json::{json, Value};
 
+use super::filter_path::FilterPath;
 use crate::rest::AppState;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -126,8 +127,106 @@ impl DateFormat {
     }
 }
 
+/// What each hit shows besides its id: the `fields` section and how much of `_source`.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HitOptions {
+    pub fields: Vec<RequestedField>,
+    pub source: SourceFilter,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) enum SourceFilter {
+    #[default]
+    Whole,
+    Omitted,
+    Paths(FilterPath),
+}
+
+impl SourceFilter {
+    pub(crate) fn apply(&self, source: Value) -> Option<Value> {
+        match self {
+            SourceFilter::Whole => Some(source),
+            SourceFilter::Omitted => None,
+            SourceFilter::Paths(filter) => Some(filter.apply(source)),
+        }
+    }
+}
+
+fn path_list(value: &Value) -> Result<Vec<String>, String> {
+    match value {
+        Value::String(paths) => Ok(paths
+            .split(',')
+            .map(|path| path.trim().to_string())
+            .collect()),
+        Value::Array(paths) => paths
+            .iter()
+            .map(|path| {
+                path.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("`_source` paths must be strings, got {path}"))
+            })
+            .collect(),
+        Value::Null => Ok(Vec::new()),
+        other => Err(format!(
+            "`_source` paths must be a string or a list, got {other}"
+        )),
+    }
+}
+
+/// `_source` as the body (`false`, `"a.*"`, `["a", "b"]`, `{"includes", "excludes"}`) or the
+/// query string (`_source`, `_source_includes`, `_source_excludes`) gives it.
+fn source_filter(
+    params: &std::collections::HashMap<String, String>,
+    body: &Value,
+) -> Result<SourceFilter, String> {
+    let from_params = |key: &str| -> Vec<String> {
+        params
+            .get(key)
+            .map(|paths| {
+                paths
+                    .split(',')
+                    .map(|path| path.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (includes, excludes) = match (&body["_source"], params.get("_source")) {
+        (Value::Bool(false), _) => return Ok(SourceFilter::Omitted),
+        (Value::Bool(true), _) => (Vec::new(), Vec::new()),
+        (Value::Object(spec), _) => (
+            path_list(spec.get("includes").unwrap_or(&Value::Null))?,
+            path_list(spec.get("excludes").unwrap_or(&Value::Null))?,
+        ),
+        (Value::Null, Some(text)) if text == "false" => return Ok(SourceFilter::Omitted),
+        (Value::Null, Some(text)) if text == "true" => (Vec::new(), Vec::new()),
+        (Value::Null, Some(text)) => (path_list(&Value::String(text.clone()))?, Vec::new()),
+        (Value::Null, None) => (Vec::new(), Vec::new()),
+        (paths, _) => (path_list(paths)?, Vec::new()),
+    };
+    let includes = [includes, from_params("_source_includes")].concat();
+    let excludes = [excludes, from_params("_source_excludes")].concat();
+    if includes.is_empty() && excludes.is_empty() {
+        return Ok(SourceFilter::Whole);
+    }
+    Ok(SourceFilter::Paths(FilterPath::from_lists(
+        &includes, &excludes,
+    )))
+}
+
+/// The hit options of a search request.
+pub(crate) fn hit_options(
+    params: &std::collections::HashMap<String, String>,
+    body: &Bytes,
+) -> Result<HitOptions, String> {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    Ok(HitOptions {
+        fields: requested_fields(body)?,
+        source: source_filter(params, &json)?,
+    })
+}
+
 /// `fields` and `docvalue_fields` of a search body, as names or `{field, format}` objects.
-pub(crate) fn requested_fields(body: &Bytes) -> Result<Vec<RequestedField>, String> {
+fn requested_fields(body: &Bytes) -> Result<Vec<RequestedField>, String> {
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
         return Ok(Vec::new());
     };

@@ -9,12 +9,27 @@ use serde_json::{Map, Value};
 
 use crate::rest::elastic::es_error;
 
-struct FilterPath {
+#[derive(Clone, Debug, Default)]
+pub(crate) struct FilterPath {
     includes: Vec<Vec<String>>,
     excludes: Vec<Vec<String>>,
 }
 
 impl FilterPath {
+    /// `_source` filtering uses the same path language, given as lists.
+    pub(crate) fn from_lists(includes: &[String], excludes: &[String]) -> FilterPath {
+        let split = |paths: &[String]| -> Vec<Vec<String>> {
+            paths
+                .iter()
+                .map(|path| path.split('.').map(str::to_string).collect())
+                .collect()
+        };
+        FilterPath {
+            includes: split(includes),
+            excludes: split(excludes),
+        }
+    }
+
     fn parse(text: &str) -> FilterPath {
         let mut filter = FilterPath {
             includes: Vec::new(),
@@ -34,7 +49,7 @@ impl FilterPath {
         filter
     }
 
-    fn apply(&self, value: Value) -> Value {
+    pub(crate) fn apply(&self, value: Value) -> Value {
         let value = if self.includes.is_empty() {
             value
         } else {

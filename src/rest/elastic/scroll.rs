@@ -31,7 +31,7 @@ pub(super) struct ScrollContext {
     pub index_expression: String,
     /// The next page's request: the original one with the cursor after the last hit.
     pub request: SearchRequest,
-    pub fields: Vec<super::fields::RequestedField>,
+    pub options: super::fields::HitOptions,
     expires_at: Instant,
 }
 
@@ -120,7 +120,7 @@ impl ScrollStore {
         index_expression: &str,
         mut request: SearchRequest,
         first_page: &PageEnd,
-        fields: Vec<super::fields::RequestedField>,
+        options: super::fields::HitOptions,
         keep_alive: Duration,
     ) -> Result<String, ScrollError> {
         let snapshot: HashSet<String> = first_page.split_ids.iter().cloned().collect();
@@ -136,7 +136,7 @@ impl ScrollStore {
             ScrollContext {
                 index_expression: index_expression.to_string(),
                 request,
-                fields,
+                options,
                 expires_at: Instant::now() + keep_alive,
             },
         );
@@ -272,7 +272,7 @@ async fn continue_scroll(
         state,
         &context.index_expression,
         context.request.clone(),
-        &context.fields,
+        &context.options,
     )
     .await
     {
@@ -363,7 +363,7 @@ mod tests {
                 "logs",
                 SearchRequest::default(),
                 &empty_result(&["a", "b"]),
-                Vec::new(),
+                Default::default(),
                 Duration::from_secs(60),
             )
             .unwrap();
@@ -379,7 +379,7 @@ mod tests {
                 "logs",
                 SearchRequest::default(),
                 &empty_result(&[]),
-                Vec::new(),
+                Default::default(),
                 Duration::from_millis(0),
             )
             .unwrap();

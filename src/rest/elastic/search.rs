@@ -12,7 +12,7 @@ use quarry_searcher::{HighlightOptions, SearchError, SearchRequest, SearchResult
 use serde_json::{json, Value};
 
 use super::es_error;
-use super::fields::{doc_mappers_for, render_fields, requested_fields, RequestedField};
+use super::fields::{doc_mappers_for, hit_options, render_fields, HitOptions};
 use super::scroll::{parse_keep_alive, PageEnd};
 use crate::rest::AppState;
 use quarry_common::doc_mapper::DocMapper;
@@ -203,9 +203,10 @@ fn highlight_options(highlight: &Value) -> HighlightOptions {
 
 pub(super) fn render(
     result: SearchResult,
-    fields: &[RequestedField],
+    options: &HitOptions,
     doc_mappers: &HashMap<String, Arc<DocMapper>>,
 ) -> Value {
+    let fields = &options.fields;
     let hits: Vec<Value> = result
         .hits
         .into_iter()
@@ -233,7 +234,9 @@ pub(super) fn render(
                     rendered["highlight"] = Value::Object(highlight);
                 }
             }
-            rendered["_source"] = hit.doc;
+            if let Some(source) = options.source.apply(hit.doc) {
+                rendered["_source"] = source;
+            }
             // The tiebreaker makes the values a complete `search_after` cursor.
             if let Some(cursor) = cursor {
                 rendered["sort"] = Value::Array(cursor);
@@ -292,7 +295,7 @@ pub(crate) async fn search(
         None => None,
     };
     let (request, fields) = match build_request(&params, &body, false)
-        .and_then(|request| Ok((request, requested_fields(&body)?)))
+        .and_then(|request| Ok((request, hit_options(&params, &body)?)))
     {
         Ok(parsed) => parsed,
         Err(reason) => return es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
@@ -344,16 +347,16 @@ pub(super) async fn run_search(
     state: &AppState,
     index_id: &str,
     request: SearchRequest,
-    fields: &[RequestedField],
+    options: &HitOptions,
 ) -> Result<(Value, PageEnd), Response> {
     let result = state
         .search_service
         .search_detailed(index_id, request)
         .await
         .map_err(|error| search_error(error, index_id))?;
-    let doc_mappers = doc_mappers_for(state, &result, fields).await;
+    let doc_mappers = doc_mappers_for(state, &result, &options.fields).await;
     let page_end = PageEnd::of(&result);
-    Ok((render(result, fields, &doc_mappers), page_end))
+    Ok((render(result, options, &doc_mappers), page_end))
 }
 
 pub(crate) async fn count(
@@ -419,7 +422,7 @@ async fn run_msearch(state: &AppState, default_index: Option<String>, body: &[u8
         };
         let response = match index {
             Some(index) => match build_request(&HashMap::new(), &search_body, false)
-                .and_then(|request| Ok((request, requested_fields(&search_body)?)))
+                .and_then(|request| Ok((request, hit_options(&HashMap::new(), &search_body)?)))
             {
                 Ok((request, fields)) => match run_search(state, &index, request, &fields).await {
                     Ok((mut rendered, _)) => {
