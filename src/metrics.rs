@@ -20,6 +20,7 @@ pub(crate) struct Metrics {
     pub range_cache_hits: IntGauge,
     pub range_cache_misses: IntGauge,
     pub range_cache_bytes: IntGauge,
+    pub split_cache_bytes: IntGauge,
     pub result_cache_hits: IntGauge,
     pub result_cache_misses: IntGauge,
     /// Counters kept by the indexer crate, copied in at each scrape.
@@ -65,6 +66,10 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let range_cache_misses = gauge(
         "searcher_range_cache_misses_total",
         "Split byte ranges fetched from storage",
+    );
+    let split_cache_bytes = gauge(
+        "searcher_split_footer_cache_bytes",
+        "Bytes of split footers and hotcaches held by the opened-split cache",
     );
     let range_cache_bytes = gauge(
         "searcher_range_cache_bytes",
@@ -130,6 +135,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(range_cache_hits.clone()),
         Box::new(range_cache_misses.clone()),
         Box::new(range_cache_bytes.clone()),
+        Box::new(split_cache_bytes.clone()),
         Box::new(failed_shards.clone()),
         Box::new(ingested_docs.clone()),
         Box::new(rejected_docs.clone()),
@@ -152,6 +158,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         range_cache_hits,
         range_cache_misses,
         range_cache_bytes,
+        split_cache_bytes,
         result_cache_hits,
         result_cache_misses,
     }

@@ -127,9 +127,10 @@ impl Default for JanitorConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SearcherConfig {
-    /// Opened splits (footer, hotcache, readers) kept in memory.
-    #[serde(default = "default_split_cache_splits")]
-    pub split_cache_splits: usize,
+    /// Opened splits kept in memory, bounded by the bytes of their footers and hotcaches
+    /// (Quickwit's name for it).
+    #[serde(default = "default_split_footer_cache_capacity")]
+    pub split_footer_cache_capacity: ByteSize,
     /// Byte ranges fetched from splits (columns, dictionary and postings blocks).
     #[serde(default = "default_range_cache_bytes")]
     pub range_cache_bytes: ByteSize,
@@ -138,8 +139,8 @@ pub struct SearcherConfig {
     pub partial_result_cache_entries: usize,
 }
 
-fn default_split_cache_splits() -> usize {
-    1_000
+fn default_split_footer_cache_capacity() -> ByteSize {
+    ByteSize::mib(500)
 }
 fn default_range_cache_bytes() -> ByteSize {
     ByteSize::mib(256)
@@ -151,7 +152,7 @@ fn default_partial_result_cache_entries() -> usize {
 impl Default for SearcherConfig {
     fn default() -> Self {
         SearcherConfig {
-            split_cache_splits: default_split_cache_splits(),
+            split_footer_cache_capacity: default_split_footer_cache_capacity(),
             range_cache_bytes: default_range_cache_bytes(),
             partial_result_cache_entries: default_partial_result_cache_entries(),
         }

@@ -168,7 +168,7 @@ impl SearchService {
         SearchService {
             metastore,
             resolver,
-            split_cache: SplitCache::new(config.split_cache_splits),
+            split_cache: SplitCache::new(config.split_footer_cache_capacity.as_u64() as usize),
             range_cache: Arc::new(ByteRangeCache::new(
                 config.range_cache_bytes.as_u64() as usize
             )),
@@ -204,6 +204,11 @@ impl SearchService {
     }
 
     /// Hits and misses of the byte-range cache, and the bytes it holds.
+    /// Bytes of split footers and hotcaches the split cache holds.
+    pub fn split_cache_bytes(&self) -> usize {
+        self.split_cache.footer_bytes()
+    }
+
     pub fn range_cache_stats(&self) -> (u64, u64, usize) {
         use std::sync::atomic::Ordering;
         (

@@ -15,6 +15,8 @@ pub(crate) struct SplitCache {
 pub(crate) struct OpenSplit {
     directory: SplitDirectory,
     searcher: OnceLock<Searcher>,
+    /// The footer, file table and hotcache held in memory: what the cache is bounded by.
+    footer_bytes: usize,
 }
 
 impl OpenSplit {
@@ -34,9 +36,11 @@ impl OpenSplit {
 }
 
 impl SplitCache {
-    pub(crate) fn new(capacity: usize) -> SplitCache {
+    pub(crate) fn new(capacity_bytes: usize) -> SplitCache {
         SplitCache {
-            entries: LruMap::new(capacity.max(1)),
+            entries: LruMap::with_weigher(capacity_bytes, |open: &Arc<OpenSplit>| {
+                open.footer_bytes
+            }),
         }
     }
 
@@ -48,13 +52,19 @@ impl SplitCache {
         if let Some(open) = self.entries.get(split_id) {
             return Ok(open);
         }
+        let footer_bytes = (info.footer_offsets.end - info.footer_offsets.start) as usize;
         let directory = SplitDirectory::open(info).await?;
         let open = Arc::new(OpenSplit {
             directory,
             searcher: OnceLock::new(),
+            footer_bytes,
         });
         self.entries.insert(split_id.clone(), open.clone());
         Ok(open)
+    }
+
+    pub(crate) fn footer_bytes(&self) -> usize {
+        self.entries.weight()
     }
 
     pub(crate) fn evict(&self, split_id: &SplitId) {

@@ -42,6 +42,9 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
     metrics.range_cache_hits.set(hits as i64);
     metrics.range_cache_misses.set(misses as i64);
     metrics.range_cache_bytes.set(bytes as i64);
+    metrics
+        .split_cache_bytes
+        .set(state.search_service.split_cache_bytes() as i64);
     let (result_hits, result_misses) = state.search_service.result_cache_stats();
     metrics.result_cache_hits.set(result_hits as i64);
     metrics.result_cache_misses.set(result_misses as i64);
