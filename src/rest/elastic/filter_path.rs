@@ -170,12 +170,33 @@ pub(crate) async fn apply_filter_path(request: Request, next: Next) -> Response 
             )
         }
     };
-    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
-        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    // Big responses (thousands of hits) are parsed off the async threads.
+    let filter_bytes = move |bytes: axum::body::Bytes| match serde_json::from_slice::<Value>(&bytes)
+    {
+        Ok(value) => Ok(filter.apply(value)),
+        Err(_) => Err(bytes),
     };
-    let filtered = filter.apply(value);
-    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    (parts, axum::Json(filtered)).into_response()
+    let filtered = if bytes.len() > 1 << 20 {
+        match tokio::task::spawn_blocking(move || filter_bytes(bytes)).await {
+            Ok(filtered) => filtered,
+            Err(error) => {
+                return es_error(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "exception",
+                    &format!("filtering the response failed: {error}"),
+                )
+            }
+        }
+    } else {
+        filter_bytes(bytes)
+    };
+    match filtered {
+        Ok(filtered) => {
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+            (parts, axum::Json(filtered)).into_response()
+        }
+        Err(bytes) => Response::from_parts(parts, axum::body::Body::from(bytes)),
+    }
 }
 
 #[cfg(test)]
