@@ -306,3 +306,92 @@ async fn published_splits_of(node: &TestNode, index: &str) -> Vec<Value> {
         .cloned()
         .collect()
 }
+
+/// A node killed between uploading a merged split and publishing it: after a restart the
+/// orphan is cleaned up, the merge is redone, and every document is there exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_merge_loses_and_duplicates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "indexer:\n  merge_interval_secs: 1\njanitor:\n  interval_secs: 1\n  staged_split_timeout_secs: 4\n  deletion_grace_period_secs: 1\n";
+    let mut node = TestNode::start_with(
+        dir.path(),
+        &[("QUARRY_FAULT_INJECTION_DELAY_MS", "1500")],
+        config,
+    )
+    .await;
+    node.create_index(INDEX_CONFIG).await;
+    let log_start = node.log_len();
+    for commit in 0..3 {
+        let body: String = (0..DOCS_PER_COMMIT)
+            .map(|i| {
+                let n = commit * DOCS_PER_COMMIT + i;
+                json!({"ts": 1_767_225_600 + n, "n": n, "level": "INFO"}).to_string() + "\n"
+            })
+            .collect();
+        node.ingest("merged-logs", body, "force").await;
+    }
+    assert!(
+        node.wait_for_log(log_start, "uploading merged split", Duration::from_secs(30))
+            .await,
+        "no merge started:\n{}",
+        node.log()
+    );
+    // Inside the pause between upload and publish.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    node.kill9();
+
+    let mut node = {
+        // The same data dir and config, without the pause.
+        let mut restarted = TestNode::start_with(dir.path(), &[], config).await;
+        std::mem::swap(&mut node, &mut restarted);
+        drop(restarted);
+        node
+    };
+    // The killed merge left its output staged (uploaded, never published).
+    let (_, all) = node.get("/api/v1/indexes/merged-logs/splits").await;
+    assert!(
+        all["splits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|split| split["split_state"] == json!("staged")),
+        "{all}"
+    );
+    let started = Instant::now();
+    loop {
+        let splits = published_splits(&node).await;
+        let (_, all) = node.get("/api/v1/indexes/merged-logs/splits").await;
+        let leftovers = all["splits"].as_array().unwrap().len() - splits.len();
+        if splits.len() == 1 && leftovers == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} published, {leftovers} staged or marked:\n{}",
+            splits.len(),
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let mut numbers = all_numbers_of(&node, 3 * DOCS_PER_COMMIT).await;
+    numbers.sort();
+    assert_eq!(numbers, (0..3 * DOCS_PER_COMMIT).collect::<Vec<_>>());
+    node.restart().await;
+    assert_eq!(node.count("merged-logs", "*").await, 3 * DOCS_PER_COMMIT);
+}
+
+async fn all_numbers_of(node: &TestNode, expected_hits: u64) -> Vec<u64> {
+    let answer = node
+        .search(
+            "merged-logs",
+            json!({"query": "*", "max_hits": 1000, "sort_by": "n"}),
+        )
+        .await;
+    assert_eq!(answer["num_hits"], json!(expected_hits));
+    answer["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["n"].as_u64().unwrap())
+        .collect()
+}

@@ -76,6 +76,9 @@ pub struct MergeExecutor {
     pub resolver: StorageResolver,
     /// Scratch space; each merge works in its own folder, removed when it ends.
     pub scratch_dir: PathBuf,
+    /// Crash tests widen the window between upload and publish with this pause so that a
+    /// kill lands inside it (`QUARRY_FAULT_INJECTION_DELAY_MS`); unset in production.
+    pub fault_injection_delay: Option<std::time::Duration>,
 }
 
 impl MergeExecutor {
@@ -192,10 +195,14 @@ impl MergeExecutor {
             .await?;
         let file_name = metadata.split_id.file_name();
         let published = async {
+            info!(split_id = %metadata.split_id, "uploading merged split");
             storage
                 .put_file(&file_name, &split_path)
                 .await
                 .map_err(|error| MergeError::Storage(error.to_string()))?;
+            if let Some(delay) = self.fault_injection_delay {
+                tokio::time::sleep(delay).await;
+            }
             self.metastore
                 .publish_splits(
                     &metadata.index_uid,
@@ -508,6 +515,7 @@ mod tests {
             metastore: metastore.clone(),
             resolver: resolver.clone(),
             scratch_dir: scratch.path().to_path_buf(),
+            fault_injection_delay: None,
         };
         // Both take split 1.
         let left = MergeOperation {

@@ -50,6 +50,10 @@ impl MergePlanner {
                 metastore: metastore.clone(),
                 resolver,
                 scratch_dir,
+                fault_injection_delay: std::env::var("QUARRY_FAULT_INJECTION_DELAY_MS")
+                    .ok()
+                    .and_then(|millis| millis.parse().ok())
+                    .map(Duration::from_millis),
             },
             metastore,
         })
