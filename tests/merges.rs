@@ -34,19 +34,7 @@ async fn published_splits(node: &TestNode) -> Vec<Value> {
 }
 
 async fn all_numbers(node: &TestNode) -> Vec<u64> {
-    let answer = node
-        .search(
-            "merged-logs",
-            json!({"query": "*", "max_hits": 1000, "sort_by": "n"}),
-        )
-        .await;
-    assert_eq!(answer["num_hits"], json!(COMMITS * DOCS_PER_COMMIT));
-    answer["hits"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|hit| hit["n"].as_u64().unwrap())
-        .collect()
+    all_numbers_of(node, COMMITS * DOCS_PER_COMMIT).await
 }
 
 fn split_files(dir: &std::path::Path) -> BTreeSet<String> {
