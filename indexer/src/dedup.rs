@@ -28,6 +28,8 @@ pub enum DedupError {
     },
     #[error("dedup journal lock poisoned")]
     Poisoned,
+    #[error("`{0}` is not a valid index id")]
+    InvalidIndexId(String),
 }
 
 /// What `claim` decided for one `_id`.
@@ -95,11 +97,19 @@ impl DedupWindow {
         self.window.as_secs().max(1)
     }
 
+    /// The index's journal folder. Index ids come from requests: only a valid one (no
+    /// separators, no `..`) may become a path.
     fn index_dir(&self, index_id: &str) -> PathBuf {
         self.dir.join(index_id)
     }
 
+    fn check_index_id(index_id: &str) -> Result<(), DedupError> {
+        quarry_config::validate_index_id(index_id)
+            .map_err(|_| DedupError::InvalidIndexId(index_id.to_string()))
+    }
+
     fn index_ids(&self, index_id: &str, now: u64) -> Result<Arc<Mutex<IndexIds>>, DedupError> {
+        Self::check_index_id(index_id)?;
         let mut indexes = self.indexes.lock().map_err(|_| DedupError::Poisoned)?;
         if let Some(ids) = indexes.get(index_id) {
             return Ok(ids.clone());
@@ -288,6 +298,9 @@ impl DedupWindow {
         if let Ok(mut indexes) = self.indexes.lock() {
             indexes.remove(index_id);
         }
+        if Self::check_index_id(index_id).is_err() {
+            return;
+        }
         let dir = self.index_dir(index_id);
         if let Err(error) = std::fs::remove_dir_all(&dir) {
             if error.kind() != std::io::ErrorKind::NotFound {
@@ -331,6 +344,14 @@ mod tests {
         );
         // Another index has its own ids.
         assert_eq!(dedup.claim("other", &["a"]).unwrap(), vec![IdClaim::New]);
+        // Index names from requests never become paths outside the journal folder.
+        for bad in ["../../etc", "a/b", ".."] {
+            assert!(matches!(
+                dedup.claim(bad, &["a"]),
+                Err(DedupError::InvalidIndexId(_))
+            ));
+            dedup.forget_index(bad);
+        }
     }
 
     #[test]

@@ -175,7 +175,13 @@ async fn run_bulk(
             Err(error) => {
                 let none_accepted = HashMap::new();
                 let rejected_ids = claimed_ids(&items, true, &none_accepted);
-                settle_ids(state, &index_id, Vec::new(), rejected_ids).await;
+                if matches!(error, IngestError::IndexNotFound(_)) {
+                    // Nothing to remember for an index that does not exist; names sent by
+                    // mistake must not accumulate.
+                    state.ingest_service.dedup().forget_index(&index_id);
+                } else {
+                    settle_ids(state, &index_id, Vec::new(), rejected_ids).await;
+                }
                 let (status, error_type) = match &error {
                     IngestError::IndexNotFound(_) => {
                         (StatusCode::NOT_FOUND, "index_not_found_exception")
