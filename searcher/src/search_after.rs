@@ -6,10 +6,10 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::Column;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use crate::sort::{SortField, SortKey, SortSpec};
+use crate::sort::{FastKind, SortField, SortKey, SortSpec};
 
 /// Where the previous page ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,22 +68,30 @@ pub(crate) struct AfterCursorSegmentCollector {
     split_id: String,
     limit: usize,
     segment_ord: SegmentOrdinal,
-    /// One per sort key; `None` for `_score` or a field this segment lacks.
-    columns: Vec<Option<Column<u64>>>,
+    /// One per sort key.
+    columns: Vec<KeyColumn>,
     hits: Vec<(Option<SortKey>, DocAddress)>,
 }
 
-fn key_value(
-    field: &SortField,
-    column: Option<&Column<u64>>,
-    doc: DocId,
-    score: Score,
-) -> Option<SortKey> {
-    match field {
-        SortField::Score => Some(SortKey::Numeric(tantivy::f64_to_u64(f64::from(score)))),
-        SortField::FastField { .. } => column
-            .and_then(|column| column.first(doc))
-            .map(SortKey::Numeric),
+/// Where a sort key's values come from in one segment.
+enum KeyColumn {
+    /// `_score`, or a field this segment lacks.
+    None,
+    Numeric(Column<u64>),
+    /// Text keys are compared as strings: term ordinals do not compare across splits.
+    Str(StrColumn),
+}
+
+fn key_value(field: &SortField, column: &KeyColumn, doc: DocId, score: Score) -> Option<SortKey> {
+    match (field, column) {
+        (SortField::Score, _) => Some(SortKey::Numeric(tantivy::f64_to_u64(f64::from(score)))),
+        (_, KeyColumn::Numeric(column)) => column.first(doc).map(SortKey::Numeric),
+        (_, KeyColumn::Str(column)) => {
+            let ord = column.ords().first(doc)?;
+            let mut text = String::new();
+            matches!(column.ord_to_str(ord, &mut text), Ok(true)).then_some(SortKey::Text(text))
+        }
+        (_, KeyColumn::None) => None,
     }
 }
 
@@ -107,11 +115,18 @@ impl Collector for AfterCursorCollector {
         let columns = std::iter::once(&self.sort)
             .chain(&self.sort.then_by)
             .map(|spec| match &spec.field {
-                SortField::Score => Ok(None),
+                SortField::Score => Ok(KeyColumn::None),
+                SortField::FastField {
+                    name,
+                    kind: FastKind::Str,
+                } => Ok(reader
+                    .fast_fields()
+                    .str(name)?
+                    .map_or(KeyColumn::None, KeyColumn::Str)),
                 SortField::FastField { name, .. } => Ok(reader
                     .fast_fields()
                     .u64_lenient(name)?
-                    .map(|(column, _)| column)),
+                    .map_or(KeyColumn::None, |(column, _)| KeyColumn::Numeric(column))),
             })
             .collect::<tantivy::Result<Vec<_>>>()?;
         Ok(AfterCursorSegmentCollector {
@@ -143,13 +158,13 @@ impl SegmentCollector for AfterCursorSegmentCollector {
 
     fn collect(&mut self, doc: DocId, score: Score) {
         let sort_key = if self.sort.then_by.is_empty() {
-            key_value(&self.sort.field, self.columns[0].as_ref(), doc, score)
+            key_value(&self.sort.field, &self.columns[0], doc, score)
         } else {
             Some(SortKey::Composite(
                 std::iter::once(&self.sort)
                     .chain(&self.sort.then_by)
                     .zip(&self.columns)
-                    .map(|(spec, column)| key_value(&spec.field, column.as_ref(), doc, score))
+                    .map(|(spec, column)| key_value(&spec.field, column, doc, score))
                     .collect(),
             ))
         };

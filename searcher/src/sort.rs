@@ -73,22 +73,7 @@ impl SortSpec {
             .filter(|key| !key.is_empty());
         let mut spec = Self::parse_key(keys.next().unwrap_or(sort_by), doc_mapper)?;
         for key in keys {
-            let then = Self::parse_key(key, doc_mapper)?;
-            let is_text = |spec: &SortSpec| {
-                matches!(
-                    spec.field,
-                    SortField::FastField {
-                        kind: FastKind::Str,
-                        ..
-                    }
-                )
-            };
-            if is_text(&spec) || is_text(&then) {
-                return Err(format!(
-                    "sorting by several keys (`{sort_by}`) is supported on numeric, date, bool fields and _score, not on text fields"
-                ));
-            }
-            spec.then_by.push(then);
+            spec.then_by.push(Self::parse_key(key, doc_mapper)?);
         }
         Ok(spec)
     }
@@ -232,11 +217,7 @@ impl SortSpec {
                 }
                 FastKind::F64 => SortKey::Numeric(as_f64().ok_or_else(invalid)?.to_u64()),
                 FastKind::Bool => SortKey::Numeric(u64::from(value.as_bool().ok_or_else(invalid)?)),
-                FastKind::Str => {
-                    return Err(
-                        "search_after is not supported when sorting by a text field".to_string()
-                    )
-                }
+                FastKind::Str => SortKey::Text(value.as_str().ok_or_else(invalid)?.to_string()),
             },
         };
         Ok(Some(key))
