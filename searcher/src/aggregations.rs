@@ -155,7 +155,13 @@ fn shift_for_time_zone(
 ) -> Result<(), String> {
     let text = zone.as_str().unwrap_or_default();
     let minutes = match text {
-        "UTC" | "Z" | "Etc/UTC" | "GMT" => 0,
+        // Grafana sends `utc` in lower case.
+        text if ["UTC", "Z", "Etc/UTC", "GMT", "+00:00", "-00:00"]
+            .iter()
+            .any(|utc| utc.eq_ignore_ascii_case(text)) =>
+        {
+            0
+        }
         _ => {
             let invalid = || {
                 format!(
@@ -167,7 +173,12 @@ fn shift_for_time_zone(
                 Some(b'-') => (-1, &text[1..]),
                 _ => return Err(invalid()),
             };
-            let (hours, minutes) = rest.split_once(':').unwrap_or((rest, "0"));
+            // `+02:00`, `+0200` or `+2`.
+            let (hours, minutes) = match rest.split_once(':') {
+                Some(split) => split,
+                None if rest.len() == 4 => rest.split_at(2),
+                None => (rest, "0"),
+            };
             let hours: i64 = hours.parse().map_err(|_| invalid())?;
             let minutes: i64 = minutes.parse().map_err(|_| invalid())?;
             if hours > 18 || minutes > 59 {
@@ -414,6 +425,24 @@ mod tests {
         )
         .unwrap();
         json!({"key": (date.midnight().assume_utc().unix_timestamp() * 1000) as f64, "doc_count": doc_count})
+    }
+
+    #[test]
+    fn fixed_time_zones_become_offsets() {
+        let offset_of = |zone: &str| {
+            let mut options = serde_json::Map::new();
+            super::shift_for_time_zone("h", &json!(zone), &mut options)
+                .map(|()| options.get("offset").cloned())
+        };
+        assert_eq!(offset_of("+02:00"), Ok(Some(json!("-120m"))));
+        assert_eq!(offset_of("-0130"), Ok(Some(json!("90m"))));
+        assert_eq!(offset_of("+5"), Ok(Some(json!("-300m"))));
+        for utc in ["utc", "UTC", "Z", "+00:00"] {
+            assert_eq!(offset_of(utc), Ok(None), "{utc}");
+        }
+        let error = offset_of("Europe/Paris").unwrap_err();
+        assert!(error.contains("Europe/Paris"), "{error}");
+        assert!(offset_of("+25:00").is_err());
     }
 
     #[test]
