@@ -624,6 +624,8 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
             "per_minute": {"date_histogram": {"field": "timestamp", "calendar_interval": "minute"}},
             "per_week": {"date_histogram": {"field": "timestamp", "calendar_interval": "week"}},
             "per_month": {"date_histogram": {"field": "timestamp", "calendar_interval": "month"}},
+            "per_new_york_day": {"date_histogram": {"field": "timestamp", "calendar_interval": "day", "time_zone": "America/New_York"}},
+            "per_kolkata_hour": {"date_histogram": {"field": "timestamp", "fixed_interval": "1h", "time_zone": "Asia/Kolkata"}},
             "per_local_hour": {"date_histogram": {"field": "timestamp", "fixed_interval": "1h", "time_zone": "-01:30"}},
             "avg_duration": {"avg": {"field": "attributes.duration_ms"}},
             "max_tenant": {"max": {"field": "tenant_id"}}
@@ -657,7 +659,7 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
     // expected rounding gives them (epoch milliseconds).
     let day_of = |secs: i64| secs.div_euclid(86_400);
     type BucketStart = Box<dyn Fn(i64) -> i64>;
-    let histograms: [(&str, BucketStart); 4] = [
+    let histograms: [(&str, BucketStart); 6] = [
         ("per_minute", Box::new(|secs| secs.div_euclid(60) * 60)),
         // Calendar weeks start on Monday; 1970-01-01 (day 0) was a Thursday.
         (
@@ -673,6 +675,15 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
                 let start = time::Date::from_calendar_date(date.year(), date.month(), 1).unwrap();
                 start.midnight().assume_utc().unix_timestamp()
             }),
+        ),
+        // Named zones: New York is UTC-5 in January, Kolkata UTC+5:30 all year.
+        (
+            "per_new_york_day",
+            Box::new(|secs| (secs - 18_000).div_euclid(86_400) * 86_400 + 18_000),
+        ),
+        (
+            "per_kolkata_hour",
+            Box::new(|secs| (secs + 19_800).div_euclid(3_600) * 3_600 - 19_800),
         ),
         // In a -01:30 zone, hours start at half past in UTC.
         (

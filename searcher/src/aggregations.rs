@@ -4,6 +4,8 @@
 
 use quarry_common::doc_mapper::{DocMapper, ResolvedField};
 use quarry_config::LeafFieldType;
+
+use crate::time_buckets::{self, named_zone, Unit, FINE_INTERVAL};
 use serde_json::Value;
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
@@ -55,7 +57,15 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
                         options.remove("format");
                     }
                     if let Some(zone) = options.remove("time_zone") {
-                        shift_for_time_zone(name, &zone, options)?;
+                        match named_zone(zone.as_str().unwrap_or_default()) {
+                            Some(Ok(_)) => {
+                                count_fine_buckets_for_zone(name, options, has_sub_aggregations)?
+                            }
+                            Some(Err(reason)) => {
+                                return Err(format!("aggregation `{name}`: {reason}"))
+                            }
+                            None => shift_for_time_zone(name, &zone, options)?,
+                        }
                     }
                     // In UTC, calendar minutes, hours, days and weeks are fixed lengths.
                     if let Some(calendar) = options.remove("calendar_interval") {
@@ -77,7 +87,9 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
                                 );
                                 "7d"
                             }
-                            Some(unit) if CalendarUnit::parse(unit).is_some() => {
+                            Some(unit)
+                                if Unit::calendar(unit).is_some_and(Unit::varies_in_length) =>
+                            {
                                 // Months and years vary in length: days are folded into them
                                 // after the merge (`fold_calendar_buckets`).
                                 if has_sub_aggregations {
@@ -210,39 +222,52 @@ fn request_aggs_json(request_aggs: &Value) -> Value {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum CalendarUnit {
-    Month,
-    Quarter,
-    Year,
-}
-
-impl CalendarUnit {
-    fn parse(text: &str) -> Option<CalendarUnit> {
-        match text {
-            "month" | "1M" => Some(CalendarUnit::Month),
-            "quarter" | "1q" => Some(CalendarUnit::Quarter),
-            "year" | "1y" => Some(CalendarUnit::Year),
-            _ => None,
+/// With a named `time_zone`, leaves count fine UTC buckets that the root folds into the
+/// requested interval in that zone (`fold_calendar_buckets`).
+fn count_fine_buckets_for_zone(
+    name: &str,
+    options: &mut serde_json::Map<String, Value>,
+    has_sub_aggregations: bool,
+) -> Result<(), String> {
+    let calendar = options.remove("calendar_interval");
+    let unit = match (&calendar, options.get("fixed_interval")) {
+        (Some(calendar), _) => calendar.as_str().and_then(Unit::calendar),
+        (None, Some(fixed)) => fixed.as_str().and_then(Unit::fixed),
+        (None, None) => None,
+    }
+    .ok_or_else(|| {
+        format!(
+            "aggregation `{name}`: a named time_zone needs a calendar_interval or fixed_interval"
+        )
+    })?;
+    if !unit.folds_from_fine_buckets() {
+        // Minutes and short intervals start on the same instants in every zone offset of
+        // whole quarter hours; counting them in UTC is already right.
+        if let Some(calendar) = calendar {
+            options.insert("calendar_interval".to_string(), calendar);
         }
+        return Ok(());
     }
-
-    /// The start of the unit holding `day`, in epoch milliseconds.
-    fn start_millis(self, day: time::Date) -> Option<i64> {
-        let month = match self {
-            CalendarUnit::Month => day.month(),
-            CalendarUnit::Quarter => {
-                time::Month::try_from(((day.month() as u8 - 1) / 3) * 3 + 1).ok()?
-            }
-            CalendarUnit::Year => time::Month::January,
-        };
-        let start = time::Date::from_calendar_date(day.year(), month, 1).ok()?;
-        Some(start.midnight().assume_utc().unix_timestamp() * 1000)
+    if has_sub_aggregations {
+        return Err(format!(
+            "aggregation `{name}`: a named time_zone with sub-aggregations is not supported yet (use a fixed offset such as +02:00)"
+        ));
     }
+    if options.contains_key("offset") {
+        return Err(format!(
+            "aggregation `{name}`: `offset` together with a named time_zone is not supported"
+        ));
+    }
+    options.insert(
+        "fixed_interval".to_string(),
+        Value::String(FINE_INTERVAL.to_string()),
+    );
+    Ok(())
 }
 
-/// Folds the daily buckets that month, quarter and year histograms were computed with into
-/// calendar buckets, walking the request and the results side by side.
+/// Folds the fine buckets that month, quarter and year histograms, and histograms in a
+/// named time zone, were computed with into the requested buckets, walking the request
+/// and the results side by side.
 pub(crate) fn fold_calendar_buckets(request_aggs: &Value, results: &mut Value) {
     let request_aggs = request_aggs_json(request_aggs);
     let Some(named) = request_aggs.as_object() else {
@@ -252,11 +277,24 @@ pub(crate) fn fold_calendar_buckets(request_aggs: &Value, results: &mut Value) {
         let Some(result) = results.get_mut(name) else {
             continue;
         };
-        let unit = definition["date_histogram"]["calendar_interval"]
+        let histogram = &definition["date_histogram"];
+        let calendar = histogram["calendar_interval"]
             .as_str()
-            .and_then(CalendarUnit::parse);
-        if let Some(unit) = unit {
-            fold_buckets(unit, result);
+            .and_then(Unit::calendar);
+        let fixed = histogram["fixed_interval"].as_str().and_then(Unit::fixed);
+        let zone = histogram["time_zone"]
+            .as_str()
+            .and_then(named_zone)
+            .and_then(Result::ok);
+        let min_doc_count = histogram["min_doc_count"].as_u64().unwrap_or(0);
+        match (zone, calendar.or(fixed)) {
+            (Some(zone), Some(unit)) if unit.folds_from_fine_buckets() => {
+                time_buckets::fold(result, unit, &zone, min_doc_count)
+            }
+            (None, Some(unit)) if unit.varies_in_length() => {
+                time_buckets::fold(result, unit, &jiff::tz::TimeZone::UTC, min_doc_count)
+            }
+            _ => {}
         }
         for key in ["aggs", "aggregations"] {
             if let Some(sub_aggs) = definition.get(key) {
@@ -268,35 +306,6 @@ pub(crate) fn fold_calendar_buckets(request_aggs: &Value, results: &mut Value) {
             }
         }
     }
-}
-
-fn fold_buckets(unit: CalendarUnit, result: &mut Value) {
-    let Some(days) = result["buckets"].as_array() else {
-        return;
-    };
-    let mut folded: std::collections::BTreeMap<i64, u64> = std::collections::BTreeMap::new();
-    for day in days {
-        let (Some(key), Some(count)) = (day["key"].as_f64(), day["doc_count"].as_u64()) else {
-            continue;
-        };
-        let Ok(instant) = time::OffsetDateTime::from_unix_timestamp_nanos(key as i128 * 1_000_000)
-        else {
-            continue;
-        };
-        if let Some(start) = unit.start_millis(instant.date()) {
-            *folded.entry(start).or_default() += count;
-        }
-    }
-    let buckets: Vec<Value> = folded
-        .into_iter()
-        .map(|(start, count)| {
-            let key_as_string = quarry_common::doc_mapper::format_rfc3339(
-                tantivy::DateTime::from_timestamp_millis(start),
-            );
-            serde_json::json!({"key": start as f64, "key_as_string": key_as_string, "doc_count": count})
-        })
-        .collect();
-    result["buckets"] = Value::Array(buckets);
 }
 
 /// Turns tantivy's `top_hits` results into Elasticsearch's shape: `hits.total` from the

@@ -21,6 +21,7 @@ mod root;
 pub mod search_after;
 mod sort;
 mod split_cache;
+mod time_buckets;
 
 pub use request::{HighlightOptions, SearchRequest, SearchResponse, MAX_HITS_CAP};
 pub use root::{SearchError, SearchHit, SearchResult, SearchService};
