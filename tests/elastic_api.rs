@@ -331,6 +331,28 @@ async fn what_official_clients_send_is_understood() {
         );
     }
 
+    // `typed_keys` names aggregation results after their type, as elasticsearch-dsl needs.
+    let (status, typed) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search?typed_keys=true&filter_path=aggregations",
+            &json!({"size": 0, "aggs": {
+                "levels": {"terms": {"field": "level"}, "aggs": {"latest": {"max": {"field": "ts"}}}},
+                "per_minute": {"date_histogram": {"field": "ts", "fixed_interval": "1m"}}
+            }}),
+        )
+        .await;
+    assert_eq!(status, 200, "{typed}");
+    let aggregations = typed["aggregations"].as_object().unwrap();
+    let mut names: Vec<&String> = aggregations.keys().collect();
+    names.sort();
+    assert_eq!(names, ["date_histogram#per_minute", "sterms#levels"]);
+    assert!(
+        aggregations["sterms#levels"]["buckets"][0]
+            .get("max#latest")
+            .is_some(),
+        "{typed}"
+    );
+
     // `field_caps` patterns come in the body.
     let (status, caps) = node
         .post_json(

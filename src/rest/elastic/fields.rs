@@ -127,11 +127,14 @@ impl DateFormat {
     }
 }
 
-/// What each hit shows besides its id: the `fields` section and how much of `_source`.
+/// What the response shows beyond its fixed shape: each hit's `fields` section and how
+/// much of its `_source`, and whether aggregation names carry their type.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct HitOptions {
+pub(crate) struct RenderOptions {
     pub fields: Vec<RequestedField>,
     pub source: SourceFilter,
+    /// The request's `aggs` when `typed_keys=true`, to name each result after its type.
+    pub typed_keys: Option<Value>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -214,14 +217,24 @@ fn source_filter(
 }
 
 /// The hit options of a search request.
-pub(crate) fn hit_options(
+pub(crate) fn render_options(
     params: &std::collections::HashMap<String, String>,
     body: &Bytes,
-) -> Result<HitOptions, String> {
+) -> Result<RenderOptions, String> {
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    Ok(HitOptions {
+    let typed_keys = params
+        .get("typed_keys")
+        .is_some_and(|value| value.is_empty() || value == "true")
+        .then(|| {
+            json.get("aggs")
+                .or_else(|| json.get("aggregations"))
+                .cloned()
+        })
+        .flatten();
+    Ok(RenderOptions {
         fields: requested_fields(body)?,
         source: source_filter(params, &json)?,
+        typed_keys,
     })
 }
 

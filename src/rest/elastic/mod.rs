@@ -7,6 +7,7 @@ mod filter_path;
 mod meta;
 mod scroll;
 mod search;
+mod typed_keys;
 
 pub(crate) use scroll::ScrollStore;
 

@@ -31,7 +31,7 @@ pub(super) struct ScrollContext {
     pub index_expression: String,
     /// The next page's request: the original one with the cursor after the last hit.
     pub request: SearchRequest,
-    pub options: super::fields::HitOptions,
+    pub options: super::fields::RenderOptions,
     expires_at: Instant,
 }
 
@@ -120,7 +120,7 @@ impl ScrollStore {
         index_expression: &str,
         mut request: SearchRequest,
         first_page: &PageEnd,
-        options: super::fields::HitOptions,
+        options: super::fields::RenderOptions,
         keep_alive: Duration,
     ) -> Result<String, ScrollError> {
         let snapshot: HashSet<String> = first_page.split_ids.iter().cloned().collect();

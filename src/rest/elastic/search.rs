@@ -12,7 +12,7 @@ use quarry_searcher::{HighlightOptions, SearchError, SearchRequest, SearchResult
 use serde_json::{json, Value};
 
 use super::es_error;
-use super::fields::{doc_mappers_for, hit_options, render_fields, HitOptions};
+use super::fields::{doc_mappers_for, render_fields, render_options, RenderOptions};
 use super::scroll::{parse_keep_alive, PageEnd};
 use crate::rest::AppState;
 use quarry_common::doc_mapper::DocMapper;
@@ -203,7 +203,7 @@ fn highlight_options(highlight: &Value) -> HighlightOptions {
 
 pub(super) fn render(
     result: SearchResult,
-    options: &HitOptions,
+    options: &RenderOptions,
     doc_mappers: &HashMap<String, Arc<DocMapper>>,
 ) -> Value {
     let fields = &options.fields;
@@ -252,6 +252,9 @@ pub(super) fn render(
     });
     if let Some(mut aggregations) = result.aggregations {
         integer_date_keys(&mut aggregations);
+        if let Some(request_aggs) = &options.typed_keys {
+            super::typed_keys::apply(request_aggs, &mut aggregations);
+        }
         response["aggregations"] = aggregations;
     }
     response
@@ -295,7 +298,7 @@ pub(crate) async fn search(
         None => None,
     };
     let (request, fields) = match build_request(&params, &body, false)
-        .and_then(|request| Ok((request, hit_options(&params, &body)?)))
+        .and_then(|request| Ok((request, render_options(&params, &body)?)))
     {
         Ok(parsed) => parsed,
         Err(reason) => return es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
@@ -347,7 +350,7 @@ pub(super) async fn run_search(
     state: &AppState,
     index_id: &str,
     request: SearchRequest,
-    options: &HitOptions,
+    options: &RenderOptions,
 ) -> Result<(Value, PageEnd), Response> {
     let result = state
         .search_service
@@ -379,21 +382,31 @@ pub(crate) async fn count(
     }
 }
 
-pub(crate) async fn msearch(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
-    run_msearch(&state, None, &body).await
+pub(crate) async fn msearch(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    run_msearch(&state, None, &params, &body).await
 }
 
 pub(crate) async fn msearch_into(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    run_msearch(&state, Some(index_id), &body).await
+    run_msearch(&state, Some(index_id), &params, &body).await
 }
 
 /// One response per header/body pair; a failing search answers with its error object in
 /// place, the others still run.
-async fn run_msearch(state: &AppState, default_index: Option<String>, body: &[u8]) -> Response {
+async fn run_msearch(
+    state: &AppState,
+    default_index: Option<String>,
+    params: &HashMap<String, String>,
+    body: &[u8],
+) -> Response {
     let started = std::time::Instant::now();
     let mut lines = body
         .split(|byte| *byte == b'\n')
@@ -422,7 +435,7 @@ async fn run_msearch(state: &AppState, default_index: Option<String>, body: &[u8
         };
         let response = match index {
             Some(index) => match build_request(&HashMap::new(), &search_body, false)
-                .and_then(|request| Ok((request, hit_options(&HashMap::new(), &search_body)?)))
+                .and_then(|request| Ok((request, render_options(params, &search_body)?)))
             {
                 Ok((request, fields)) => match run_search(state, &index, request, &fields).await {
                     Ok((mut rendered, _)) => {
