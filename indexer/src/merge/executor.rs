@@ -34,6 +34,8 @@ pub enum MergeError {
     Panicked(String),
     #[error("delete query: {0}")]
     DeleteQuery(String),
+    #[error("merge invariant broken: {0}")]
+    Invariant(String),
 }
 
 /// What a finished merge did, for logs and metrics.
@@ -92,9 +94,9 @@ impl MergeExecutor {
             .await?
         {
             RewriteOutcome::Replaced(outcome) => Ok(*outcome),
-            // Without deletes every document is kept.
+            // Without deletes every document is kept, so a split is always written.
             RewriteOutcome::NothingDeleted | RewriteOutcome::AllDeleted => Err(
-                MergeError::Panicked("a merge without deletes wrote no split".to_string()),
+                MergeError::Invariant("a merge without deletes wrote no split".to_string()),
             ),
         }
     }
