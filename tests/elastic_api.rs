@@ -426,30 +426,19 @@ async fn sorting_by_text_keys_pages_through_every_hit() {
             Box::new(|a: &usize, b: &usize| level(*b).cmp(level(*a))),
         ),
     ] {
-        let mut seen: Vec<usize> = Vec::new();
-        let mut after: Option<Value> = None;
-        for _page in 0..50 {
-            let mut request = json!({"size": 7, "sort": sort});
-            if let Some(after) = &after {
-                request["search_after"] = after.clone();
-            }
-            let (status, answer) = node
-                .post_json("/api/v1/_elastic/es-logs/_search", &request)
-                .await;
-            assert_eq!(status, 200, "{answer}");
-            let hits = answer["hits"]["hits"].as_array().unwrap();
-            if hits.is_empty() {
-                break;
-            }
-            for hit in hits {
+        let hits = node
+            .es_hits_after("es-logs", json!({"size": 7, "sort": sort}), |_, _| {})
+            .await;
+        let seen: Vec<usize> = hits
+            .iter()
+            .map(|hit| {
                 let id: usize = hit["_id"].as_str().unwrap()["doc-".len()..]
                     .parse()
                     .unwrap();
                 assert_eq!(hit["sort"][0], json!(level(id)), "{hit}");
-                seen.push(id);
-            }
-            after = Some(hits.last().unwrap()["sort"].clone());
-        }
+                id
+            })
+            .collect();
         assert_eq!(seen.len(), 90, "every hit once for {sort}");
         // Within ties of the sort keys the order is the engine's; the keys must be ordered.
         for pair in seen.windows(2) {

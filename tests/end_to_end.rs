@@ -920,34 +920,25 @@ async fn search_after_walks_every_hit_once() {
             .collect();
         node.ingest("paged-logs", body, "force").await;
     }
-    let mut seen = Vec::new();
-    let mut after: Option<Value> = None;
+    let hits = node
+        .es_hits_after(
+            "paged-logs",
+            json!({"size": 7, "sort": [{"ts": "desc"}], "query": {"match_all": {}}}),
+            |page, cursor| {
+                if page % 2 == 1 {
+                    // JavaScript clients send nanosecond dates as strings to keep them exact.
+                    cursor[0] = json!(cursor[0].to_string());
+                }
+            },
+        )
+        .await;
     let mut previous_ts = i64::MAX;
-    for page in 0..100 {
-        let mut request = json!({"size": 7, "sort": [{"ts": "desc"}], "query": {"match_all": {}}});
-        if let Some(after) = &after {
-            request["search_after"] = after.clone();
-        }
-        let (status, answer) = node
-            .post_json("/api/v1/_elastic/paged-logs/_search", &request)
-            .await;
-        assert_eq!(status, 200, "{answer}");
-        let hits = answer["hits"]["hits"].as_array().unwrap();
-        if hits.is_empty() {
-            break;
-        }
-        for hit in hits {
-            let sort_value = hit["sort"][0].as_i64().unwrap();
-            assert!(sort_value <= previous_ts, "pages go newest first");
-            previous_ts = sort_value;
-            seen.push(hit["_source"]["n"].as_u64().unwrap());
-        }
-        let mut cursor = hits.last().unwrap()["sort"].clone();
-        if page % 2 == 1 {
-            // JavaScript clients send nanosecond dates as strings to keep them exact.
-            cursor[0] = json!(cursor[0].to_string());
-        }
-        after = Some(cursor);
+    let mut seen = Vec::new();
+    for hit in &hits {
+        let sort_value = hit["sort"][0].as_i64().unwrap();
+        assert!(sort_value <= previous_ts, "pages go newest first");
+        previous_ts = sort_value;
+        seen.push(hit["_source"]["n"].as_u64().unwrap());
     }
     seen.sort();
     assert_eq!(
@@ -961,28 +952,21 @@ async fn search_after_walks_every_hit_once() {
         .flat_map(|batch| (0..40).map(move |i| (i % 10, batch * 40 + i)))
         .collect();
     expected.sort_by(|left, right| right.0.cmp(&left.0).then(right.1.cmp(&left.1)));
-    let mut walked: Vec<(u64, u64)> = Vec::new();
-    let mut after: Option<Value> = None;
-    for _page in 0..100 {
-        let mut request = json!({"size": 9, "sort": [{"ts": "desc"}, {"n": {"order": "desc"}}]});
-        if let Some(after) = &after {
-            request["search_after"] = after.clone();
-        }
-        let (status, answer) = node
-            .post_json("/api/v1/_elastic/paged-logs/_search", &request)
-            .await;
-        assert_eq!(status, 200, "{answer}");
-        let hits = answer["hits"]["hits"].as_array().unwrap();
-        if hits.is_empty() {
-            break;
-        }
-        for hit in hits {
+    let hits = node
+        .es_hits_after(
+            "paged-logs",
+            json!({"size": 9, "sort": [{"ts": "desc"}, {"n": {"order": "desc"}}]}),
+            |_, _| {},
+        )
+        .await;
+    let walked: Vec<(u64, u64)> = hits
+        .iter()
+        .map(|hit| {
             let ts = (hit["sort"][0].as_i64().unwrap() / 1_000_000_000 - 1_767_225_600) as u64;
             assert_eq!(hit["sort"][1], hit["_source"]["n"], "{hit}");
-            walked.push((ts, hit["_source"]["n"].as_u64().unwrap()));
-        }
-        after = Some(hits.last().unwrap()["sort"].clone());
-    }
+            (ts, hit["_source"]["n"].as_u64().unwrap())
+        })
+        .collect();
     assert_eq!(walked, expected);
     // The native API takes the same keys comma-separated.
     let native = node

@@ -287,6 +287,37 @@ impl TestNode {
         body
     }
 
+    /// Every hit of an ES `_search`, walked page by page with each last hit's `sort` as
+    /// `search_after`. `restate_cursor` may rewrite a page's cursor, as some clients do.
+    pub async fn es_hits_after(
+        &self,
+        index: &str,
+        request: Value,
+        restate_cursor: impl Fn(usize, &mut Value),
+    ) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after: Option<Value> = None;
+        for page in 0..1_000 {
+            let mut request = request.clone();
+            if let Some(after) = &after {
+                request["search_after"] = after.clone();
+            }
+            let (status, answer) = self
+                .post_json(&format!("/api/v1/_elastic/{index}/_search"), &request)
+                .await;
+            assert_eq!(status, 200, "{answer}");
+            let hits = answer["hits"]["hits"].as_array().expect("hits").clone();
+            let Some(last) = hits.last() else {
+                return all;
+            };
+            let mut cursor = last["sort"].clone();
+            restate_cursor(page, &mut cursor);
+            after = Some(cursor);
+            all.extend(hits);
+        }
+        panic!("search_after did not end after 1000 pages");
+    }
+
     pub async fn count(&self, index: &str, query: &str) -> u64 {
         let response = self
             .search(index, serde_json::json!({"query": query, "max_hits": 0}))
