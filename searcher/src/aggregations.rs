@@ -92,16 +92,12 @@ fn rewrite_fields(aggs: &mut Value, doc_mapper: &DocMapper) -> Result<(), String
                             {
                                 // Months and years vary in length: days are folded into them
                                 // after the merge (`fold_calendar_buckets`).
-                                if has_sub_aggregations {
-                                    return Err(format!(
-                                        "aggregation `{name}`: calendar_interval {calendar} with sub-aggregations is not supported yet"
-                                    ));
-                                }
-                                if options.contains_key("offset") {
-                                    return Err(format!(
-                                        "aggregation `{name}`: `offset` with calendar_interval {calendar} is not supported"
-                                    ));
-                                }
+                                check_foldable(
+                                    name,
+                                    &format!("calendar_interval {calendar}"),
+                                    options,
+                                    has_sub_aggregations,
+                                )?;
                                 "1d"
                             }
                             _ => {
@@ -222,6 +218,27 @@ fn request_aggs_json(request_aggs: &Value) -> Value {
     }
 }
 
+/// Buckets folded at the root carry only counts: their sub-aggregations and an `offset`
+/// could not follow the fold.
+fn check_foldable(
+    name: &str,
+    what: &str,
+    options: &serde_json::Map<String, Value>,
+    has_sub_aggregations: bool,
+) -> Result<(), String> {
+    if has_sub_aggregations {
+        return Err(format!(
+            "aggregation `{name}`: sub-aggregations under {what} are not supported yet"
+        ));
+    }
+    if options.contains_key("offset") {
+        return Err(format!(
+            "aggregation `{name}`: `offset` with {what} is not supported"
+        ));
+    }
+    Ok(())
+}
+
 /// With a named `time_zone`, leaves count fine UTC buckets that the root folds into the
 /// requested interval in that zone (`fold_calendar_buckets`).
 fn count_fine_buckets_for_zone(
@@ -248,16 +265,12 @@ fn count_fine_buckets_for_zone(
         }
         return Ok(());
     }
-    if has_sub_aggregations {
-        return Err(format!(
-            "aggregation `{name}`: a named time_zone with sub-aggregations is not supported yet (use a fixed offset such as +02:00)"
-        ));
-    }
-    if options.contains_key("offset") {
-        return Err(format!(
-            "aggregation `{name}`: `offset` together with a named time_zone is not supported"
-        ));
-    }
+    check_foldable(
+        name,
+        "a named time_zone (a fixed offset such as +02:00 works)",
+        options,
+        has_sub_aggregations,
+    )?;
     options.insert(
         "fixed_interval".to_string(),
         Value::String(FINE_INTERVAL.to_string()),
