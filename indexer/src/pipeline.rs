@@ -20,8 +20,10 @@ use crate::wal::{read_records, WalError, WalWriter};
 /// Tantivy refuses less than 15 MB per indexing thread; more than 4 GB overflows its arena.
 const MIN_HEAP_BYTES: u64 = 15_000_000;
 const MAX_HEAP_BYTES: u64 = 4_000_000_000;
-/// Batches queued ahead of the indexing thread; senders wait beyond that.
-const COMMAND_QUEUE_LEN: usize = 16;
+/// Batches queued ahead of the indexing thread; senders wait beyond that. A few keep the
+/// writer busy; mapped documents take about twice their JSON size in memory, so a deeper
+/// queue only raises the peak memory of a node that indexes slower than it is fed.
+const COMMAND_QUEUE_LEN: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexingError {
@@ -369,7 +371,7 @@ impl IndexingWorker {
             .clamp(MIN_HEAP_BYTES, MAX_HEAP_BYTES);
         // One writer thread: on two cores it beats two plus a final merge, and the other
         // core maps JSON to documents.
-        let writer: IndexWriter = index.writer_with_num_threads(1, heap as usize)?;
+        let writer: IndexWriter = index.writer_with_num_threads(2, heap as usize)?;
         writer.set_merge_policy(Box::new(NoMergePolicy));
         Ok(Workbench {
             split_id,
@@ -408,8 +410,15 @@ impl IndexingWorker {
                 }
             }
             for tag in parsed.tags {
-                if let Some((field, _)) = tag.split_once(':') {
-                    let values = workbench.tags.entry(field.to_string()).or_default();
+                let Some((field, _)) = tag.split_once(':') else {
+                    continue;
+                };
+                // Looked up before inserting: a `String` per document and tag field was
+                // most of this loop's cost.
+                if !workbench.tags.contains_key(field) {
+                    workbench.tags.insert(field.to_string(), BTreeSet::new());
+                }
+                if let Some(values) = workbench.tags.get_mut(field) {
                     // One past the limit is enough to know the field has "too many" values.
                     if values.len() <= MAX_TAG_VALUES_PER_FIELD {
                         values.insert(tag);
@@ -452,7 +461,7 @@ impl IndexingWorker {
         let started = Instant::now();
         workbench.writer.commit()?;
         let segment_ids = workbench.index.searchable_segment_ids()?;
-        if segment_ids.len() > 1 {
+        if segment_ids.len() > 1 && std::env::var("QUARRY_MERGE_AT_CUT").is_ok() {
             workbench.writer.merge(&segment_ids).wait()?;
         }
         workbench.writer.wait_merging_threads()?;
@@ -470,6 +479,7 @@ impl IndexingWorker {
             maturity,
         };
         let num_docs = attributes.num_docs;
+        let committed_ms = started.elapsed().as_millis() as u64;
         let packaged = package(&workbench.index_dir, attributes)?;
         std::fs::remove_dir_all(&workbench.index_dir)?;
         info!(
@@ -477,6 +487,7 @@ impl IndexingWorker {
             split_id = %packaged.metadata.split_id,
             num_docs,
             num_bytes = packaged.metadata.file_size_bytes,
+            committed_ms,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "split packaged"
         );

@@ -97,7 +97,7 @@ impl Client {
         &self,
         index_id: &str,
         commit: &str,
-        body: Vec<u8>,
+        body: bytes::Bytes,
     ) -> anyhow::Result<IngestOutcome> {
         let request = self
             .http

@@ -2,6 +2,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures::stream::{FuturesOrdered, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use quarry_indexer::CommitMode;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
@@ -26,12 +28,23 @@ impl IngestSummary {
     }
 }
 
-/// Streams the file in batches of whole lines, retrying when the node pushes back.
+/// One request's batch: where it starts in the file, for reporting rejected lines.
+struct SentBatch {
+    first_line: usize,
+    num_bytes: u64,
+    response: serde_json::Value,
+}
+
+/// Streams the file in batches of whole lines, `concurrency` requests in flight (so the
+/// node maps one batch while it syncs another to its log), retrying when the node pushes
+/// back. The final request, which carries the commit mode, goes once the others are
+/// acknowledged: a `force` commit covers only what the node has already accepted.
 pub(crate) async fn ingest_file(
     client: &Client,
     index_id: &str,
     input_path: &Path,
     batch_size: usize,
+    concurrency: usize,
     commit_mode: CommitMode,
 ) -> anyhow::Result<IngestSummary> {
     let reader: Box<dyn AsyncRead + Unpin> =
@@ -58,15 +71,19 @@ pub(crate) async fn ingest_file(
     );
     let mut lines = BufReader::with_capacity(1 << 20, reader).lines();
     let started = Instant::now();
-    let mut summary = IngestSummary {
-        num_docs: 0,
-        num_rejected: 0,
+    let mut report = IngestReport {
+        summary: IngestSummary {
+            num_docs: 0,
+            num_rejected: 0,
+        },
+        failures: Vec::new(),
+        progress,
+        started,
     };
-    let mut failures: Vec<String> = Vec::new();
+    let mut in_flight = FuturesOrdered::new();
     let mut batch: Vec<u8> = Vec::with_capacity(batch_size);
     let mut batch_first_line = 1usize;
     let mut line_number = 0usize;
-    // Batches are sent with `auto`; the requested commit mode goes with the final request.
     loop {
         let line = lines.next_line().await?;
         if let Some(line) = &line {
@@ -81,67 +98,110 @@ pub(crate) async fn ingest_file(
             }
         }
         let is_last = line.is_none();
-        if !batch.is_empty() || (is_last && commit_mode != CommitMode::Auto) {
-            let commit = match (is_last, commit_mode) {
-                (true, CommitMode::Force) => "force",
-                (true, CommitMode::WaitFor) => "wait_for",
-                _ => "auto",
-            };
-            let sent_bytes = batch.len() as u64;
-            let response =
-                send_with_retries(client, index_id, commit, std::mem::take(&mut batch)).await?;
-            summary.num_docs += response["num_ingested_docs"].as_u64().unwrap_or_default();
-            summary.num_rejected += response["num_rejected_docs"].as_u64().unwrap_or_default();
-            for failure in response["parse_failures"].as_array().into_iter().flatten() {
-                if failures.len() < MAX_PRINTED_FAILURES {
-                    // Line numbers in the response are per request; report them per file.
-                    let line = failure["line"].as_u64().unwrap_or_default() as usize
-                        + batch_first_line
-                        - 1;
-                    failures.push(format!(
-                        "line {line}: {}",
-                        failure["reason"].as_str().unwrap_or_default()
-                    ));
-                }
-            }
-            progress.inc(sent_bytes);
-            let docs_per_sec = summary.num_docs as f64 / started.elapsed().as_secs_f64().max(0.001);
-            progress.set_message(format!(
-                "{} docs ({docs_per_sec:.0} docs/s), {} rejected",
-                summary.num_docs, summary.num_rejected
-            ));
-        }
         if is_last {
+            while let Some(sent) = in_flight.next().await {
+                report.add(sent?);
+            }
+            if !batch.is_empty() || commit_mode != CommitMode::Auto {
+                let commit = match commit_mode {
+                    CommitMode::Force => "force",
+                    CommitMode::WaitFor => "wait_for",
+                    CommitMode::Auto => "auto",
+                };
+                let sent = send_batch(client, index_id, commit, batch_first_line, batch).await?;
+                report.add(sent);
+            }
             break;
         }
-    }
-    progress.finish();
-    println!(
-        "Ingested {} documents into `{index_id}` in {:.1}s; {} rejected.",
-        summary.num_docs,
-        started.elapsed().as_secs_f64(),
-        summary.num_rejected
-    );
-    if !failures.is_empty() {
-        eprintln!("Rejected documents:");
-        for failure in &failures {
-            eprintln!("  {failure}");
-        }
-        if summary.num_rejected as usize > failures.len() {
-            eprintln!(
-                "  … and {} more",
-                summary.num_rejected as usize - failures.len()
-            );
+        let body = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+        in_flight.push_back(send_batch(client, index_id, "auto", batch_first_line, body));
+        if in_flight.len() >= concurrency.max(1) {
+            if let Some(sent) = in_flight.next().await {
+                report.add(sent?);
+            }
         }
     }
-    Ok(summary)
+    Ok(report.finish(index_id))
+}
+
+struct IngestReport {
+    summary: IngestSummary,
+    failures: Vec<String>,
+    progress: ProgressBar,
+    started: Instant,
+}
+
+impl IngestReport {
+    fn add(&mut self, sent: SentBatch) {
+        let response = &sent.response;
+        self.summary.num_docs += response["num_ingested_docs"].as_u64().unwrap_or_default();
+        self.summary.num_rejected += response["num_rejected_docs"].as_u64().unwrap_or_default();
+        for failure in response["parse_failures"].as_array().into_iter().flatten() {
+            if self.failures.len() < MAX_PRINTED_FAILURES {
+                // Line numbers in the response are per request; report them per file.
+                let line =
+                    failure["line"].as_u64().unwrap_or_default() as usize + sent.first_line - 1;
+                self.failures.push(format!(
+                    "line {line}: {}",
+                    failure["reason"].as_str().unwrap_or_default()
+                ));
+            }
+        }
+        self.progress.inc(sent.num_bytes);
+        let docs_per_sec =
+            self.summary.num_docs as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        self.progress.set_message(format!(
+            "{} docs ({docs_per_sec:.0} docs/s), {} rejected",
+            self.summary.num_docs, self.summary.num_rejected
+        ));
+    }
+
+    fn finish(self, index_id: &str) -> IngestSummary {
+        self.progress.finish();
+        let summary = self.summary;
+        println!(
+            "Ingested {} documents into `{index_id}` in {:.1}s; {} rejected.",
+            summary.num_docs,
+            self.started.elapsed().as_secs_f64(),
+            summary.num_rejected
+        );
+        if !self.failures.is_empty() {
+            eprintln!("Rejected documents:");
+            for failure in &self.failures {
+                eprintln!("  {failure}");
+            }
+            if summary.num_rejected as usize > self.failures.len() {
+                eprintln!(
+                    "  … and {} more",
+                    summary.num_rejected as usize - self.failures.len()
+                );
+            }
+        }
+        summary
+    }
+}
+
+async fn send_batch(
+    client: &Client,
+    index_id: &str,
+    commit: &str,
+    first_line: usize,
+    body: Vec<u8>,
+) -> anyhow::Result<SentBatch> {
+    let num_bytes = body.len() as u64;
+    let response = send_with_retries(client, index_id, commit, Bytes::from(body)).await?;
+    Ok(SentBatch {
+        first_line,
+        num_bytes,
+        response,
+    })
 }
 
 async fn send_with_retries(
     client: &Client,
     index_id: &str,
     commit: &str,
-    body: Vec<u8>,
+    body: Bytes,
 ) -> anyhow::Result<serde_json::Value> {
     let mut backoff = Duration::from_millis(250);
     loop {

@@ -52,6 +52,9 @@ enum Command {
         /// Request size; the node refuses bodies over its `ingest.max_request_body`.
         #[arg(long, default_value_t = 8)]
         batch_size_mib: usize,
+        /// Requests in flight at once: the node maps one while it syncs another to disk.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
         /// `force` (default) makes the documents searchable before the command returns;
         /// `auto` leaves that to the index's commit timeout.
         #[arg(long, default_value = "force")]
@@ -212,6 +215,7 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             input_path,
             endpoint,
             batch_size_mib,
+            concurrency,
             commit,
         } => {
             let client = client::Client::new(&endpoint)?;
@@ -222,6 +226,7 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
                 &index,
                 &input_path,
                 batch_size_mib.max(1) << 20,
+                concurrency,
                 commit_mode,
             )
             .await?;

@@ -55,6 +55,9 @@ fn describe(value: &Value) -> String {
 impl DocMapper {
     /// Maps one NDJSON line.
     pub fn doc_from_json_bytes(&self, line: &[u8]) -> Result<ParsedDoc, DocParsingError> {
+        if let Some(parsed) = self.try_map_direct(line) {
+            return Ok(parsed);
+        }
         let value: Value = serde_json::from_slice(line)
             .map_err(|error| DocParsingError::InvalidJson(error.to_string()))?;
         match value {
@@ -68,7 +71,8 @@ impl DocMapper {
         mut object: Map<String, Value>,
     ) -> Result<ParsedDoc, DocParsingError> {
         // `_id` is metadata, as in Elasticsearch: kept beside the document, not in it.
-        let doc_id = match object.remove(DOC_ID_FIELD_NAME) {
+        // `shift_remove`: the other keys keep their order, which hits show back.
+        let doc_id = match object.shift_remove(DOC_ID_FIELD_NAME) {
             None | Some(Value::Null) => None,
             Some(Value::String(doc_id)) => Some(doc_id),
             Some(other) => {
@@ -216,7 +220,7 @@ impl DocMapper {
     }
 }
 
-fn tag_text(value: &OwnedValue) -> Option<String> {
+pub(super) fn tag_text(value: &OwnedValue) -> Option<String> {
     match value {
         OwnedValue::Str(text) => Some(text.clone()),
         OwnedValue::U64(number) => Some(number.to_string()),
@@ -295,14 +299,14 @@ fn convert_leaf(mapped: &MappedField, value: Value) -> Result<OwnedValue, DocPar
             _ => Err(wrong_type("a boolean", &value)),
         },
         LeafFieldType::Datetime => {
-            let formats = mapped.mapping.effective_input_formats();
+            let formats = &mapped.input_formats;
             let parsed = match &value {
-                Value::String(text) => parse_date_time_str(text, &formats),
+                Value::String(text) => parse_date_time_str(text, formats),
                 Value::Number(number) => match number.as_i64() {
-                    Some(whole) => parse_date_time_integer(whole, &formats),
+                    Some(whole) => parse_date_time_integer(whole, formats),
                     None => number
                         .as_f64()
-                        .and_then(|number| parse_date_time_number(number, &formats)),
+                        .and_then(|number| parse_date_time_number(number, formats)),
                 },
                 _ => None,
             };

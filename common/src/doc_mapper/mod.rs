@@ -3,13 +3,16 @@
 //! searchers build the same `DocMapper` from the same config, so they agree on every field.
 
 mod date_time;
+mod direct;
 mod doc_to_json;
 mod json_to_doc;
 mod schema;
 
 use std::collections::{HashMap, HashSet};
 
-use quarry_config::{DocMapping, DynamicMapping, FieldMapping, IndexConfig, LeafFieldType, Mode};
+use quarry_config::{
+    DateTimeInputFormat, DocMapping, DynamicMapping, FieldMapping, IndexConfig, LeafFieldType, Mode,
+};
 use tantivy::schema::{Field, Schema};
 
 pub use date_time::{
@@ -27,6 +30,8 @@ pub struct MappedField {
     pub field: Field,
     pub leaf_type: LeafFieldType,
     pub mapping: FieldMapping,
+    /// `mapping.effective_input_formats()`, worked out once rather than per value.
+    pub input_formats: Vec<DateTimeInputFormat>,
 }
 
 /// Where a query's field name points.

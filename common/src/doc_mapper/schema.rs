@@ -166,6 +166,7 @@ pub(super) fn build_schema(doc_mapping: &DocMapping) -> BuiltSchema {
             path,
             field,
             leaf_type,
+            input_formats: mapping.effective_input_formats(),
             mapping: mapping.clone(),
         });
     }

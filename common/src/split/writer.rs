@@ -53,10 +53,11 @@ pub fn write_split_file(index_dir: &Path, output: &Path) -> Result<WrittenSplit,
     writer.write_all(&file_table_bytes).map_err(io_error)?;
     writer.write_all(&hotcache).map_err(io_error)?;
     writer.write_all(&footer.encode()).map_err(io_error)?;
-    let file = writer
+    // No fsync: the file is scratch until uploaded, the upload makes it durable, and a
+    // crash before that replays the write-ahead log.
+    writer
         .into_inner()
         .map_err(|error| io_error(error.into_error()))?;
-    file.sync_all().map_err(io_error)?;
     let file_size_bytes = offset + footer.metadata_len() + super::FOOTER_LEN as u64;
     Ok(WrittenSplit {
         file_size_bytes,

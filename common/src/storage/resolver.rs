@@ -86,7 +86,10 @@ impl StorageResolver {
                         .map(|store| Arc::new(store.with_fsync(true)) as Arc<dyn ObjectStore>)
                         .map_err(|error| invalid(&error.to_string()))
                 })?;
-                Arc::new(ObjectStoreStorage::new(store, "", uri.clone()))
+                Arc::new(
+                    ObjectStoreStorage::new(store, "", uri.clone())
+                        .with_local_root(PathBuf::from(rest)),
+                )
             }
             "ram" => {
                 let store = self.backend("ram://", || Ok(Arc::new(InMemory::new())))?;
