@@ -93,8 +93,9 @@ pub struct IngestService {
 
 struct MappedBatch {
     docs: Vec<ParsedDoc>,
-    /// The accepted lines, as the WAL stores them.
-    accepted: Vec<u8>,
+    /// The accepted lines, as the WAL stores them; `None` when that is the whole body, as
+    /// it nearly always is (no copy then).
+    accepted: Option<Vec<u8>>,
     response: IngestResponse,
     /// Every rejected line: `(line number, reason)`.
     all_failures: Vec<(usize, String)>,
@@ -298,20 +299,22 @@ impl IngestService {
         })?;
         let doc_mapper = shard.pipeline.doc_mapper.clone();
         // JSON parsing and mapping is CPU work: off the async threads.
-        let batch = tokio::task::spawn_blocking(move || map_batch(&doc_mapper, &body))
-            .await
-            .map_err(|error| {
-                IngestError::Internal(format!("document mapping panicked: {error}"))
-            })?;
+        let (batch, body) = tokio::task::spawn_blocking(move || {
+            let batch = map_batch(&doc_mapper, &body);
+            (batch, body)
+        })
+        .await
+        .map_err(|error| IngestError::Internal(format!("document mapping panicked: {error}")))?;
         let response = batch.response;
         let failures = batch.all_failures;
         let position = if batch.docs.is_empty() {
             None
         } else {
-            let num_bytes = batch.accepted.len() as u64;
+            let accepted = batch.accepted.unwrap_or_else(|| Vec::from(body));
+            let num_bytes = accepted.len() as u64;
             let position = shard
                 .wal
-                .append(batch.accepted)
+                .append(accepted)
                 .await
                 .map_err(|error| IngestError::Internal(error.to_string()))?;
             // Durable from here: a failure to queue is repaired by the pipeline's replay.
@@ -408,22 +411,37 @@ fn truncate(text: &str, max_len: usize) -> String {
 fn map_batch(doc_mapper: &DocMapper, body: &[u8]) -> MappedBatch {
     let mut batch = MappedBatch {
         docs: Vec::new(),
-        accepted: Vec::with_capacity(body.len()),
+        accepted: None,
         response: IngestResponse::default(),
         all_failures: Vec::new(),
     };
+    let mut line_start = 0usize;
     for (line_index, line) in body.split(|byte| *byte == b'\n').enumerate() {
+        let start = line_start;
+        line_start += line.len() + 1;
         if line.iter().all(u8::is_ascii_whitespace) {
+            // An empty last line is only the final newline; any other blank line is left
+            // out of the log, which then differs from the body.
+            if line_start <= body.len() || !line.is_empty() {
+                batch
+                    .accepted
+                    .get_or_insert_with(|| body[..start].to_vec());
+            }
             continue;
         }
         batch.response.num_docs_for_processing += 1;
         match doc_mapper.doc_from_json_bytes(line) {
             Ok(doc) => {
-                batch.accepted.extend_from_slice(line);
-                batch.accepted.push(b'\n');
+                if let Some(accepted) = batch.accepted.as_mut() {
+                    accepted.extend_from_slice(line);
+                    accepted.push(b'\n');
+                }
                 batch.docs.push(doc);
             }
             Err(error) => {
+                batch
+                    .accepted
+                    .get_or_insert_with(|| body[..start].to_vec());
                 batch.response.num_rejected_docs += 1;
                 batch.all_failures.push((line_index + 1, error.to_string()));
                 if batch.response.parse_failures.len() < MAX_REPORTED_FAILURES {
@@ -459,7 +477,10 @@ mod tests {
         let body = b"{\"ts\": 1, \"n\": 1}\n\n{oops\n[1]\n{\"n\": 2}\n{\"ts\": 2, \"n\": \"x\"}\n{\"ts\": 3, \"extra\": 1}\n{\"ts\": 4}\n";
         let batch = map_batch(&mapper, body);
         assert_eq!(batch.docs.len(), 2);
-        assert_eq!(batch.accepted, b"{\"ts\": 1, \"n\": 1}\n{\"ts\": 4}\n");
+        assert_eq!(
+            batch.accepted.as_deref(),
+            Some(&b"{\"ts\": 1, \"n\": 1}\n{\"ts\": 4}\n"[..])
+        );
         let response = batch.response;
         assert_eq!(response.num_docs_for_processing, 7);
         assert_eq!(response.num_ingested_docs, 2);
@@ -479,5 +500,28 @@ mod tests {
             "timestamp field `ts` is missing"
         );
         assert_eq!(response.parse_failures[0].document, "{oops");
+    }
+
+    #[test]
+    fn a_body_of_accepted_lines_goes_to_the_log_as_it_is() {
+        let config = IndexConfig::parse(
+            b"index_id: test-index\ndoc_mapping:\n  mode: dynamic\n",
+            ConfigFormat::Yaml,
+        )
+        .unwrap();
+        let mapper = DocMapper::new(&config);
+        for body in [&b"{\"a\": 1}\n{\"a\": 2}\n"[..], b"{\"a\": 1}\n{\"a\": 2}"] {
+            let batch = map_batch(&mapper, body);
+            assert_eq!(batch.docs.len(), 2);
+            assert!(batch.accepted.is_none());
+        }
+        // A blank line in the middle is left out of the log.
+        let batch = map_batch(&mapper, b"{\"a\": 1}\n\n{\"a\": 2}\n");
+        assert_eq!(
+            batch.accepted.as_deref(),
+            Some(&b"{\"a\": 1}\n{\"a\": 2}\n"[..])
+        );
+        let batch = map_batch(&mapper, b"{\"a\": 1}\n  ");
+        assert_eq!(batch.accepted.as_deref(), Some(&b"{\"a\": 1}\n"[..]));
     }
 }

@@ -20,6 +20,8 @@ use crate::wal::{read_records, WalError, WalWriter};
 /// Tantivy refuses less than 15 MB per indexing thread; more than 4 GB overflows its arena.
 const MIN_HEAP_BYTES: u64 = 15_000_000;
 const MAX_HEAP_BYTES: u64 = 4_000_000_000;
+/// Tantivy indexing threads per split being built; they share the index's heap size.
+const WRITER_THREADS: usize = 2;
 /// Batches queued ahead of the indexing thread; senders wait beyond that. A few keep the
 /// writer busy; mapped documents take about twice their JSON size in memory, so a deeper
 /// queue only raises the peak memory of a node that indexes slower than it is fed.
@@ -197,7 +199,6 @@ impl Pipeline {
 struct Workbench {
     split_id: SplitId,
     index_dir: PathBuf,
-    index: Index,
     writer: IndexWriter,
     num_docs: u64,
     num_bytes: u64,
@@ -368,15 +369,16 @@ impl IndexingWorker {
             .resources
             .heap_size
             .as_u64()
-            .clamp(MIN_HEAP_BYTES, MAX_HEAP_BYTES);
-        // One writer thread: on two cores it beats two plus a final merge, and the other
-        // core maps JSON to documents.
-        let writer: IndexWriter = index.writer_with_num_threads(2, heap as usize)?;
+            .clamp(MIN_HEAP_BYTES * WRITER_THREADS as u64, MAX_HEAP_BYTES);
+        // One tantivy thread indexes about as fast as the rest of the node maps and logs,
+        // so a single one leaves a core idle. With two, the split holds one segment per
+        // thread: merging them at the cut would cost more than the second thread saves,
+        // and a merge writes one segment.
+        let writer: IndexWriter = index.writer_with_num_threads(WRITER_THREADS, heap as usize)?;
         writer.set_merge_policy(Box::new(NoMergePolicy));
         Ok(Workbench {
             split_id,
             index_dir,
-            index,
             writer,
             num_docs: 0,
             num_bytes: 0,
@@ -460,10 +462,6 @@ impl IndexingWorker {
     fn finish(&self, mut workbench: Workbench) -> Result<PackagedSplit, IndexingError> {
         let started = Instant::now();
         workbench.writer.commit()?;
-        let segment_ids = workbench.index.searchable_segment_ids()?;
-        if segment_ids.len() > 1 && std::env::var("QUARRY_MERGE_AT_CUT").is_ok() {
-            workbench.writer.merge(&segment_ids).wait()?;
-        }
         workbench.writer.wait_merging_threads()?;
         let maturity = crate::merge::split_maturity(
             workbench.num_docs,

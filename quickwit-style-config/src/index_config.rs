@@ -525,8 +525,10 @@ fn default_split_num_docs_target() -> u64 {
 fn default_docstore_blocksize() -> ByteSize {
     ByteSize::mib(1)
 }
+/// Quickwit uses 8. On logs, 6 stores 1.3% more bytes in all (3% more doc store) and
+/// indexes about 13% faster: zstd at 8 was a fifth of all indexing CPU (README, Measured).
 fn default_docstore_compression_level() -> i32 {
-    8
+    6
 }
 
 impl Default for IndexingSettings {

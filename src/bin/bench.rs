@@ -40,6 +40,9 @@ struct Args {
     index_config: PathBuf,
     #[arg(long, default_value_t = 15)]
     repetitions: usize,
+    /// Times the raw baseline is built; the median is reported.
+    #[arg(long, default_value_t = 1)]
+    index_runs: usize,
 }
 
 struct BenchQuery {
@@ -187,6 +190,22 @@ impl RawTantivy {
     }
 }
 
+/// CPU seconds this process has used, from /proc (user + system).
+fn process_cpu_secs() -> f64 {
+    let ticks_per_sec = 100.0; // USER_HZ, fixed on Linux
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesised command name; utime and stime are 14th and 15th.
+            let after_name = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after_name.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / ticks_per_sec)
+        })
+        .unwrap_or(0.0)
+}
+
 fn time_queries(
     repetitions: usize,
     mut run: impl FnMut() -> anyhow::Result<u64>,
@@ -229,13 +248,33 @@ fn main() -> anyhow::Result<()> {
     let raw = match &args.input {
         Some(input) => {
             let input_bytes = std::fs::metadata(input)?.len();
-            let (raw, elapsed, bytes) = RawTantivy::build(&config, input)?;
+            let mut walls = Vec::new();
+            let mut cpus = Vec::new();
+            let mut last = None;
+            for _ in 0..args.index_runs.max(1) {
+                // The previous index is dropped first: one at a time on disk and in cache.
+                drop(last.take());
+                let cpu_before = process_cpu_secs();
+                let built = RawTantivy::build(&config, input)?;
+                cpus.push(process_cpu_secs() - cpu_before);
+                walls.push(built.1.as_secs_f64());
+                last = Some(built);
+            }
+            let (raw, _, bytes) = last.context("no raw index built")?;
+            let median = |values: &[f64]| {
+                let mut sorted = values.to_vec();
+                sorted.sort_by(f64::total_cmp);
+                sorted[sorted.len() / 2]
+            };
+            let wall = median(&walls);
             let num_docs = raw.reader.searcher().num_docs();
+            let runs: Vec<String> = walls.iter().map(|wall| format!("{wall:.2}")).collect();
             println!(
-                "raw tantivy indexing: {num_docs} docs in {:.2} s -> {:.0}k docs/s, {:.1} MB/s (1 writer thread + final merge), index {:.3} x input",
-                elapsed.as_secs_f64(),
-                num_docs as f64 / elapsed.as_secs_f64() / 1e3,
-                input_bytes as f64 / elapsed.as_secs_f64() / 1e6,
+                "raw tantivy indexing: {num_docs} docs; runs {} s; median {wall:.2} s -> {:.0}k docs/s, {:.1} MB/s (1 writer thread + final merge); CPU {:.1} s; index {:.3} x input",
+                runs.join(", "),
+                num_docs as f64 / wall / 1e3,
+                input_bytes as f64 / wall / 1e6,
+                median(&cpus),
                 bytes as f64 / input_bytes as f64
             );
             Some(raw)

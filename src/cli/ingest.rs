@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::stream::{FuturesOrdered, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
 use quarry_indexer::CommitMode;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::client::{Client, IngestOutcome};
 
@@ -69,7 +69,7 @@ pub(crate) async fn ingest_file(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut lines = BufReader::with_capacity(1 << 20, reader).lines();
+    let mut reader = reader;
     let started = Instant::now();
     let mut report = IngestReport {
         summary: IngestSummary {
@@ -81,40 +81,53 @@ pub(crate) async fn ingest_file(
         started,
     };
     let mut in_flight = FuturesOrdered::new();
-    let mut batch: Vec<u8> = Vec::with_capacity(batch_size);
-    let mut batch_first_line = 1usize;
-    let mut line_number = 0usize;
+    // Whole lines are cut from the file as bytes: the node checks each line, so there is
+    // no need to split, validate and copy them here.
+    let mut buffer: Vec<u8> = Vec::with_capacity(batch_size);
+    let mut wanted_len = batch_size;
+    let mut next_line = 1usize;
+    let mut eof = false;
     loop {
-        let line = lines.next_line().await?;
-        if let Some(line) = &line {
-            line_number += 1;
-            if batch.is_empty() {
-                batch_first_line = line_number;
-            }
-            batch.extend_from_slice(line.as_bytes());
-            batch.push(b'\n');
-            if batch.len() < batch_size {
-                continue;
+        while !eof && buffer.len() < wanted_len {
+            buffer.reserve(wanted_len - buffer.len());
+            if reader.read_buf(&mut buffer).await? == 0 {
+                eof = true;
             }
         }
-        let is_last = line.is_none();
-        if is_last {
+        let cut = if eof {
+            buffer.len()
+        } else {
+            match buffer.iter().rposition(|byte| *byte == b'\n') {
+                Some(newline) => newline + 1,
+                // A line longer than a batch is sent whole, alone.
+                None => {
+                    wanted_len = buffer.len() + batch_size;
+                    continue;
+                }
+            }
+        };
+        wanted_len = batch_size;
+        let rest = buffer.split_off(cut);
+        let body = std::mem::replace(&mut buffer, rest);
+        let first_line = next_line;
+        next_line += body.iter().filter(|byte| **byte == b'\n').count();
+        if eof {
             while let Some(sent) = in_flight.next().await {
                 report.add(sent?);
             }
-            if !batch.is_empty() || commit_mode != CommitMode::Auto {
+            let has_lines = body.iter().any(|byte| !byte.is_ascii_whitespace());
+            if has_lines || commit_mode != CommitMode::Auto {
                 let commit = match commit_mode {
                     CommitMode::Force => "force",
                     CommitMode::WaitFor => "wait_for",
                     CommitMode::Auto => "auto",
                 };
-                let sent = send_batch(client, index_id, commit, batch_first_line, batch).await?;
+                let sent = send_batch(client, index_id, commit, first_line, body).await?;
                 report.add(sent);
             }
             break;
         }
-        let body = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
-        in_flight.push_back(send_batch(client, index_id, "auto", batch_first_line, body));
+        in_flight.push_back(send_batch(client, index_id, "auto", first_line, body));
         if in_flight.len() >= concurrency.max(1) {
             if let Some(sent) = in_flight.next().await {
                 report.add(sent?);

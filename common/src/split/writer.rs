@@ -23,7 +23,7 @@ fn tantivy_error(error: impl std::fmt::Display) -> SplitError {
     SplitError::Tantivy(error.to_string())
 }
 
-/// Packages the committed tantivy index in `index_dir` (expected to hold one segment) into
+/// Packages the committed tantivy index in `index_dir` (one or more segments) into
 /// one split file at `output`. Blocking: call it from a blocking thread.
 pub fn write_split_file(index_dir: &Path, output: &Path) -> Result<WrittenSplit, SplitError> {
     let files = files_to_package(index_dir)?;
