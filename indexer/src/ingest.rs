@@ -423,9 +423,7 @@ fn map_batch(doc_mapper: &DocMapper, body: &[u8]) -> MappedBatch {
             // An empty last line is only the final newline; any other blank line is left
             // out of the log, which then differs from the body.
             if line_start <= body.len() || !line.is_empty() {
-                batch
-                    .accepted
-                    .get_or_insert_with(|| body[..start].to_vec());
+                batch.accepted.get_or_insert_with(|| body[..start].to_vec());
             }
             continue;
         }
@@ -439,9 +437,7 @@ fn map_batch(doc_mapper: &DocMapper, body: &[u8]) -> MappedBatch {
                 batch.docs.push(doc);
             }
             Err(error) => {
-                batch
-                    .accepted
-                    .get_or_insert_with(|| body[..start].to_vec());
+                batch.accepted.get_or_insert_with(|| body[..start].to_vec());
                 batch.response.num_rejected_docs += 1;
                 batch.all_failures.push((line_index + 1, error.to_string()));
                 if batch.response.parse_failures.len() < MAX_REPORTED_FAILURES {

@@ -22,10 +22,11 @@ const MIN_HEAP_BYTES: u64 = 15_000_000;
 const MAX_HEAP_BYTES: u64 = 4_000_000_000;
 /// Tantivy indexing threads per split being built; they share the index's heap size.
 const WRITER_THREADS: usize = 2;
-/// Batches queued ahead of the indexing thread; senders wait beyond that. A few keep the
-/// writer busy; mapped documents take about twice their JSON size in memory, so a deeper
-/// queue only raises the peak memory of a node that indexes slower than it is fed.
-const COMMAND_QUEUE_LEN: usize = 4;
+/// Batches queued ahead of the indexing thread; senders wait beyond that. Two keep the
+/// writer busy (measured: four were no faster). Mapped documents take about twice their
+/// JSON size in memory, so a deeper queue only raises the peak memory of a node that is
+/// fed faster than it indexes.
+const COMMAND_QUEUE_LEN: usize = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexingError {
