@@ -542,34 +542,19 @@ mod tests {
     use tantivy::schema::document::{Document, Value};
 
     use super::*;
+    use crate::doc_mapper::tests::ALL_TYPES;
     use crate::doc_mapper::DocParsingError;
 
-    const MAPPING: &str = r#"
-index_id: direct
-doc_mapping:
-  mode: MODE
-  field_mappings:
-    - {name: ts, type: datetime, fast: true, input_formats: [rfc3339, unix_timestamp, "%Y-%m-%d %H:%M:%S"]}
-    - {name: message, type: text, tokenizer: default}
-    - {name: level, type: text, tokenizer: raw, fast: true}
-    - {name: count, type: u64, fast: true}
-    - {name: delta, type: i64}
-    - {name: ratio, type: f64}
-    - {name: ok, type: bool}
-    - {name: client_ip, type: ip}
-    - {name: blob, type: bytes}
-    - {name: attributes, type: json}
-    - {name: labels, type: array<text>, tokenizer: raw}
-    - name: resource
-      type: object
-      field_mappings:
-        - {name: service, type: text, tokenizer: raw}
-  timestamp_field: ts
-  tag_fields: [level, count, ok, delta]
-"#;
+    /// The shared every-type mapping, with tags of every kind `tag_text` formats.
+    fn mapping(mode: &str) -> String {
+        ALL_TYPES.replace("MODE", mode).replace(
+            "tag_fields: [level]",
+            "tag_fields: [level, count, ok, delta]",
+        )
+    }
 
     fn mapper(mode: &str) -> DocMapper {
-        let yaml = MAPPING.replace("MODE", mode);
+        let yaml = mapping(mode);
         DocMapper::new(&IndexConfig::parse(yaml.as_bytes(), ConfigFormat::Yaml).unwrap())
     }
 
@@ -688,7 +673,7 @@ doc_mapping:
 
     #[test]
     fn a_stored_source_takes_the_reference_path() {
-        let yaml = MAPPING.replace("MODE", "dynamic").replace(
+        let yaml = mapping("dynamic").replace(
             "  timestamp_field: ts",
             "  timestamp_field: ts\n  store_source: true",
         );

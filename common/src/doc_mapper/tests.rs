@@ -7,7 +7,7 @@ fn mapper(yaml: &str) -> DocMapper {
     DocMapper::new(&IndexConfig::parse(yaml.as_bytes(), ConfigFormat::Yaml).unwrap())
 }
 
-const ALL_TYPES: &str = r#"
+pub(super) const ALL_TYPES: &str = r#"
 index_id: all-types
 doc_mapping:
   mode: MODE
