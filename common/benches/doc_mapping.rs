@@ -9,6 +9,8 @@ use std::time::Instant;
 use quarry_common::doc_mapper::{DocMapper, ParsedDoc};
 use quarry_config::{ConfigFormat, IndexConfig};
 
+type MapLine<'a> = dyn Fn(&[u8]) -> Option<ParsedDoc> + 'a;
+
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -39,7 +41,7 @@ fn main() {
         _ => None,
     };
     let direct = |line: &[u8]| doc_mapper.doc_from_json_bytes(line).ok();
-    let paths: [(&str, &dyn Fn(&[u8]) -> Option<ParsedDoc>); 2] =
+    let paths: [(&str, &MapLine); 2] =
         [("reference", &reference), ("doc_from_json_bytes", &direct)];
     for (name, map) in paths {
         for round in 0..3 {

@@ -71,10 +71,12 @@ mod tests {
 
     #[test]
     fn single_node_cluster_reports_itself() {
-        let mut config = NodeConfig::default();
-        config.node_id = "node-a".to_string();
-        config.advertise_address = Some("10.0.0.5".to_string());
-        config.enabled_services = vec![Service::Searcher, Service::Metastore];
+        let config = NodeConfig {
+            node_id: "node-a".to_string(),
+            advertise_address: Some("10.0.0.5".to_string()),
+            enabled_services: vec![Service::Searcher, Service::Metastore],
+            ..NodeConfig::default()
+        };
         let cluster = Cluster::single_node(&config, "127.0.0.1:7399".parse().unwrap(), 42);
         let snapshot = cluster.snapshot();
         assert_eq!(snapshot.self_node_id, "node-a");

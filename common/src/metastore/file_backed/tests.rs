@@ -75,7 +75,7 @@ async fn torn_write_leaves_previous_state_readable() {
         .await
         .unwrap();
     metastore
-        .publish_splits(&uid, &[published.split_id.clone()], &[], None)
+        .publish_splits(&uid, std::slice::from_ref(&published.split_id), &[], None)
         .await
         .unwrap();
 

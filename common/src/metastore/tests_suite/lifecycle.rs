@@ -206,7 +206,7 @@ pub(crate) async fn stage_publish_and_list_by_state_and_time(backend: &TestBacke
 
     // Publishing twice is refused: only staged splits can be published.
     let err = metastore
-        .publish_splits(&uid, &[early.split_id.clone()], &[], None)
+        .publish_splits(&uid, std::slice::from_ref(&early.split_id), &[], None)
         .await
         .unwrap_err();
     assert!(
@@ -215,7 +215,7 @@ pub(crate) async fn stage_publish_and_list_by_state_and_time(backend: &TestBacke
     );
     let missing = SplitId::generate();
     let err = metastore
-        .publish_splits(&uid, &[missing.clone()], &[], None)
+        .publish_splits(&uid, std::slice::from_ref(&missing), &[], None)
         .await
         .unwrap_err();
     match err {
@@ -321,7 +321,7 @@ pub(crate) async fn mark_and_delete_rules(backend: &TestBackend) {
         .await
         .unwrap();
     metastore
-        .publish_splits(&uid, &[published.split_id.clone()], &[], None)
+        .publish_splits(&uid, std::slice::from_ref(&published.split_id), &[], None)
         .await
         .unwrap();
 
@@ -382,7 +382,7 @@ pub(crate) async fn mark_and_delete_rules(backend: &TestBackend) {
         id_set([&staged.split_id])
     );
     metastore
-        .delete_splits(&uid, &[staged.split_id.clone()])
+        .delete_splits(&uid, std::slice::from_ref(&staged.split_id))
         .await
         .unwrap();
     assert!(all_splits(&*backend.open().await, &uid).await.is_empty());

@@ -20,7 +20,7 @@ pub(crate) async fn publish_is_atomic_with_checkpoint(backend: &TestBackend) {
     metastore
         .publish_splits(
             &uid,
-            &[first.split_id.clone()],
+            std::slice::from_ref(&first.split_id),
             &[],
             Some(delta(Position::Beginning, Position::Offset(10))),
         )
@@ -43,7 +43,7 @@ pub(crate) async fn publish_is_atomic_with_checkpoint(backend: &TestBackend) {
     let err = metastore
         .publish_splits(
             &uid,
-            &[second.split_id.clone()],
+            std::slice::from_ref(&second.split_id),
             &[],
             Some(delta(Position::Beginning, Position::Offset(20))),
         )
@@ -57,7 +57,7 @@ pub(crate) async fn publish_is_atomic_with_checkpoint(backend: &TestBackend) {
     let err = metastore
         .publish_splits(
             &uid,
-            &[second.split_id.clone()],
+            std::slice::from_ref(&second.split_id),
             &[],
             Some(delta(Position::Offset(10), Position::Offset(5))),
         )
@@ -86,7 +86,7 @@ pub(crate) async fn publish_is_atomic_with_checkpoint(backend: &TestBackend) {
         .publish_splits(
             &uid,
             &[],
-            &[second.split_id.clone()],
+            std::slice::from_ref(&second.split_id),
             Some(delta(Position::Offset(10), Position::Offset(20))),
         )
         .await
@@ -102,7 +102,7 @@ pub(crate) async fn publish_is_atomic_with_checkpoint(backend: &TestBackend) {
     metastore
         .publish_splits(
             &uid,
-            &[second.split_id.clone()],
+            std::slice::from_ref(&second.split_id),
             &[],
             Some(delta(Position::Offset(10), Position::Offset(20))),
         )
@@ -178,7 +178,12 @@ pub(crate) async fn replace_publishes_merged_split_and_marks_inputs(backend: &Te
         .await
         .unwrap();
     let err = metastore
-        .publish_splits(&uid, &[second_merge.split_id.clone()], &input_ids, None)
+        .publish_splits(
+            &uid,
+            std::slice::from_ref(&second_merge.split_id),
+            &input_ids,
+            None,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -194,8 +199,8 @@ pub(crate) async fn replace_publishes_merged_split_and_marks_inputs(backend: &Te
     let err = metastore
         .publish_splits(
             &uid,
-            &[second_merge.split_id.clone()],
-            &[staged_input.split_id.clone()],
+            std::slice::from_ref(&second_merge.split_id),
+            std::slice::from_ref(&staged_input.split_id),
             None,
         )
         .await
@@ -207,8 +212,8 @@ pub(crate) async fn replace_publishes_merged_split_and_marks_inputs(backend: &Te
     let err = metastore
         .publish_splits(
             &uid,
-            &[second_merge.split_id.clone()],
-            &[second_merge.split_id.clone()],
+            std::slice::from_ref(&second_merge.split_id),
+            std::slice::from_ref(&second_merge.split_id),
             None,
         )
         .await
