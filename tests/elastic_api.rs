@@ -452,3 +452,54 @@ async fn sorting_by_text_keys_pages_through_every_hit() {
         assert_eq!(unique.len(), 90);
     }
 }
+
+#[tokio::test]
+async fn field_caps_lists_what_documents_put_in_json_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    node.create_index(
+        "index_id: dyn-logs\ndoc_mapping:\n  mode: dynamic\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: attributes, type: json, tokenizer: raw, fast: true}\n  timestamp_field: ts\n",
+    )
+    .await;
+    let docs = [
+        json!({"ts": 1, "user": {"name": "ann"}, "retries": 3, "code": 7, "attributes": {"http.status_code": 500, "region": "eu"}}),
+        json!({"ts": 2, "code": "E42", "latency": 1.5, "attributes": {"region": "us"}}),
+    ];
+    let ndjson: String = docs.iter().map(|doc| format!("{doc}\n")).collect();
+    node.ingest("dyn-logs", ndjson, "force").await;
+
+    let (status, caps) = node
+        .get("/api/v1/_elastic/dyn-logs/_field_caps?fields=*")
+        .await;
+    assert_eq!(status, 200, "{caps}");
+    insta::assert_json_snapshot!("field_caps_json_paths", caps);
+    // A path with values of two types has one entry per type, as in Elasticsearch.
+    let code_types: Vec<&String> = caps["fields"]["code"].as_object().unwrap().keys().collect();
+    assert_eq!(code_types, ["long", "text"], "{caps}");
+
+    // Patterns apply to the paths found as to mapped fields.
+    let (_, caps) = node
+        .post_json(
+            "/api/v1/_elastic/dyn-logs/_field_caps",
+            &json!({"fields": ["attributes.*", "user.*"]}),
+        )
+        .await;
+    let names: Vec<&String> = caps["fields"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "attributes.http.status_code",
+            "attributes.region",
+            "user.name"
+        ]
+    );
+    // The paths found are the ones queries use.
+    let (status, found) = node
+        .post_json(
+            "/api/v1/_elastic/dyn-logs/_search",
+            &json!({"query": {"term": {"attributes.region": "eu"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["hits"]["total"]["value"], json!(1), "{found}");
+}

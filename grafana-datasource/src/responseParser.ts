@@ -430,8 +430,9 @@ export function mergeFieldLists(lists: FieldInfo[][]): FieldInfo[] {
 
 /**
  * Fields seen in sample documents but absent from `_field_caps`. Quarry's `_field_caps`
- * lists mapped fields only, while a `dynamic` index keeps unknown fields searchable (and,
- * by default, fast): sampling recent documents is how the editor learns about them.
+ * lists mapped fields and the paths inside fast json fields of recent splits; paths of
+ * json fields that are not fast, and of documents not yet in a split, are only seen in
+ * the documents themselves.
  */
 export function fieldsFromDocuments(docs: Array<Record<string, unknown>>, known: FieldInfo[]): FieldInfo[] {
   const knownNames = new Set(known.map((f) => f.name));

@@ -24,4 +24,5 @@ mod split_cache;
 mod time_buckets;
 
 pub use request::{HighlightOptions, SearchRequest, SearchResponse, MAX_HITS_CAP};
+pub use root::json_paths::JsonFieldPath;
 pub use root::{SearchError, SearchHit, SearchResult, SearchService};

@@ -1,3 +1,5 @@
+pub mod json_paths;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;

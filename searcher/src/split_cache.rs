@@ -2,6 +2,8 @@ use std::sync::{Arc, OnceLock};
 
 use quarry_common::split::{SplitDirectory, SplitError, SplitOpenInfo};
 use quarry_common::SplitId;
+use tantivy::columnar::{ColumnType, ColumnarReader};
+use tantivy::index::SegmentComponent;
 use tantivy::{Index, ReloadPolicy, Searcher};
 
 use crate::lru::LruMap;
@@ -32,6 +34,22 @@ impl OpenSplit {
             .try_into()?;
         let searcher = reader.searcher();
         Ok(self.searcher.get_or_init(|| searcher).clone())
+    }
+}
+
+impl OpenSplit {
+    /// The name and type of every fast column of every segment. Json fields keep one
+    /// column per path and type, so this is what documents put in them. Blocking.
+    pub(crate) fn fast_columns(&self) -> tantivy::Result<Vec<(String, ColumnType)>> {
+        let index = Index::open(self.directory.clone())?;
+        let mut columns = Vec::new();
+        for segment in index.searchable_segments()? {
+            let file = segment.open_read(SegmentComponent::FastFields)?;
+            for (name, handle) in ColumnarReader::open(file)?.list_columns()? {
+                columns.push((name, handle.column_type()));
+            }
+        }
+        Ok(columns)
     }
 }
 

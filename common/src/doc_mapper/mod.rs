@@ -115,6 +115,11 @@ impl DocMapper {
         &self.fields
     }
 
+    /// How fields outside the mapping are indexed, in `dynamic` mode.
+    pub fn dynamic_mapping(&self) -> Option<&DynamicMapping> {
+        self.dynamic_field.map(|_| &self.dynamic_mapping)
+    }
+
     pub fn timestamp_field(&self) -> Option<&MappedField> {
         self.timestamp_field.map(|position| &self.fields[position])
     }

@@ -10,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use quarry_config::{FieldMapping, FieldType, IndexConfig, LeafFieldType, TokenizerName};
 use quarry_searcher::pattern::wildcard_match;
+use quarry_searcher::JsonFieldPath;
 use serde_json::{json, Map, Value};
+use tantivy::columnar::ColumnType;
 
 use super::es_error;
 use crate::index_service::IndexServiceError;
@@ -88,7 +90,8 @@ fn es_type(mapping: &FieldMapping) -> (&'static str, bool, bool) {
         LeafFieldType::Datetime => "date_nanos",
         LeafFieldType::Ip => "ip",
         LeafFieldType::Bytes => "binary",
-        LeafFieldType::Json => "object",
+        // As in ES, an object is searched and aggregated through its paths, not whole.
+        LeafFieldType::Json => return ("object", false, false),
     };
     (es_type, mapping.indexed, mapping.fast)
 }
@@ -196,29 +199,76 @@ pub(crate) async fn field_caps(
     let wanted = |name: &str| patterns.iter().any(|pattern| wildcard_match(pattern, name));
     // A field mapped differently in two indexes gets one entry per type, as in ES.
     let mut fields: Map<String, Value> = Map::new();
+    let mut failures: Vec<Value> = Vec::new();
     for index in &indexes {
-        for (path, mapping) in index.index_config.doc_mapping.leaf_fields() {
-            if !wanted(&path) {
-                continue;
+        let leaf_fields = index.index_config.doc_mapping.leaf_fields();
+        for (path, mapping) in &leaf_fields {
+            if wanted(path) {
+                let (es_type, searchable, aggregatable) = es_type(mapping);
+                add_capability(&mut fields, path, es_type, searchable, aggregatable);
             }
-            let (es_type, searchable, aggregatable) = es_type(mapping);
-            let types = fields.entry(path).or_insert_with(|| json!({}));
-            let capability = types.as_object_mut().map(|types| {
-                types.entry(es_type.to_string()).or_insert_with(|| {
-                    json!({"type": es_type, "metadata_field": false, "searchable": searchable, "aggregatable": aggregatable})
-                })
-            });
-            if let Some(capability) = capability {
-                // Across indexes a capability holds only where it holds everywhere.
-                capability["searchable"] =
-                    json!(capability["searchable"] == json!(true) && searchable);
-                capability["aggregatable"] =
-                    json!(capability["aggregatable"] == json!(true) && aggregatable);
+        }
+        // Paths inside json fields are not in the mapping: the splits know them.
+        match state.search_service.json_field_paths(index).await {
+            Ok(paths) => {
+                for found in paths {
+                    let mapped = leaf_fields.iter().any(|(path, _)| *path == found.path);
+                    if !mapped && wanted(&found.path) {
+                        let es_type = json_path_es_type(&found);
+                        add_capability(&mut fields, &found.path, es_type, found.indexed, true);
+                    }
+                }
             }
+            Err(error) => failures.push(json!({
+                "indices": [index.index_id()],
+                "failure": {"type": "exception", "reason": error.to_string()},
+            })),
         }
     }
     let names: Vec<&str> = indexes.iter().map(|index| index.index_id()).collect();
-    Json(json!({"indices": names, "fields": fields})).into_response()
+    let mut response = json!({"indices": names, "fields": fields});
+    if !failures.is_empty() {
+        response["failed_indices"] = json!(failures.len());
+        response["failures"] = json!(failures);
+    }
+    Json(response).into_response()
+}
+
+/// Records that `path` has `es_type` in one more index. Across indexes a capability holds
+/// only where it holds everywhere.
+fn add_capability(
+    fields: &mut Map<String, Value>,
+    path: &str,
+    es_type: &str,
+    searchable: bool,
+    aggregatable: bool,
+) {
+    let types = fields.entry(path.to_string()).or_insert_with(|| json!({}));
+    let Some(types) = types.as_object_mut() else {
+        return;
+    };
+    let capability = types.entry(es_type.to_string()).or_insert_with(|| {
+        json!({"type": es_type, "metadata_field": false, "searchable": searchable, "aggregatable": aggregatable})
+    });
+    capability["searchable"] = json!(capability["searchable"] == json!(true) && searchable);
+    capability["aggregatable"] = json!(capability["aggregatable"] == json!(true) && aggregatable);
+}
+
+/// The ES type of a value type found in a json field. Strings are `keyword` when the
+/// field keeps them whole, `text` when it tokenizes them; either way the fast column makes
+/// them aggregatable.
+fn json_path_es_type(found: &JsonFieldPath) -> &'static str {
+    match found.column_type {
+        ColumnType::Str if found.tokenizer == TokenizerName::Raw => "keyword",
+        ColumnType::Str => "text",
+        ColumnType::I64 => "long",
+        ColumnType::U64 => "unsigned_long",
+        ColumnType::F64 => "double",
+        ColumnType::Bool => "boolean",
+        ColumnType::DateTime => "date_nanos",
+        ColumnType::IpAddr => "ip",
+        ColumnType::Bytes => "binary",
+    }
 }
 
 fn resolve_error(error: quarry_searcher::SearchError) -> Response {
