@@ -63,18 +63,21 @@ impl Node {
             .await
             .context("cannot read the metastore")?;
 
-        let ingest_service = Arc::new(IngestService::new(
-            metastore.clone(),
-            resolver.clone(),
-            config.data_dir.clone(),
-            IngestLimits {
-                max_in_flight_bytes: config.ingest.max_in_flight_bytes.as_u64(),
-                wal_max_bytes: config.ingest.wal_max_bytes.as_u64(),
-                wal_sync: config.ingest.wal_sync,
-                dedup_window: std::time::Duration::from_secs(config.ingest.dedup_window_secs),
-                dedup_max_ids_per_index: config.ingest.dedup_max_ids_per_index,
-            },
-        )?);
+        let ingest_service = Arc::new(
+            IngestService::new(
+                metastore.clone(),
+                resolver.clone(),
+                config.data_dir.clone(),
+                IngestLimits {
+                    max_in_flight_bytes: config.ingest.max_in_flight_bytes.as_u64(),
+                    wal_max_bytes: config.ingest.wal_max_bytes.as_u64(),
+                    wal_sync: config.ingest.wal_sync,
+                    dedup_window: std::time::Duration::from_secs(config.ingest.dedup_window_secs),
+                    dedup_max_ids_per_index: config.ingest.dedup_max_ids_per_index,
+                },
+            )?
+            .with_cut_merge_max_docs(config.indexer.cut_merge_max_docs),
+        );
         // Acknowledged documents that a crash kept from being published get indexed now.
         ingest_service.recover().await?;
         let search_service = Arc::new(SearchService::new(

@@ -312,7 +312,10 @@ async fn check_answers(node: &TestNode, docs: &[Value]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_ingest_search_restart_delete() {
     let dir = tempfile::tempdir().unwrap();
-    let mut node = TestNode::start(dir.path()).await;
+    // Splits keep a segment per writer thread, as big ones do: every check below runs
+    // over splits of several segments.
+    let mut node =
+        TestNode::start_with(dir.path(), &[], "indexer:\n  cut_merge_max_docs: 0\n").await;
     let (ndjson, docs) = generate();
 
     node.create_index(INDEX_CONFIG).await;
@@ -351,6 +354,11 @@ async fn create_ingest_search_restart_delete() {
     let (_, described) = node.get("/api/v1/indexes/e2e-logs").await;
     assert_eq!(described["num_published_docs"], json!(NUM_DOCS));
     assert_eq!(described["num_published_splits"], json!(2));
+    assert_eq!(
+        common::segments_per_split(dir.path(), "e2e-logs"),
+        [2, 2],
+        "each writer thread wrote a segment"
+    );
 
     check_answers(&node, &docs).await;
     node.restart().await;
@@ -920,6 +928,11 @@ async fn search_after_walks_every_hit_once() {
             .collect();
         node.ingest("paged-logs", body, "force").await;
     }
+    // Small splits are merged into one segment when cut (`indexer.cut_merge_max_docs`).
+    assert_eq!(
+        common::segments_per_split(dir.path(), "paged-logs"),
+        [1, 1, 1]
+    );
     let hits = node
         .es_hits_after(
             "paged-logs",

@@ -89,6 +89,7 @@ pub struct IngestService {
     failed_shards: std::sync::Mutex<BTreeMap<String, String>>,
     accepting: AtomicBool,
     dedup: DedupWindow,
+    cut_merge_max_docs: u64,
 }
 
 struct MappedBatch {
@@ -139,7 +140,15 @@ impl IngestService {
                 limits.dedup_window,
                 limits.dedup_max_ids_per_index,
             ),
+            cut_merge_max_docs: quarry_config::IndexerConfig::default().cut_merge_max_docs,
         })
+    }
+
+    /// Splits of at most this many documents are merged into one segment when cut
+    /// (`indexer.cut_merge_max_docs`).
+    pub fn with_cut_merge_max_docs(mut self, max_docs: u64) -> IngestService {
+        self.cut_merge_max_docs = max_docs;
+        self
     }
 
     /// Restarts the shards that have write-ahead logs, so that documents acknowledged
@@ -255,6 +264,7 @@ impl IngestService {
             wal,
             published_wal_position(index_metadata),
             self.uploader.clone(),
+            self.cut_merge_max_docs,
         )
         .map_err(|error| {
             IngestError::Internal(format!("cannot start the indexing pipeline: {error}"))

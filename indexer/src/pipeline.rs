@@ -88,6 +88,7 @@ impl Pipeline {
         wal: Arc<WalWriter>,
         published_position: u64,
         uploader: crate::uploader::Uploader,
+        cut_merge_max_docs: u64,
     ) -> Result<Arc<Pipeline>, IndexingError> {
         std::fs::create_dir_all(&scratch_dir)?;
         let doc_mapper = Arc::new(DocMapper::new(&index_metadata.index_config));
@@ -109,6 +110,7 @@ impl Pipeline {
             checkpoint_position: published_position,
             upload_tx,
             progress: progress_tx.clone(),
+            cut_merge_max_docs,
         };
         let thread = std::thread::Builder::new()
             .name(format!("indexer-{}", index_metadata.index_id()))
@@ -221,6 +223,8 @@ struct IndexingWorker {
     checkpoint_position: u64,
     upload_tx: mpsc::UnboundedSender<UploadItem>,
     progress: Arc<watch::Sender<Progress>>,
+    /// Splits of at most this many documents are merged into one segment when cut.
+    cut_merge_max_docs: u64,
 }
 
 impl IndexingWorker {
@@ -372,9 +376,8 @@ impl IndexingWorker {
             .as_u64()
             .clamp(MIN_HEAP_BYTES * WRITER_THREADS as u64, MAX_HEAP_BYTES);
         // One tantivy thread indexes about as fast as the rest of the node maps and logs,
-        // so a single one leaves a core idle. With two, the split holds one segment per
-        // thread: merging them at the cut would cost more than the second thread saves,
-        // and a merge writes one segment.
+        // so a single one leaves a core idle. With two, a big split keeps one segment per
+        // thread (node config `indexer.cut_merge_max_docs`).
         let writer: IndexWriter = index.writer_with_num_threads(WRITER_THREADS, heap as usize)?;
         writer.set_merge_policy(Box::new(NoMergePolicy));
         Ok(Workbench {
@@ -463,6 +466,10 @@ impl IndexingWorker {
     fn finish(&self, mut workbench: Workbench) -> Result<PackagedSplit, IndexingError> {
         let started = Instant::now();
         workbench.writer.commit()?;
+        let segment_ids = workbench.writer.index().searchable_segment_ids()?;
+        if segment_ids.len() > 1 && workbench.num_docs <= self.cut_merge_max_docs {
+            workbench.writer.merge(&segment_ids).wait()?;
+        }
         workbench.writer.wait_merging_threads()?;
         let maturity = crate::merge::split_maturity(
             workbench.num_docs,

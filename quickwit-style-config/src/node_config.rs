@@ -74,16 +74,25 @@ pub struct IndexerConfig {
     /// decides which).
     #[serde(default = "default_merge_interval_secs")]
     pub merge_interval_secs: u64,
+    /// Splits of at most this many documents are merged into one segment when cut (it
+    /// takes milliseconds, and queries pay per segment); bigger ones keep a segment per
+    /// writer thread until the merge policy merges them.
+    #[serde(default = "default_cut_merge_max_docs")]
+    pub cut_merge_max_docs: u64,
 }
 
 fn default_merge_interval_secs() -> u64 {
     10
+}
+fn default_cut_merge_max_docs() -> u64 {
+    100_000
 }
 
 impl Default for IndexerConfig {
     fn default() -> Self {
         IndexerConfig {
             merge_interval_secs: default_merge_interval_secs(),
+            cut_merge_max_docs: default_cut_merge_max_docs(),
         }
     }
 }

@@ -334,3 +334,30 @@ impl Drop for TestNode {
         }
     }
 }
+
+/// The number of tantivy segments in each split file of an index on local storage, read
+/// from the splits' file tables.
+#[allow(dead_code)]
+pub fn segments_per_split(data_dir: &Path, index_id: &str) -> Vec<usize> {
+    let index_dir = data_dir.join("qdata").join("indexes").join(index_id);
+    let mut counts = Vec::new();
+    for entry in std::fs::read_dir(&index_dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_none_or(|ext| ext != "split") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let footer = &bytes[bytes.len() - quarry_common::split::FOOTER_LEN..];
+        let table_offset = u64::from_le_bytes(footer[0..8].try_into().unwrap());
+        let table_len = u64::from_le_bytes(footer[8..16].try_into().unwrap());
+        let table = &bytes[table_offset as usize..(table_offset + table_len) as usize];
+        let files = quarry_common::split::FileTable::decode(table, table_offset).unwrap();
+        let segments: std::collections::HashSet<String> = files
+            .files()
+            .filter(|(name, _)| name.extension().is_some_and(|ext| ext == "idx"))
+            .map(|(name, _)| name.file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        counts.push(segments.len());
+    }
+    counts
+}
