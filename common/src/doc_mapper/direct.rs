@@ -683,4 +683,140 @@ mod tests {
         assert!(mapper.try_map_direct(line.as_bytes()).is_none());
         assert!(mapper.doc_from_json_bytes(line.as_bytes()).is_ok());
     }
+
+    /// SplitMix64: random documents without a dependency, the same ones on every run.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+
+        fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+            items[self.below(items.len())]
+        }
+    }
+
+    const KEYS: &[&str] = &[
+        "ts",
+        "message",
+        "level",
+        "count",
+        "delta",
+        "ratio",
+        "ok",
+        "client_ip",
+        "blob",
+        "attributes",
+        "labels",
+        "resource",
+        "_id",
+        "extra",
+        "user",
+        "n",
+        "mess\\u0061ge",
+    ];
+    const SCALARS: &[&str] = &[
+        "null",
+        "true",
+        "false",
+        "0",
+        "7",
+        "-3",
+        "42",
+        "9223372036854775807",
+        "9223372036854775808",
+        "18446744073709551615",
+        "-9223372036854775808",
+        "1.5",
+        "-0.0",
+        "3.0",
+        "1e3",
+        "2.5e-3",
+        "1767225600",
+        "1767225600.25",
+        r#""word""#,
+        r#""42""#,
+        r#"" 7 ""#,
+        r#""-3""#,
+        r#""0.5""#,
+        r#""true""#,
+        r#""2026-01-01T00:00:00Z""#,
+        r#""2026-01-01 00:00:00""#,
+        r#""10.0.0.1""#,
+        r#""::1""#,
+        r#""aGVsbG8=""#,
+        r#""a\"b\\c""#,
+        r#""\u00e9t\u00e9""#,
+        r#""line\nbreak""#,
+        r#""""#,
+    ];
+
+    fn random_value(rng: &mut Rng, depth: usize) -> String {
+        match rng.below(10) {
+            0 if depth > 0 => {
+                let items: Vec<String> = (0..rng.below(4))
+                    .map(|_| random_value(rng, depth - 1))
+                    .collect();
+                format!("[{}]", items.join(","))
+            }
+            1 if depth > 0 => random_object(rng, depth - 1, 4),
+            _ => rng.pick(SCALARS).to_string(),
+        }
+    }
+
+    fn random_object(rng: &mut Rng, depth: usize, max_keys: usize) -> String {
+        let entries: Vec<String> = (0..rng.below(max_keys + 1))
+            .map(|_| {
+                let space = if rng.below(2) == 0 { " " } else { "" };
+                let key = rng.pick(KEYS);
+                format!("\"{key}\":{space}{}", random_value(rng, depth))
+            })
+            .collect();
+        format!("{{{}}}", entries.join(", "))
+    }
+
+    /// Random documents, many of them odd: whatever the direct path maps must be what the
+    /// reference maps, and it must not give up on everything.
+    #[test]
+    fn random_documents_map_like_the_reference() {
+        let mut rng = Rng(42);
+        for mode in ["strict", "lenient", "dynamic"] {
+            let mapper = mapper(mode);
+            let mut mapped_directly = 0;
+            for _ in 0..10_000 {
+                // Usually a valid timestamp first, so that many documents can succeed.
+                let body = random_object(&mut rng, 2, 7);
+                let line = match rng.below(5) {
+                    0 => body,
+                    _ => format!(
+                        "{{\"ts\": {}, {}",
+                        rng.pick(&["1767225600", r#""2026-01-01T00:00:00Z""#]),
+                        &body[1..]
+                    )
+                    .replace(", }", "}"),
+                };
+                let Some(direct) = mapper.try_map_direct(line.as_bytes()) else {
+                    continue;
+                };
+                mapped_directly += 1;
+                let reference = reference(&mapper, &line).unwrap_or_else(|error| {
+                    panic!("direct accepted what the reference rejects ({error}): {line}")
+                });
+                assert_eq!(contents(&direct), contents(&reference), "{line}");
+            }
+            assert!(
+                mapped_directly > 1_000,
+                "{mode}: only {mapped_directly} mapped directly"
+            );
+        }
+    }
 }
