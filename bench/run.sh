@@ -33,30 +33,33 @@ for run in $(seq 1 "$INDEX_RUNS"); do
     "$BIN" index delete --endpoint "$ENDPOINT" bench-logs >/dev/null
     "$BIN" index create --endpoint "$ENDPOINT" --index-config "${QUARRY_BENCH_INDEX_CONFIG:-bench/bench-logs.yaml}" >/dev/null
   fi
+  # Resets the peak RSS, so that each run reports its own.
+  echo 5 > "/proc/$NODE_PID/clear_refs" 2>/dev/null || true
   CPU_BEFORE=$(awk '{print $14+$15}' "/proc/$NODE_PID/stat")
   START=$(date +%s.%N)
   "$BIN" ingest --endpoint "$ENDPOINT" --index bench-logs --input-path "$WORK/logs.ndjson" >/dev/null 2>&1
   END=$(date +%s.%N)
   CPU_AFTER=$(awk '{print $14+$15}' "/proc/$NODE_PID/stat")
   SPLIT_BYTES=$(find "$WORK/qdata/indexes" -path "*bench-logs*" -name '*.split' -newermt "@$START" -printf '%s\n' | awk '{s+=$1} END {print s}')
-  echo "$START $END $CPU_BEFORE $CPU_AFTER $SPLIT_BYTES" >> "$WORK/quarry_runs.txt"
+  PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$NODE_PID/status")
+  echo "$START $END $CPU_BEFORE $CPU_AFTER $SPLIT_BYTES $PEAK_RSS_KB" >> "$WORK/quarry_runs.txt"
 done
-PEAK_RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$NODE_PID/status")
-python3 - "$NUM_DOCS" "$INPUT_BYTES" "$PEAK_RSS_KB" "$WORK/quarry_runs.txt" > "$WORK/quarry_indexing.txt" <<'PY'
+python3 - "$NUM_DOCS" "$INPUT_BYTES" "$WORK/quarry_runs.txt" > "$WORK/quarry_indexing.txt" <<'PY'
 import os, statistics, sys
-docs, input_bytes, rss_kb, runs_path = sys.argv[1:]
+docs, input_bytes, runs_path = sys.argv[1:]
 docs, input_bytes = int(docs), int(input_bytes)
 ticks = os.sysconf("SC_CLK_TCK")
 runs = []
 for line in open(runs_path):
-    start, end, cpu0, cpu1, split_bytes = line.split()
-    runs.append((float(end) - float(start), (int(cpu1) - int(cpu0)) / ticks, int(split_bytes)))
-walls = [wall for wall, _, _ in runs]
+    start, end, cpu0, cpu1, split_bytes, rss_kb = line.split()
+    runs.append((float(end) - float(start), (int(cpu1) - int(cpu0)) / ticks, int(split_bytes), int(rss_kb)))
+walls = [run[0] for run in runs]
 wall = statistics.median(walls)
-cpu = statistics.median(cpu for _, cpu, _ in runs)
+cpu = statistics.median(run[1] for run in runs)
+rss_mib = statistics.median(run[3] for run in runs) / 1024
 print(f"indexing: {docs} docs, {input_bytes/1e6:.1f} MB; runs {', '.join(f'{w:.2f}' for w in walls)} s; "
       f"median {wall:.2f} s wall -> {docs/wall/1e3:.0f}k docs/s, {input_bytes/wall/1e6:.1f} MB/s; "
-      f"server CPU {cpu:.1f} s; peak RSS {int(rss_kb)/1024:.0f} MiB; stored {runs[-1][2]/input_bytes:.3f} x input")
+      f"server CPU {cpu:.1f} s; peak RSS {rss_mib:.0f} MiB; stored {runs[-1][2]/input_bytes:.3f} x input")
 print(f"QUARRY_MEDIAN_WALL {wall}")
 PY
 grep -v QUARRY_MEDIAN_WALL "$WORK/quarry_indexing.txt"

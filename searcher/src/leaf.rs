@@ -1,8 +1,10 @@
 use quarry_common::doc_mapper::DocMapper;
-use tantivy::collector::{Count, TopDocs};
+use std::sync::OnceLock;
+
+use tantivy::collector::{Collector, Count, TopDocs};
 use tantivy::fastfield::FastValue;
-use tantivy::query::Query;
-use tantivy::{DateTime, DocAddress, Order, Searcher};
+use tantivy::query::{EnableScoring, Query};
+use tantivy::{DateTime, DocAddress, Executor, Order, Searcher};
 
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
@@ -13,6 +15,32 @@ use crate::query_ast::QueryAst;
 use crate::query_builder::QueryBuilder;
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
+
+/// Searches the segments of a split in parallel when it has several: a split cut by two
+/// writer threads holds two until merged, and on an idle node both cores then work on the
+/// query. Segments come back in order, so results do not depend on the thread count.
+fn search_segments<C: Collector>(
+    searcher: &Searcher,
+    query: &dyn Query,
+    collector: &C,
+) -> tantivy::Result<C::Fruit> {
+    static SEGMENT_EXECUTOR: OnceLock<Option<Executor>> = OnceLock::new();
+    let executor = SEGMENT_EXECUTOR.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        Executor::multi_thread(threads, "leaf-segment-").ok()
+    });
+    match executor {
+        Some(executor) if searcher.segment_readers().len() > 1 => {
+            let scoring = if collector.requires_scoring() {
+                EnableScoring::enabled_from_searcher(searcher)
+            } else {
+                EnableScoring::disabled_from_searcher(searcher)
+            };
+            searcher.search_with_executor(query, collector, executor, scoring)
+        }
+        _ => searcher.search(query, collector),
+    }
+}
 
 /// Hits of one split with the value they are ranked by.
 type KeyedHits = Vec<(Option<SortKey>, DocAddress)>;
@@ -88,9 +116,8 @@ pub(crate) fn leaf_search(
     let search_error = |error: tantivy::TantivyError| format!("leaf search failed: {error}");
     let agg_collector = aggs.map(leaf_collector);
     if limit == 0 {
-        let (num_hits, aggregations) = searcher
-            .search(&query, &(Count, agg_collector))
-            .map_err(search_error)?;
+        let (num_hits, aggregations) =
+            search_segments(searcher, &query, &(Count, agg_collector)).map_err(search_error)?;
         return Ok(LeafResult {
             num_hits: num_hits as u64,
             hits: Vec::new(),
@@ -104,9 +131,9 @@ pub(crate) fn leaf_search(
             split_id: split_id.to_string(),
             limit,
         };
-        let (num_hits, hits, aggregations) = searcher
-            .search(&query, &(Count, collector, agg_collector))
-            .map_err(search_error)?;
+        let (num_hits, hits, aggregations) =
+            search_segments(searcher, &query, &(Count, collector, agg_collector))
+                .map_err(search_error)?;
         return Ok(LeafResult::new(split_ord, num_hits, hits, aggregations));
     }
     let top = TopDocs::with_limit(limit);
@@ -116,9 +143,9 @@ pub(crate) fn leaf_search(
     };
     let (num_hits, hits, aggregations) = match &sort.field {
         SortField::Score => {
-            let (count, hits, aggregations) = searcher
-                .search(&query, &(Count, top.order_by_score(), agg_collector))
-                .map_err(search_error)?;
+            let collector = (Count, top.order_by_score(), agg_collector);
+            let (count, hits, aggregations) =
+                search_segments(searcher, &query, &collector).map_err(search_error)?;
             let keyed: KeyedHits = hits
                 .into_iter()
                 .map(|(score, address)| {
@@ -147,7 +174,7 @@ pub(crate) fn leaf_search(
                     agg_collector,
                 );
                 let (count, hits, aggregations) =
-                    searcher.search(&query, &collector).map_err(search_error)?;
+                    search_segments(searcher, &query, &collector).map_err(search_error)?;
                 let keyed: KeyedHits = hits
                     .into_iter()
                     .map(|(value, address)| (value.map(SortKey::Text), address))
@@ -177,8 +204,7 @@ where
         top.order_by_fast_field::<T>(field, order),
         agg_collector,
     );
-    let (count, hits, aggregations) = searcher
-        .search(query, &collector)
+    let (count, hits, aggregations) = search_segments(searcher, query, &collector)
         .map_err(|error| format!("leaf search failed: {error}"))?;
     Ok((
         count,
