@@ -43,6 +43,9 @@ struct Args {
     /// Times the raw baseline is built; the median is reported.
     #[arg(long, default_value_t = 1)]
     index_runs: usize,
+    /// Prints the raw index's bytes per component and field: where storage goes.
+    #[arg(long)]
+    space_usage: bool,
 }
 
 struct BenchQuery {
@@ -190,6 +193,36 @@ impl RawTantivy {
     }
 }
 
+/// Bytes per index component and field, summed over segments, largest first.
+fn print_space_usage(searcher: &tantivy::Searcher) -> anyhow::Result<()> {
+    let usage = searcher.space_usage()?;
+    let mut by_part: std::collections::BTreeMap<String, u64> = Default::default();
+    for segment in usage.segments() {
+        let per_field = [
+            ("term dictionary", segment.termdict()),
+            ("postings", segment.postings()),
+            ("positions", segment.positions()),
+            ("fast fields", segment.fast_fields()),
+            ("fieldnorms", segment.fieldnorms()),
+        ];
+        for (component, fields) in per_field {
+            for field in fields.fields() {
+                *by_part
+                    .entry(format!("{component} / {}", field.field_name()))
+                    .or_default() += field.total().get_bytes();
+            }
+        }
+        *by_part.entry("doc store".to_string()).or_default() += segment.store().total().get_bytes();
+    }
+    let mut parts: Vec<(String, u64)> = by_part.into_iter().collect();
+    parts.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
+    println!("raw tantivy index, bytes by component and field:");
+    for (part, bytes) in parts.iter().filter(|(_, bytes)| *bytes >= 100_000) {
+        println!("  {:>8.2} MB  {part}", *bytes as f64 / 1e6);
+    }
+    Ok(())
+}
+
 /// CPU seconds this process has used, from /proc (user + system).
 fn process_cpu_secs() -> f64 {
     let ticks_per_sec = 100.0; // USER_HZ, fixed on Linux
@@ -277,6 +310,9 @@ fn main() -> anyhow::Result<()> {
                 median(&cpus),
                 bytes as f64 / input_bytes as f64
             );
+            if args.space_usage {
+                print_space_usage(&raw.reader.searcher())?;
+            }
             Some(raw)
         }
         None => None,
