@@ -1207,3 +1207,47 @@ async fn check_more_aggregations(node: &TestNode, docs: &[Value]) {
         );
     }
 }
+
+/// `quarry ingest` cuts a file into batches of whole lines, sends a line longer than a
+/// batch on its own, keeps a last line without a newline, and reports rejected lines by
+/// their number in the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_ingest_cuts_files_into_whole_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    let config = "index_id: cli-logs\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: n, type: u64, fast: true}\n    - {name: body, type: text}\n  timestamp_field: ts\n";
+    node.create_index(config).await;
+    let mut lines: Vec<String> = (0..3_000)
+        .map(|n| json!({"ts": 1_767_225_600 + n, "n": n, "body": "x".repeat(900)}).to_string())
+        .collect();
+    // Longer than the 1 MiB batches, in the middle of the file.
+    lines[1_500] =
+        json!({"ts": 1_767_225_600, "n": 1_500, "body": "y".repeat(1_500_000)}).to_string();
+    // Rejected lines, past the first batch: numbers count from the file's start.
+    lines[2_499] = "{not json".to_string();
+    lines[2_999] = json!({"ts": 1, "n": -1}).to_string();
+    let input = dir.path().join("input.ndjson");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+
+    let endpoint = node.endpoint.clone();
+    // The CLI blocks until it is done: off the test's async threads.
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
+            .args(["ingest", "--endpoint", &endpoint, "--index", "cli-logs"])
+            .args(["--batch-size-mib", "1", "--input-path"])
+            .arg(&input)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "rejections make the command fail");
+    assert!(stdout.contains("Ingested 2998 documents"), "{stdout}");
+    assert!(stderr.contains("line 2500: invalid JSON"), "{stderr}");
+    assert!(stderr.contains("line 3000: field `n`"), "{stderr}");
+    assert_eq!(node.count("cli-logs", "*").await, 2_998);
+    assert_eq!(node.count("cli-logs", "n:1500").await, 1);
+    assert_eq!(node.count("cli-logs", "n:2998").await, 1);
+}

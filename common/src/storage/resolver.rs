@@ -186,6 +186,48 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn local_put_file_links_and_falls_back_to_copying() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("indexes");
+        let storage = StorageResolver::default()
+            .resolve(root.to_str().unwrap())
+            .unwrap();
+        let scratch = dir.path().join("scratch.split");
+        std::fs::write(&scratch, b"split bytes").unwrap();
+        storage.put_file("idx/one.split", &scratch).await.unwrap();
+        // Same file system: the stored object is the scratch file under a second name.
+        let stored = root.join("idx").join("one.split");
+        assert_eq!(
+            std::fs::metadata(&stored).unwrap().ino(),
+            std::fs::metadata(&scratch).unwrap().ino()
+        );
+        // Removing the scratch file keeps the object.
+        std::fs::remove_file(&scratch).unwrap();
+        assert_eq!(
+            &storage.get_all("idx/one.split").await.unwrap()[..],
+            b"split bytes"
+        );
+        // A retry over an existing object cannot link: it is copied over instead.
+        let retry = dir.path().join("retry.split");
+        std::fs::write(&retry, b"new bytes").unwrap();
+        storage.put_file("idx/one.split", &retry).await.unwrap();
+        assert_eq!(
+            &storage.get_all("idx/one.split").await.unwrap()[..],
+            b"new bytes"
+        );
+        // Names the object store would encode are copied, never linked under another name.
+        storage
+            .put_file("idx/with space.split", &retry)
+            .await
+            .unwrap();
+        assert_eq!(
+            &storage.get_all("idx/with space.split").await.unwrap()[..],
+            b"new bytes"
+        );
+    }
+
+    #[tokio::test]
     async fn ram_storages_with_the_same_root_share_objects() {
         let resolver = StorageResolver::default();
         let first = resolver.resolve("ram:///shared/a").unwrap();
