@@ -1251,3 +1251,49 @@ async fn cli_ingest_cuts_files_into_whole_lines() {
     assert_eq!(node.count("cli-logs", "n:1500").await, 1);
     assert_eq!(node.count("cli-logs", "n:2998").await, 1);
 }
+
+/// Bytes fields are queried with values written as in documents: base64 by default, hex
+/// when the mapping says so (trace ids), in either case of hex digits.
+#[tokio::test]
+async fn bytes_fields_are_queried_as_documents_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    let config = "index_id: trace-logs\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: trace_id, type: bytes, input_format: hex, output_format: hex}\n    - {name: blob, type: bytes}\n  timestamp_field: ts\n";
+    node.create_index(config).await;
+    let docs = [
+        json!({"ts": 1, "trace_id": "8fadc1a606cb0fb39a1de644815ef6d1", "blob": "aGVsbG8="}),
+        json!({"ts": 2, "trace_id": "00000000000000000000000000000001", "blob": "d29ybGQ="}),
+    ];
+    let ndjson: String = docs.iter().map(|doc| format!("{doc}\n")).collect();
+    node.ingest("trace-logs", ndjson, "force").await;
+
+    assert_eq!(
+        node.count("trace-logs", "trace_id:8fadc1a606cb0fb39a1de644815ef6d1")
+            .await,
+        1
+    );
+    assert_eq!(
+        node.count("trace-logs", "trace_id:8FADC1A606CB0FB39A1DE644815EF6D1")
+            .await,
+        1
+    );
+    assert_eq!(node.count("trace-logs", "blob:aGVsbG8=").await, 1);
+    let found = node
+        .search("trace-logs", json!({"query": "blob:\"d29ybGQ=\""}))
+        .await;
+    assert_eq!(
+        found["hits"][0]["trace_id"],
+        json!("00000000000000000000000000000001")
+    );
+    let (status, error) = node
+        .post_json(
+            "/api/v1/trace-logs/search",
+            &json!({"query": "trace_id:xyz"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert_eq!(
+        error["error"],
+        json!("invalid query: `xyz` is not hex-encoded bytes, the type of field `trace_id`")
+    );
+}

@@ -233,6 +233,17 @@ impl TokenizerName {
     }
 }
 
+/// How a bytes field's values are written as text: in documents and queries
+/// (`input_format`), and in hits (`output_format`). Quickwit's names and default.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BinaryFormat {
+    #[default]
+    Base64,
+    /// Trace and span ids are usually hex: half the bytes of their text.
+    Hex,
+}
+
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum IndexRecord {
@@ -372,6 +383,12 @@ pub struct FieldMapping {
     pub fast_precision: Option<DatePrecision>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expand_dots: Option<bool>,
+    /// Bytes fields: how documents and queries write the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_format: Option<BinaryFormat>,
+    /// Bytes fields: how hits show the values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<BinaryFormat>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub field_mappings: Vec<FieldMapping>,
 }
@@ -928,6 +945,14 @@ fn validate_field_options(path: &str, mapping: &FieldMapping) -> Result<(), Conf
     }
     if mapping.expand_dots.is_some() && leaf != Some(LeafFieldType::Json) {
         return reject("expand_dots", "json fields");
+    }
+    if leaf != Some(LeafFieldType::Bytes) {
+        if mapping.input_format.is_some() {
+            return reject("input_format", "bytes fields");
+        }
+        if mapping.output_format.is_some() {
+            return reject("output_format", "bytes fields");
+        }
     }
     if mapping.field_type == FieldType::Object && mapping.fast {
         return reject("fast", "leaf fields; set it on the object's sub-fields");

@@ -11,10 +11,11 @@ pub use byte_size::ByteSize;
 pub use env_interpolation::interpolate_env_vars;
 pub use error::ConfigError;
 pub use index_config::{
-    validate_index_id, DatePrecision, DateTimeInputFormat, DocMapping, DynamicMapping,
-    FieldMapping, FieldType, IndexConfig, IndexRecord, IndexingSettings, LeafFieldType,
-    MergePolicyConfig, Mode, RetentionPolicy, SearchSettings, StableLogMergePolicyConfig,
-    TokenizerName, DOC_ID_FIELD_NAME, DYNAMIC_FIELD_NAME, SOURCE_FIELD_NAME,
+    validate_index_id, BinaryFormat, DatePrecision, DateTimeInputFormat, DocMapping,
+    DynamicMapping, FieldMapping, FieldType, IndexConfig, IndexRecord, IndexingSettings,
+    LeafFieldType, MergePolicyConfig, Mode, RetentionPolicy, SearchSettings,
+    StableLogMergePolicyConfig, TokenizerName, DOC_ID_FIELD_NAME, DYNAMIC_FIELD_NAME,
+    SOURCE_FIELD_NAME,
 };
 pub use node_config::{
     IndexerConfig, JanitorConfig, NodeConfig, RestConfig, S3Config, SearcherConfig, Service,

@@ -3,7 +3,9 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::ops::Bound;
 
-use quarry_common::doc_mapper::{parse_date_time_str, DocMapper, MappedField, ResolvedField};
+use quarry_common::doc_mapper::{
+    binary_format_name, decode_binary, parse_date_time_str, DocMapper, MappedField, ResolvedField,
+};
 use quarry_config::{DateTimeInputFormat, LeafFieldType, TokenizerName};
 use tantivy::json_utils::convert_to_fast_value_and_append_to_json_term;
 use tantivy::query::{
@@ -229,7 +231,13 @@ impl<'a> QueryBuilder<'a> {
                 field,
                 parse_ip(value).ok_or_else(|| invalid("an IP address"))?,
             ),
-            LeafFieldType::Bytes => Term::from_field_bytes(field, value.as_bytes()),
+            // Queries write bytes as documents do, not as raw text.
+            LeafFieldType::Bytes => {
+                let format = mapped.mapping.input_format.unwrap_or_default();
+                let bytes = decode_binary(format, value)
+                    .ok_or_else(|| invalid(binary_format_name(format)))?;
+                Term::from_field_bytes(field, &bytes)
+            }
             LeafFieldType::Json => {
                 return Err(InvalidQuery(format!(
                     "field `{}` is a json field: query a path inside it",

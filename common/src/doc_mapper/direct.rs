@@ -12,12 +12,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
-use base64::Engine;
 use quarry_config::{LeafFieldType, Mode, DOC_ID_FIELD_NAME};
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use tantivy::schema::OwnedValue;
 use tantivy::{DateTime, TantivyDocument};
 
+use super::binary_format::decode_binary;
 use super::date_time::{parse_date_time_integer, parse_date_time_number, parse_date_time_str};
 use super::json_to_doc::tag_text;
 use super::{DocMapper, MappedField, ParsedDoc};
@@ -452,9 +452,8 @@ impl DocMapper {
                 let Scalar::Str(text) = &scalar else {
                     return Err(give_up());
                 };
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(text.as_bytes())
-                    .map_err(|_| give_up::<E>())?;
+                let format = mapped.mapping.input_format.unwrap_or_default();
+                let bytes = decode_binary(format, text).ok_or_else(give_up::<E>)?;
                 doc.add_bytes(field, &bytes);
             }
             // Json values never come here: `FieldSeed` maps them whole.

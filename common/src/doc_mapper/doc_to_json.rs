@@ -1,11 +1,12 @@
 use std::net::Ipv6Addr;
 
 use base64::Engine;
-use quarry_config::{FieldType, SOURCE_FIELD_NAME};
+use quarry_config::{FieldType, LeafFieldType, SOURCE_FIELD_NAME};
 use serde_json::{Map, Value};
 use tantivy::schema::document::{CompactDocValue, ReferenceValue, ReferenceValueLeaf, Value as _};
 use tantivy::TantivyDocument;
 
+use super::binary_format::encode_binary;
 use super::date_time::format_rfc3339;
 use super::DocMapper;
 
@@ -24,7 +25,15 @@ impl DocMapper {
         }
         let mut out = Map::new();
         for mapped in &self.fields {
-            let values: Vec<Value> = doc.get_all(mapped.field).map(compact_to_json).collect();
+            let values: Vec<Value> = if mapped.leaf_type == LeafFieldType::Bytes {
+                let format = mapped.mapping.output_format.unwrap_or_default();
+                doc.get_all(mapped.field)
+                    .filter_map(|value| value.as_bytes())
+                    .map(|bytes| Value::String(encode_binary(format, bytes)))
+                    .collect()
+            } else {
+                doc.get_all(mapped.field).map(compact_to_json).collect()
+            };
             if values.is_empty() {
                 continue;
             }

@@ -1,11 +1,11 @@
 use std::net::IpAddr;
 
-use base64::Engine;
 use quarry_config::{LeafFieldType, Mode, DOC_ID_FIELD_NAME};
 use serde_json::{Map, Value};
 use tantivy::schema::OwnedValue;
 use tantivy::{DateTime, TantivyDocument};
 
+use super::binary_format::{binary_format_name, decode_binary};
 use super::date_time::{parse_date_time_integer, parse_date_time_number, parse_date_time_str};
 use super::{DocMapper, MappedField};
 
@@ -331,13 +331,14 @@ fn convert_leaf(mapped: &MappedField, value: Value) -> Result<OwnedValue, DocPar
                 .map_err(|_| wrong_type("an IPv4 or IPv6 address", &value)),
             _ => Err(wrong_type("an IPv4 or IPv6 address", &value)),
         },
-        LeafFieldType::Bytes => match &value {
-            Value::String(text) => base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map(OwnedValue::Bytes)
-                .map_err(|_| wrong_type("base64-encoded bytes", &value)),
-            _ => Err(wrong_type("base64-encoded bytes", &value)),
-        },
+        LeafFieldType::Bytes => {
+            let format = mapped.mapping.input_format.unwrap_or_default();
+            match &value {
+                Value::String(text) => decode_binary(format, text).map(OwnedValue::Bytes),
+                _ => None,
+            }
+            .ok_or_else(|| wrong_type(binary_format_name(format), &value))
+        }
         LeafFieldType::Json => match value {
             Value::Object(object) => Ok(OwnedValue::from(object)),
             other => Err(wrong_type("a JSON object", &other)),

@@ -2,6 +2,7 @@
 //! turned into tantivy documents (and back), and field lookup for queries. Indexers and
 //! searchers build the same `DocMapper` from the same config, so they agree on every field.
 
+mod binary_format;
 mod date_time;
 mod direct;
 mod doc_to_json;
@@ -15,6 +16,7 @@ use quarry_config::{
 };
 use tantivy::schema::{Field, Schema};
 
+pub use binary_format::{binary_format_name, decode_binary, encode_binary};
 pub use date_time::{
     format_rfc3339, parse_date_time_integer, parse_date_time_number, parse_date_time_str,
 };

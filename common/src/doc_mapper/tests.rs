@@ -211,3 +211,30 @@ fn store_source_returns_the_original_document() {
     );
     assert_eq!(mapper.doc_id(&parsed.doc).as_deref(), Some("x1"));
 }
+
+#[test]
+fn bytes_fields_take_and_show_hex_or_base64() {
+    let mapper = mapper(
+        "index_id: traces\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: trace_id, type: bytes, input_format: hex, output_format: hex}\n    - {name: blob, type: bytes}\n",
+    );
+    let line = br#"{"trace_id": "8FADC1A606CB0FB39A1DE644815EF6D1", "blob": "aGVsbG8="}"#;
+    let parsed = mapper.doc_from_json_bytes(line).unwrap();
+    let trace_field = mapper.schema().get_field("trace_id").unwrap();
+    assert_eq!(
+        tantivy::schema::document::Value::as_bytes(&parsed.doc.get_first(trace_field).unwrap())
+            .map(<[u8]>::len),
+        Some(16),
+        "stored as 16 bytes, not 32 characters"
+    );
+    assert_eq!(
+        serde_json::Value::Object(mapper.doc_to_json(&parsed.doc)),
+        json!({"trace_id": "8fadc1a606cb0fb39a1de644815ef6d1", "blob": "aGVsbG8="})
+    );
+    let error = mapper
+        .doc_from_json_bytes(br#"{"trace_id": "not hex"}"#)
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "field `trace_id`: expected hex-encoded bytes, got \"not hex\""
+    );
+}

@@ -107,6 +107,8 @@ fn validation_errors_name_the_field_and_the_problem() {
         ("bad date format", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: ts, type: datetime, input_formats: [julian]}"),
         ("bad strptime directive", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: ts, type: datetime, input_formats: ['%Y-%Q']}"),
         ("input_formats on text", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: text, input_formats: [rfc3339]}"),
+        ("input_format on text", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: text, input_format: hex}"),
+        ("unknown bytes format", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: bytes, input_format: base32}"),
         ("reserved name", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: _source, type: text}"),
         ("dotted name", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a.b, type: text}"),
         ("empty object", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: object}"),
