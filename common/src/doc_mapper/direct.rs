@@ -3,10 +3,11 @@
 //! second conversion into tantivy values).
 //!
 //! It covers the shapes logs have: mapped leaves, json fields and dynamic fields at the
-//! top level. On anything else (a mapped `object`, a duplicated key, a stored source) and on
-//! every error it gives up, and `doc_from_json_object` decides the document: that path stays
-//! the reference, and the one place where rejections are worded. The tests check that both
-//! paths build the same documents.
+//! top level, and a stored source. On anything else (a mapped `object`, a duplicated key,
+//! an `_id` beside a stored source) and on every error it gives up, and
+//! `doc_from_json_object` decides the document: that path stays the reference, and the one
+//! place where rejections are worded. The tests check that both paths build the same
+//! documents.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -34,16 +35,13 @@ fn give_up<E: de::Error>() -> E {
 impl DocMapper {
     /// `None` when the reference path must decide: see the module comment.
     pub(super) fn try_map_direct(&self, line: &[u8]) -> Option<ParsedDoc> {
-        if self.source_field.is_some() || self.fields.len() > MAX_DIRECT_FIELDS {
+        if self.fields.len() > MAX_DIRECT_FIELDS {
             return None;
         }
         let mut deserializer = serde_json::Deserializer::from_slice(line);
-        let parsed = DocumentSeed {
-            mapper: self,
-            capacity: line.len(),
-        }
-        .deserialize(&mut deserializer)
-        .ok()?;
+        let parsed = DocumentSeed { mapper: self, line }
+            .deserialize(&mut deserializer)
+            .ok()?;
         deserializer.end().ok()?;
         if self.timestamp_field.is_some() && parsed.timestamp.is_none() {
             return None;
@@ -54,7 +52,7 @@ impl DocMapper {
 
 struct DocumentSeed<'m> {
     mapper: &'m DocMapper,
-    capacity: usize,
+    line: &'m [u8],
 }
 
 impl<'de> DeserializeSeed<'de> for DocumentSeed<'_> {
@@ -77,18 +75,20 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
         let mut parsed = ParsedDoc {
             // The serialized document is about as long as the line; tantivy's default of
             // 1 KiB would triple the memory of queued batches.
-            doc: TantivyDocument::with_capacity(self.capacity + 64),
+            doc: TantivyDocument::with_capacity(self.line.len() + 64),
             timestamp: None,
             tags: Vec::new(),
         };
         let mut seen: u128 = 0;
         let mut dynamic: Vec<(String, OwnedValue)> = Vec::new();
         let mut doc_id: Option<String> = None;
+        let mut has_doc_id_key = false;
         while let Some(key) = map.next_key_seed(CowStrSeed)? {
             if key == DOC_ID_FIELD_NAME {
                 if doc_id.is_some() {
                     return Err(give_up());
                 }
+                has_doc_id_key = true;
                 doc_id = map.next_value::<Option<String>>()?;
                 continue;
             }
@@ -128,6 +128,15 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
             parsed
                 .doc
                 .add_field_value(field, &OwnedValue::Object(dynamic));
+        }
+        if let Some(field) = mapper.source_field {
+            // The line is the source. The reference stores the parsed object serialized
+            // again, which reads back as the same JSON; it leaves `_id` out, which a line
+            // cannot without being rewritten.
+            if has_doc_id_key {
+                return Err(give_up());
+            }
+            parsed.doc.add_bytes(field, self.line.trim_ascii());
         }
         if let Some(doc_id) = doc_id {
             parsed.doc.add_text(mapper.doc_id_field, doc_id);
@@ -566,11 +575,25 @@ mod tests {
         }
     }
 
-    fn contents(parsed: &ParsedDoc) -> (Vec<(u32, OwnedValue)>, Option<DateTime>, Vec<String>) {
+    type Contents = (Vec<(u32, OwnedValue)>, Option<DateTime>, Vec<String>);
+
+    /// What a mapped document holds. A stored source is compared as the JSON it reads back
+    /// as: the direct path keeps the line, the reference serializes the parsed object again.
+    fn contents(mapper: &DocMapper, parsed: &ParsedDoc) -> Contents {
         let values = parsed
             .doc
             .iter_fields_and_values()
-            .map(|(field, value)| (field.field_id(), OwnedValue::from(value.as_value())))
+            .map(|(field, value)| {
+                let value = OwnedValue::from(value.as_value());
+                let value = match (&value, mapper.source_field == Some(field)) {
+                    (OwnedValue::Bytes(bytes), true) => {
+                        let json: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+                        OwnedValue::Str(json.to_string())
+                    }
+                    _ => value,
+                };
+                (field.field_id(), value)
+            })
             .collect();
         (values, parsed.timestamp, parsed.tags.clone())
     }
@@ -611,9 +634,17 @@ mod tests {
             .try_map_direct(line.as_bytes())
             .unwrap_or_else(|| panic!("the direct path gave up on {line}"));
         let reference = reference(mapper, line).unwrap_or_else(|error| panic!("{line}: {error}"));
-        assert_eq!(contents(&direct), contents(&reference), "{line}");
+        assert_eq!(
+            contents(mapper, &direct),
+            contents(mapper, &reference),
+            "{line}"
+        );
         let through_api = mapper.doc_from_json_bytes(line.as_bytes()).unwrap();
-        assert_eq!(contents(&through_api), contents(&reference), "{line}");
+        assert_eq!(
+            contents(mapper, &through_api),
+            contents(mapper, &reference),
+            "{line}"
+        );
     }
 
     #[test]
@@ -662,25 +693,36 @@ mod tests {
             let mapper = mapper(mode);
             assert!(mapper.try_map_direct(line.as_bytes()).is_none(), "{line}");
             // The public entry point still answers, as the reference does.
-            let expected = reference(&mapper, line).map(|parsed| contents(&parsed));
+            let expected = reference(&mapper, line).map(|parsed| contents(&mapper, &parsed));
             let actual = mapper
                 .doc_from_json_bytes(line.as_bytes())
-                .map(|parsed| contents(&parsed));
+                .map(|parsed| contents(&mapper, &parsed));
             assert_eq!(actual, expected, "{line}");
         }
     }
 
-    #[test]
-    fn a_stored_source_takes_the_reference_path() {
-        let yaml = mapping("dynamic").replace(
+    fn with_source(mode: &str) -> DocMapper {
+        let yaml = mapping(mode).replace(
             "  timestamp_field: ts",
             "  timestamp_field: ts\n  store_source: true",
         );
-        let mapper =
-            DocMapper::new(&IndexConfig::parse(yaml.as_bytes(), ConfigFormat::Yaml).unwrap());
-        let line = r#"{"ts": 0, "message": "kept as sent"}"#;
-        assert!(mapper.try_map_direct(line.as_bytes()).is_none());
-        assert!(mapper.doc_from_json_bytes(line.as_bytes()).is_ok());
+        DocMapper::new(&IndexConfig::parse(yaml.as_bytes(), ConfigFormat::Yaml).unwrap())
+    }
+
+    #[test]
+    fn a_stored_source_is_the_line_itself() {
+        let mapper = with_source("dynamic");
+        for line in direct_lines().iter().filter(|line| !line.contains("_id")) {
+            assert_same(&mapper, line);
+        }
+        let line = "  {\"ts\": 0, \"message\": \"kept as sent\", \"n\": 1e3}\r";
+        let parsed = mapper.try_map_direct(line.as_bytes()).unwrap();
+        let source = parsed.doc.get_first(mapper.source_field.unwrap()).unwrap();
+        assert_eq!(Value::as_bytes(&source), Some(line.trim().as_bytes()));
+        // The reference leaves `_id` out of the source; the line cannot.
+        let with_id = r#"{"ts": 0, "_id": "a", "message": "x"}"#;
+        assert!(mapper.try_map_direct(with_id.as_bytes()).is_none());
+        assert!(mapper.doc_from_json_bytes(with_id.as_bytes()).is_ok());
     }
 
     /// SplitMix64: random documents without a dependency, the same ones on every run.
@@ -788,8 +830,13 @@ mod tests {
     #[test]
     fn random_documents_map_like_the_reference() {
         let mut rng = Rng(42);
-        for mode in ["strict", "lenient", "dynamic"] {
-            let mapper = mapper(mode);
+        let mappers = [
+            ("strict", mapper("strict")),
+            ("lenient", mapper("lenient")),
+            ("dynamic", mapper("dynamic")),
+            ("dynamic with source", with_source("dynamic")),
+        ];
+        for (mode, mapper) in mappers {
             let mut mapped_directly = 0;
             for _ in 0..10_000 {
                 // Usually a valid timestamp first, so that many documents can succeed.
@@ -810,7 +857,11 @@ mod tests {
                 let reference = reference(&mapper, &line).unwrap_or_else(|error| {
                     panic!("direct accepted what the reference rejects ({error}): {line}")
                 });
-                assert_eq!(contents(&direct), contents(&reference), "{line}");
+                assert_eq!(
+                    contents(&mapper, &direct),
+                    contents(&mapper, &reference),
+                    "{line}"
+                );
             }
             assert!(
                 mapped_directly > 1_000,
