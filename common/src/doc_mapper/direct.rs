@@ -131,18 +131,38 @@ impl<'de> Visitor<'de> for DocumentSeed<'_> {
         }
         if let Some(field) = mapper.source_field {
             // The line is the source. The reference stores the parsed object serialized
-            // again, which reads back as the same JSON; it leaves `_id` out, which a line
-            // cannot without being rewritten.
-            if has_doc_id_key {
-                return Err(give_up());
+            // again, which reads back as the same JSON, and leaves `_id` out: here only
+            // the `"_id":"…",` that `_bulk` writes first can be cut out exactly.
+            if !has_doc_id_key {
+                parsed.doc.add_bytes(field, self.line.trim_ascii());
+            } else {
+                let doc_id = doc_id.as_deref().ok_or_else(give_up)?;
+                let source = without_leading_doc_id(self.line, doc_id).ok_or_else(give_up)?;
+                parsed.doc.add_bytes(field, &source);
             }
-            parsed.doc.add_bytes(field, self.line.trim_ascii());
         }
         if let Some(doc_id) = doc_id {
             parsed.doc.add_text(mapper.doc_id_field, doc_id);
         }
         Ok(parsed)
     }
+}
+
+/// The line without the `"_id":"…",` that `_bulk` puts first in the object, when that is
+/// exactly how it starts; `None` otherwise.
+fn without_leading_doc_id(line: &[u8], doc_id: &str) -> Option<Vec<u8>> {
+    let rest = line.trim_ascii().strip_prefix(b"{\"_id\":")?;
+    let doc_id_json = serde_json::to_vec(doc_id).ok()?;
+    let rest = rest.strip_prefix(doc_id_json.as_slice())?;
+    let rest = match rest.strip_prefix(b",") {
+        Some(after_comma) => after_comma,
+        None if rest.trim_ascii_start().starts_with(b"}") => rest,
+        None => return None,
+    };
+    let mut source = Vec::with_capacity(rest.len() + 1);
+    source.push(b'{');
+    source.extend_from_slice(rest);
+    Some(source)
 }
 
 /// A key or string, borrowed from the line unless it holds escapes.
@@ -719,10 +739,50 @@ mod tests {
         let parsed = mapper.try_map_direct(line.as_bytes()).unwrap();
         let source = parsed.doc.get_first(mapper.source_field.unwrap()).unwrap();
         assert_eq!(Value::as_bytes(&source), Some(line.trim().as_bytes()));
-        // The reference leaves `_id` out of the source; the line cannot.
-        let with_id = r#"{"ts": 0, "_id": "a", "message": "x"}"#;
-        assert!(mapper.try_map_direct(with_id.as_bytes()).is_none());
-        assert!(mapper.doc_from_json_bytes(with_id.as_bytes()).is_ok());
+        // `_bulk` writes the `_id` first: it is cut out of the source, as the reference
+        // leaves it out.
+        for line in [
+            r#"{"_id":"doc-1","ts": 0, "message": "from _bulk"}"#,
+            r#"{"_id":"quote \" and é","ts": 0}"#,
+            r#"{"_id":"doc-2","ts":0}"#,
+        ] {
+            assert_same(&mapper, line);
+            let parsed = mapper.try_map_direct(line.as_bytes()).unwrap();
+            let source = parsed.doc.get_first(mapper.source_field.unwrap()).unwrap();
+            let source: serde_json::Value =
+                serde_json::from_slice(Value::as_bytes(&source).unwrap()).unwrap();
+            assert!(source.get("_id").is_none(), "{source}");
+        }
+        // Anywhere else, or written another way, it is left to the reference.
+        for line in [
+            r#"{"ts": 0, "_id": "a", "message": "x"}"#,
+            r#"{"_id": "a", "ts": 0}"#,
+            r#"{"_id":"\u00e9","ts": 0}"#,
+            r#"{"_id":null,"ts": 0}"#,
+        ] {
+            assert!(mapper.try_map_direct(line.as_bytes()).is_none(), "{line}");
+            assert!(
+                mapper.doc_from_json_bytes(line.as_bytes()).is_ok(),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_leading_doc_id_of_bulk_lines_is_cut_exactly() {
+        let cut = |line: &str, doc_id: &str| {
+            without_leading_doc_id(line.as_bytes(), doc_id)
+                .map(|source| String::from_utf8(source).unwrap())
+        };
+        assert_eq!(
+            cut(r#"{"_id":"x","a":1}"#, "x").as_deref(),
+            Some(r#"{"a":1}"#)
+        );
+        assert_eq!(cut(r#" {"_id":"x"} "#, "x").as_deref(), Some("{}"));
+        assert_eq!(cut(r#"{"_id":"x" }"#, "x").as_deref(), Some("{ }"));
+        assert_eq!(cut(r#"{"_id":"x" ,"a":1}"#, "x"), None);
+        assert_eq!(cut(r#"{"_id":"y","a":1}"#, "x"), None);
+        assert_eq!(cut(r#"{"a":1,"_id":"x"}"#, "x"), None);
     }
 
     /// SplitMix64: random documents without a dependency, the same ones on every run.
