@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::StreamExt;
 use quarry_common::metastore::{IndexMetadata, ListSplitsQuery};
 use quarry_common::split::SplitOpenInfo;
 use quarry_config::{LeafFieldType, TokenizerName};
@@ -14,6 +15,8 @@ use super::{SearchError, SearchService};
 /// Splits looked at, newest first. Each costs one ranged read the first time (then its
 /// footer is cached), and the paths logs use change slowly.
 const MAX_SPLITS_LISTED: usize = 100;
+/// Splits opened concurrently while listing.
+const SPLITS_OPENED_AT_ONCE: usize = 8;
 /// Tantivy joins the field name and each path segment of a json column with this.
 const JSON_PATH_SEPARATOR: char = '\u{1}';
 
@@ -78,25 +81,34 @@ impl SearchService {
             .resolver
             .resolve(index_metadata.index_uri())
             .map_err(|error| SearchError::Internal(error.to_string()))?;
+        // Splits not in the cache cost a ranged read each: a few at once, not in turn.
+        let mut columns_of_splits = futures::stream::iter(splits)
+            .map(|split| {
+                let split_id = split.split_metadata.split_id.clone();
+                let info = SplitOpenInfo {
+                    storage: storage.clone(),
+                    split_path: split_id.file_name(),
+                    footer_offsets: split.split_metadata.footer_offsets.clone(),
+                    range_cache: Some(self.range_cache.clone()),
+                };
+                async move {
+                    let failed =
+                        |error: String| SearchError::Internal(format!("split {split_id}: {error}"));
+                    let open = self
+                        .split_cache
+                        .get_or_open(&split_id, info)
+                        .await
+                        .map_err(|error| failed(error.to_string()))?;
+                    tokio::task::spawn_blocking(move || open.fast_columns())
+                        .await
+                        .map_err(|error| failed(error.to_string()))?
+                        .map_err(|error| failed(error.to_string()))
+                }
+            })
+            .buffer_unordered(SPLITS_OPENED_AT_ONCE);
         let mut found: BTreeMap<(String, u8), JsonFieldPath> = BTreeMap::new();
-        for split in splits {
-            let split_id = split.split_metadata.split_id.clone();
-            let info = SplitOpenInfo {
-                storage: storage.clone(),
-                split_path: split_id.file_name(),
-                footer_offsets: split.split_metadata.footer_offsets.clone(),
-                range_cache: Some(self.range_cache.clone()),
-            };
-            let open = self
-                .split_cache
-                .get_or_open(&split_id, info)
-                .await
-                .map_err(|error| SearchError::Internal(format!("split {split_id}: {error}")))?;
-            let columns = tokio::task::spawn_blocking(move || open.fast_columns())
-                .await
-                .map_err(|error| SearchError::Internal(error.to_string()))?
-                .map_err(|error| SearchError::Internal(format!("split {split_id}: {error}")))?;
-            for (column_name, column_type) in columns {
+        while let Some(columns) = columns_of_splits.next().await {
+            for (column_name, column_type) in columns? {
                 if let Some(path) = json_path(&json_fields, &column_name, column_type) {
                     found.insert((path.path.clone(), column_type.to_code()), path);
                 }
