@@ -14,6 +14,15 @@ pub(crate) struct Metrics {
     pub ingested_bytes: IntCounter,
     pub http_requests: IntCounterVec,
     pub search_latency: HistogramVec,
+    /// Node-to-node requests served, by route: leaf searches, fetches, metastore calls.
+    pub internal_request_latency: HistogramVec,
+    pub cluster_live_nodes: IntGauge,
+    pub cluster_dead_nodes: IntGauge,
+    /// Counters kept by the searcher crate, copied in at each scrape.
+    pub searcher_counters: Vec<(IntGauge, &'static std::sync::atomic::AtomicU64)>,
+    pub leaf_requests: IntGauge,
+    pub leaf_remote_requests: IntGauge,
+    pub leaf_splits_searched: IntGauge,
     /// Shards whose write-ahead log is damaged and that take no writes.
     pub failed_shards: IntGauge,
     pub wal_fsyncs: IntGauge,
@@ -45,6 +54,17 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
         ]),
         &["index"],
+    )
+    .unwrap_or_else(|_| unreachable!());
+    let internal_request_latency = HistogramVec::new(
+        HistogramOpts::new(
+            "internal_request_duration_seconds",
+            "Latency of /internal/v1 requests this node served, by route",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+        ]),
+        &["route"],
     )
     .unwrap_or_else(|_| unreachable!());
     let failed_shards = IntGauge::new(
@@ -125,7 +145,50 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             &quarry_indexer::JANITOR_EXPIRED_BY_RETENTION,
         ),
     ];
-    for (gauge, _) in &background {
+    let searcher_counters = vec![
+        (
+            gauge(
+                "searcher_leaf_retries_total",
+                "Splits whose leaf search was retried on another node",
+            ),
+            &quarry_searcher::LEAF_RETRIES,
+        ),
+        (
+            gauge(
+                "searcher_remote_leaf_requests_total",
+                "Leaf and fetch requests this node sent to other nodes",
+            ),
+            &quarry_searcher::REMOTE_LEAF_REQUESTS,
+        ),
+        (
+            gauge(
+                "searcher_remote_leaf_failures_total",
+                "Leaf and fetch requests to other nodes that failed",
+            ),
+            &quarry_searcher::REMOTE_LEAF_FAILURES,
+        ),
+    ];
+    let leaf_requests = gauge(
+        "searcher_leaf_requests_total",
+        "Leaf search requests this node ran, for its own roots and others'",
+    );
+    let leaf_remote_requests = gauge(
+        "searcher_leaf_requests_from_other_nodes_total",
+        "Leaf search requests this node ran for other nodes' roots",
+    );
+    let leaf_splits_searched = gauge(
+        "searcher_leaf_splits_searched_total",
+        "Splits this node searched (partial-result cache misses)",
+    );
+    let cluster_live_nodes = gauge(
+        "cluster_live_nodes",
+        "Live nodes this node sees, itself included",
+    );
+    let cluster_dead_nodes = gauge(
+        "cluster_dead_nodes",
+        "Nodes this node saw die and still lists",
+    );
+    for (gauge, _) in background.iter().chain(&searcher_counters) {
         let _ = registry.register(Box::new(gauge.clone()));
     }
     for collector in [
@@ -142,6 +205,12 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(ingested_bytes.clone()),
         Box::new(http_requests.clone()),
         Box::new(search_latency.clone()),
+        Box::new(internal_request_latency.clone()),
+        Box::new(leaf_requests.clone()),
+        Box::new(leaf_remote_requests.clone()),
+        Box::new(leaf_splits_searched.clone()),
+        Box::new(cluster_live_nodes.clone()),
+        Box::new(cluster_dead_nodes.clone()),
     ] {
         let _ = registry.register(collector);
     }
@@ -153,6 +222,13 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ingested_bytes,
         http_requests,
         search_latency,
+        internal_request_latency,
+        cluster_live_nodes,
+        cluster_dead_nodes,
+        searcher_counters,
+        leaf_requests,
+        leaf_remote_requests,
+        leaf_splits_searched,
         failed_shards,
         wal_fsyncs,
         range_cache_hits,

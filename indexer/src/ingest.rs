@@ -109,10 +109,12 @@ fn wal_dir_name(index_uid: &IndexUid) -> String {
 impl IngestService {
     /// `data_dir/indexing` holds splits being built (nothing there outlives a restart);
     /// `data_dir/wal` holds the write-ahead logs.
+    /// `node_id` names this node's partition of every index's ingest checkpoint.
     pub fn new(
         metastore: Arc<dyn Metastore>,
         resolver: StorageResolver,
         data_dir: PathBuf,
+        node_id: &str,
         limits: IngestLimits,
     ) -> std::io::Result<IngestService> {
         let scratch_dir = data_dir.join("indexing");
@@ -126,7 +128,11 @@ impl IngestService {
             .max_in_flight_bytes
             .min(Semaphore::MAX_PERMITS as u64) as usize;
         Ok(IngestService {
-            uploader: Uploader::new(metastore.clone(), resolver),
+            uploader: Uploader::new(
+                metastore.clone(),
+                resolver,
+                Arc::from(crate::publisher::wal_partition(node_id)),
+            ),
             metastore,
             scratch_dir,
             wal_root,
@@ -226,7 +232,7 @@ impl IngestService {
                 segment_target_bytes: SEGMENT_TARGET_BYTES,
                 sync: self.limits.wal_sync,
             },
-            published_wal_position(&index_metadata),
+            published_wal_position(&index_metadata, &self.uploader.wal_partition),
         ) {
             Ok(wal) => Arc::new(wal),
             Err(error) => {
@@ -262,7 +268,7 @@ impl IngestService {
             index_metadata.clone(),
             scratch_dir,
             wal,
-            published_wal_position(index_metadata),
+            published_wal_position(index_metadata, &self.uploader.wal_partition),
             self.uploader.clone(),
             self.cut_merge_max_docs,
         )

@@ -51,6 +51,7 @@ pub struct Janitor {
     metastore: Arc<dyn Metastore>,
     resolver: StorageResolver,
     policy: JanitorPolicy,
+    ownership: crate::IndexOwnership,
 }
 
 impl Janitor {
@@ -63,7 +64,14 @@ impl Janitor {
             metastore,
             resolver,
             policy,
+            ownership: crate::owns_every_index(),
         }
+    }
+
+    /// Cleans only the indexes this node owns.
+    pub fn with_ownership(mut self, ownership: crate::IndexOwnership) -> Janitor {
+        self.ownership = ownership;
+        self
     }
 
     /// Runs a pass every `interval` until the task is dropped.
@@ -86,6 +94,9 @@ impl Janitor {
     pub async fn run_pass(&self, now: i64) -> MetastoreResult<JanitorReport> {
         let mut report = JanitorReport::default();
         for index in self.metastore.list_indexes().await? {
+            if !(self.ownership)(&index.index_uid) {
+                continue;
+            }
             self.clean_index(&index, now, &mut report).await?;
         }
         Ok(report)

@@ -27,3 +27,13 @@ pub use merge::{
     MergePlanner, DELETE_REWRITES, MERGED_INPUT_BYTES, MERGES_COMPLETED, MERGES_FAILED,
 };
 pub use wal::WAL_FSYNCS;
+
+/// Whether this node is the one that does an index's background work (merges, janitor
+/// passes) now. In a cluster exactly one live node answers yes for each index, so two
+/// nodes never merge the same splits; a single node owns everything.
+pub type IndexOwnership = std::sync::Arc<dyn Fn(&quarry_common::IndexUid) -> bool + Send + Sync>;
+
+/// The ownership of a node alone in its cluster.
+pub fn owns_every_index() -> IndexOwnership {
+    std::sync::Arc::new(|_| true)
+}

@@ -4,8 +4,12 @@ use quarry_common::metastore::{
     CheckpointDelta, Metastore, MetastoreResult, Position, SplitMetadata,
 };
 
-/// The WAL is one partition of the ingest source.
-pub(crate) const WAL_PARTITION: &str = "wal";
+/// Each node's write-ahead log of an index is one partition of the index's ingest source,
+/// named after the node, so that nodes ingesting into the same index publish their own
+/// positions and never contend for one.
+pub(crate) fn wal_partition(node_id: &str) -> String {
+    format!("wal:{node_id}")
+}
 
 /// Makes an uploaded split searchable and advances the source checkpoint to the last WAL
 /// position it holds, in one metastore update: a split is either published with the
@@ -13,14 +17,12 @@ pub(crate) const WAL_PARTITION: &str = "wal";
 pub(crate) async fn publish(
     metastore: &dyn Metastore,
     metadata: &SplitMetadata,
+    partition: &str,
     wal_delta: Option<(u64, u64)>,
 ) -> MetastoreResult<()> {
     let checkpoint_delta = wal_delta.map(|(from, to)| CheckpointDelta {
         source_id: crate::ingest::INGEST_SOURCE_ID.to_string(),
-        partitions: BTreeMap::from([(
-            WAL_PARTITION.to_string(),
-            (to_position(from), to_position(to)),
-        )]),
+        partitions: BTreeMap::from([(partition.to_string(), (to_position(from), to_position(to)))]),
     });
     metastore
         .publish_splits(
@@ -40,14 +42,15 @@ fn to_position(offset: u64) -> Position {
     }
 }
 
-/// The published WAL position of an index, 0 if nothing was published yet.
+/// The published position of one WAL partition of an index, 0 if nothing was published.
 pub(crate) fn published_wal_position(
     index_metadata: &quarry_common::metastore::IndexMetadata,
+    partition: &str,
 ) -> u64 {
     index_metadata
         .checkpoints
         .get(crate::ingest::INGEST_SOURCE_ID)
-        .and_then(|checkpoint| checkpoint.partitions.get(WAL_PARTITION))
+        .and_then(|checkpoint| checkpoint.partitions.get(partition))
         .map(|position| match position {
             Position::Beginning => 0,
             Position::Offset(offset) => *offset,

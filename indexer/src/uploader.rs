@@ -20,10 +20,16 @@ pub(crate) struct Uploader {
     /// Crash tests widen the upload and publish windows with this pause so that a kill
     /// lands inside them (`QUARRY_FAULT_INJECTION_DELAY_MS`); unset in production.
     pub fault_injection_delay: Option<Duration>,
+    /// The checkpoint partition this node's write-ahead logs publish to.
+    pub wal_partition: Arc<str>,
 }
 
 impl Uploader {
-    pub(crate) fn new(metastore: Arc<dyn Metastore>, resolver: StorageResolver) -> Uploader {
+    pub(crate) fn new(
+        metastore: Arc<dyn Metastore>,
+        resolver: StorageResolver,
+        wal_partition: Arc<str>,
+    ) -> Uploader {
         let fault_injection_delay = std::env::var("QUARRY_FAULT_INJECTION_DELAY_MS")
             .ok()
             .and_then(|millis| millis.parse().ok())
@@ -32,6 +38,7 @@ impl Uploader {
             metastore,
             resolver,
             fault_injection_delay,
+            wal_partition,
         }
     }
 
@@ -138,9 +145,14 @@ impl Uploader {
             .map_err(|error| UploadError::Transient(error.to_string()))?;
         info!(split_id = %metadata.split_id, "publishing split");
         self.fault_injection_pause().await;
-        publish(&*self.metastore, metadata, split.checkpoint_delta)
-            .await
-            .map_err(UploadError::from_metastore)?;
+        publish(
+            &*self.metastore,
+            metadata,
+            &self.wal_partition,
+            split.checkpoint_delta,
+        )
+        .await
+        .map_err(UploadError::from_metastore)?;
         info!(index_id = metadata.index_uid.index_id(), split_id = %metadata.split_id, num_docs = metadata.num_docs, "split published");
         Ok(())
     }

@@ -18,8 +18,8 @@ pub use index_config::{
     SOURCE_FIELD_NAME,
 };
 pub use node_config::{
-    IndexerConfig, JanitorConfig, NodeConfig, RestConfig, S3Config, SearcherConfig, Service,
-    StorageConfig,
+    GossipConfig, IndexerConfig, JanitorConfig, NodeConfig, RestConfig, S3Config, SearcherConfig,
+    Service, StorageConfig,
 };
 
 /// The serialisation a config document arrives in.

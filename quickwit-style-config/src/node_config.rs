@@ -46,6 +46,8 @@ pub struct NodeConfig {
     pub gossip_listen_port: Option<u16>,
     #[serde(default)]
     pub peer_seeds: Vec<String>,
+    #[serde(default)]
+    pub gossip: GossipConfig,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,6 +66,43 @@ pub struct NodeConfig {
     pub indexer: IndexerConfig,
     #[serde(default)]
     pub janitor: JanitorConfig,
+}
+
+/// Membership timing. Shorter detection moves work off a dead node sooner and mistakes a
+/// paused one for dead sooner.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct GossipConfig {
+    #[serde(default = "default_gossip_interval_ms")]
+    pub interval_ms: u64,
+    /// How long a silent node stays live before it is declared dead.
+    #[serde(default = "default_failure_detection_ms")]
+    pub failure_detection_ms: u64,
+    /// How long a dead node stays listed in `/api/v1/cluster`.
+    #[serde(default = "default_dead_node_grace_period_secs")]
+    pub dead_node_grace_period_secs: u64,
+}
+
+fn default_gossip_interval_ms() -> u64 {
+    500
+}
+
+fn default_failure_detection_ms() -> u64 {
+    5_000
+}
+
+fn default_dead_node_grace_period_secs() -> u64 {
+    3_600
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        GossipConfig {
+            interval_ms: default_gossip_interval_ms(),
+            failure_detection_ms: default_failure_detection_ms(),
+            dead_node_grace_period_secs: default_dead_node_grace_period_secs(),
+        }
+    }
 }
 
 /// Background work of the indexer service.
@@ -328,6 +367,17 @@ impl NodeConfig {
             return Err(ConfigError::invalid(
                 "enabled_services",
                 "at least one service must be enabled",
+            ));
+        }
+        if self.gossip.interval_ms == 0
+            || self.gossip.failure_detection_ms < 2 * self.gossip.interval_ms
+        {
+            return Err(ConfigError::invalid(
+                "gossip.failure_detection_ms",
+                format!(
+                    "must be at least twice gossip.interval_ms ({} ms), which must not be 0",
+                    self.gossip.interval_ms
+                ),
             ));
         }
         for (position, seed) in self.peer_seeds.iter().enumerate() {

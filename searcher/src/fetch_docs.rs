@@ -6,6 +6,7 @@ use tantivy::snippet::SnippetGenerator;
 use tantivy::{DocAddress, Searcher, TantivyDocument};
 
 /// A hit's document, and its highlighted fragments when snippets were asked for.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FetchedDoc {
     pub doc: Value,
     /// The `_id` the client gave the document.

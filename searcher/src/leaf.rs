@@ -46,14 +46,14 @@ fn search_segments<C: Collector>(
 type KeyedHits = Vec<(Option<SortKey>, DocAddress)>;
 
 /// A hit before its document is fetched.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct PartialHit {
     pub split_ord: usize,
     pub address: DocAddress,
     pub sort_key: Option<SortKey>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LeafResult {
     pub num_hits: u64,
     pub hits: Vec<PartialHit>,

@@ -9,8 +9,12 @@ pub mod delete_query;
 pub mod elastic_dsl;
 mod fetch_docs;
 mod leaf;
+mod leaf_client;
+mod leaf_service;
 mod lru;
 pub mod pattern;
+mod placer;
+mod protocol;
 pub mod pruning;
 pub mod query_ast;
 pub mod query_builder;
@@ -23,6 +27,12 @@ mod sort;
 mod split_cache;
 mod time_buckets;
 
+pub use leaf_client::{
+    LocalSearcherPool, SearcherPool, LEAF_RETRIES, REMOTE_LEAF_FAILURES, REMOTE_LEAF_REQUESTS,
+};
+pub use leaf_service::{LeafService, LeafStats};
+pub use placer::{rendezvous_order, SearcherNode};
+pub use protocol::ProtocolError;
 pub use request::{HighlightOptions, SearchRequest, SearchResponse, MAX_HITS_CAP};
 pub use root::json_paths::JsonFieldPath;
 pub use root::{SearchError, SearchHit, SearchResult, SearchService};

@@ -95,7 +95,7 @@ pub struct SearchResponse {
     pub errors: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HighlightOptions {
     pub pre_tag: String,
     pub post_tag: String,

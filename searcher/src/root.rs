@@ -1,16 +1,14 @@
+mod fan_out;
 pub mod json_paths;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::future::join_all;
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::metastore::{IndexMetadata, ListSplitsQuery, Metastore, MetastoreError, Split};
-use quarry_common::split::{ByteRangeCache, SplitOpenInfo};
 use quarry_config::SearcherConfig;
 
-use crate::result_cache::PartialResultCache;
 use quarry_common::storage::StorageResolver;
 use quarry_common::IndexUid;
 use tracing::warn;
@@ -19,8 +17,9 @@ use tantivy::aggregation::agg_req::Aggregations;
 
 use crate::aggregations::{finalize, fold_calendar_buckets, parse_aggregations, shape_top_hits};
 use crate::elastic_dsl::parse_es_query;
-use crate::fetch_docs::{fetch_docs, FetchedDoc, SnippetRequest};
-use crate::leaf::{leaf_search, LeafRequest, LeafResult, PartialHit};
+use crate::leaf::{LeafResult, PartialHit};
+use crate::leaf_client::{LeafClient, LocalSearcherPool, SearcherPool};
+use crate::leaf_service::LeafService;
 use crate::pattern::wildcard_match;
 use crate::pruning::split_may_match;
 use crate::query_ast::QueryAst;
@@ -29,7 +28,6 @@ use crate::query_string::parse_query_string;
 use crate::request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
 use crate::search_after::Cursor;
 use crate::sort::SortSpec;
-use crate::split_cache::{OpenSplit, SplitCache};
 
 /// How long leaves may take unless the request says otherwise.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -136,22 +134,24 @@ fn snippet_field(
     }
 }
 
-/// The root of a search: plans, fans out to leaves (on this node for now), merges.
+/// How many nodes a split's leaf search is tried on before it is reported in `errors`.
+const MAX_LEAF_ATTEMPTS: usize = 3;
+
+/// The root of a search: plans, places splits on searcher nodes, fans out, merges.
 pub struct SearchService {
     metastore: Arc<dyn Metastore>,
     resolver: StorageResolver,
-    split_cache: SplitCache,
-    range_cache: Arc<ByteRangeCache>,
-    result_cache: PartialResultCache,
+    leaf: Arc<LeafService>,
+    pool: Arc<dyn SearcherPool>,
+    client: LeafClient,
     doc_mappers: Mutex<HashMap<IndexUid, Arc<DocMapper>>>,
 }
 
 struct Plan {
-    /// What makes a leaf result reusable for another request on the same split.
-    result_cache_key: String,
     cursor: Option<Cursor>,
     index_id: String,
-    storage: Arc<dyn quarry_common::storage::Storage>,
+    index_uid: IndexUid,
+    index_config: quarry_config::IndexConfig,
     doc_mapper: Arc<DocMapper>,
     highlight: Option<crate::request::HighlightOptions>,
     snippet_fields: Vec<(String, tantivy::schema::Field)>,
@@ -168,15 +168,24 @@ impl SearchService {
         config: &SearcherConfig,
     ) -> SearchService {
         SearchService {
+            leaf: Arc::new(LeafService::new(resolver.clone(), config)),
             metastore,
             resolver,
-            split_cache: SplitCache::new(config.split_footer_cache_capacity.as_u64() as usize),
-            range_cache: Arc::new(ByteRangeCache::new(
-                config.range_cache_bytes.as_u64() as usize
-            )),
-            result_cache: PartialResultCache::new(config.partial_result_cache_entries),
+            pool: Arc::new(LocalSearcherPool),
+            client: LeafClient::new(),
             doc_mappers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Fans leaf searches out to the pool's searcher nodes instead of this node alone.
+    pub fn with_searcher_pool(mut self, pool: Arc<dyn SearcherPool>) -> SearchService {
+        self.pool = pool;
+        self
+    }
+
+    /// The leaf side of this node, which `/internal/v1` serves to other roots.
+    pub fn leaf(&self) -> &LeafService {
+        &self.leaf
     }
 
     fn doc_mapper(&self, index_metadata: &IndexMetadata) -> Arc<DocMapper> {
@@ -200,23 +209,23 @@ impl SearchService {
     pub fn result_cache_stats(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering;
         (
-            self.result_cache.hits.load(Ordering::Relaxed),
-            self.result_cache.misses.load(Ordering::Relaxed),
+            self.leaf.result_cache.hits.load(Ordering::Relaxed),
+            self.leaf.result_cache.misses.load(Ordering::Relaxed),
         )
     }
 
     /// Hits and misses of the byte-range cache, and the bytes it holds.
     /// Bytes of split footers and hotcaches the split cache holds.
     pub fn split_cache_bytes(&self) -> usize {
-        self.split_cache.footer_bytes()
+        self.leaf.split_cache.footer_bytes()
     }
 
     pub fn range_cache_stats(&self) -> (u64, u64, usize) {
         use std::sync::atomic::Ordering;
         (
-            self.range_cache.hits.load(Ordering::Relaxed),
-            self.range_cache.misses.load(Ordering::Relaxed),
-            self.range_cache.used_bytes(),
+            self.leaf.range_cache.hits.load(Ordering::Relaxed),
+            self.leaf.range_cache.misses.load(Ordering::Relaxed),
+            self.leaf.range_cache.used_bytes(),
         )
     }
 
@@ -226,8 +235,9 @@ impl SearchService {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .remove(index_uid);
+        self.leaf.forget_index(index_uid);
         for split_id in split_ids {
-            self.split_cache.evict(split_id);
+            self.leaf.split_cache.evict(split_id);
         }
     }
 
@@ -327,24 +337,15 @@ impl SearchService {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(SearchError::InvalidRequest)?;
-        let storage = self
-            .resolver
-            .resolve(index_metadata.index_uri())
-            .map_err(|error| SearchError::Internal(error.to_string()))?;
         let cursor = match &request.search_after {
             Some(values) => Some(parse_cursor(values, &sort).map_err(SearchError::InvalidRequest)?),
             None => None,
         };
-        let result_cache_key = if self.result_cache.is_enabled() {
-            serde_json::to_string(&(&query_ast, &sort, &request.aggs, &cursor)).unwrap_or_default()
-        } else {
-            String::new()
-        };
         Ok(Plan {
-            result_cache_key,
             cursor,
             index_id: index_metadata.index_id().to_string(),
-            storage,
+            index_uid: index_metadata.index_uid.clone(),
+            index_config: index_metadata.index_config.clone(),
             highlight: request.highlight.clone(),
             snippet_fields,
             doc_mapper,
@@ -484,96 +485,27 @@ impl SearchService {
         }
 
         let limit = request.start_offset + request.max_hits;
-        let leaf_futures = targets
-            .iter()
-            .enumerate()
-            .map(|(split_ord, (plan, split))| {
-                let plan = plan.clone();
-                let info = SplitOpenInfo {
-                    storage: plan.storage.clone(),
-                    split_path: split.split_metadata.split_id.file_name(),
-                    footer_offsets: split.split_metadata.footer_offsets.clone(),
-                    range_cache: Some(self.range_cache.clone()),
-                };
-                let split_id = split.split_metadata.split_id.clone();
-                let split_id_text = split_id.to_string();
-                let cache_key = format!("{split_id}|{limit}|{}", plan.result_cache_key);
-                async move {
-                    let open = self
-                        .split_cache
-                        .get_or_open(&split_id, info)
-                        .await
-                        .map_err(|error| format!("split {split_id}: {error}"))?;
-                    if let Some(cached) = self.result_cache.get(&cache_key, split_ord) {
-                        return Ok((open, cached));
-                    }
-                    let result = tokio::task::spawn_blocking(move || {
-                        let searcher = open
-                            .searcher()
-                            .map_err(|error| format!("opening split: {error}"))?;
-                        let request = LeafRequest {
-                            doc_mapper: &plan.doc_mapper,
-                            query_ast: &plan.query_ast,
-                            sort: &plan.sort,
-                            limit,
-                            aggs: plan.aggs.as_ref(),
-                            cursor: plan.cursor.as_ref(),
-                            split_id: split_id_text.as_str(),
-                        };
-                        leaf_search(&searcher, split_ord, request).map(|result| (open, result))
-                    })
-                    .await
-                    .map_err(|error| format!("split {split_id}: leaf search panicked: {error}"))?;
-                    let (open, result) =
-                        result.map_err(|error| format!("split {split_id}: {error}"))?;
-                    self.result_cache.put(cache_key, result.clone());
-                    Ok((open, result))
-                }
-            });
         // A split that runs over the deadline is reported in `errors`; the others answer.
         let timeout =
             std::time::Duration::from_millis(request.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
         let deadline = tokio::time::Instant::from_std(started) + timeout;
-        let leaf_results = join_all(leaf_futures.zip(targets.iter()).map(|(leaf, (_, split))| {
-            let split_id = split.split_metadata.split_id.clone();
-            async move {
-                // Checked before starting too: the timer only fires on its next tick.
-                let result = if tokio::time::Instant::now() >= deadline {
-                    Err(())
-                } else {
-                    tokio::time::timeout_at(deadline, leaf)
-                        .await
-                        .map_err(|_| ())
-                };
-                result.unwrap_or_else(|()| {
-                    Err(format!(
-                        "split {split_id}: timed out after {} ms",
-                        timeout.as_millis()
-                    ))
-                })
-            }
-        }))
-        .await;
+        let (leaf_results, searched_on) =
+            self.search_leaves(&targets, limit, deadline, timeout).await;
 
         let mut num_hits = 0;
         let mut errors = Vec::new();
         let mut all_hits: Vec<PartialHit> = Vec::new();
         let mut partial_aggregations = Vec::new();
-        let mut open_splits: HashMap<usize, Arc<OpenSplit>> = HashMap::new();
-        for (split_ord, result) in leaf_results.into_iter().enumerate() {
+        for result in leaf_results {
             match result {
-                Ok((
-                    open,
-                    LeafResult {
-                        num_hits: split_hits,
-                        hits,
-                        aggregations,
-                    },
-                )) => {
+                Ok(LeafResult {
+                    num_hits: split_hits,
+                    hits,
+                    aggregations,
+                }) => {
                     num_hits += split_hits;
                     all_hits.extend(hits);
                     partial_aggregations.extend(aggregations);
-                    open_splits.insert(split_ord, open);
                 }
                 Err(error) => {
                     warn!("{error}");
@@ -610,7 +542,7 @@ impl SearchService {
             .take(request.max_hits)
             .collect();
         let docs = self
-            .fetch_page(&targets, &page, &open_splits, &mut errors)
+            .fetch_page(&targets, &page, &searched_on, deadline, &mut errors)
             .await;
         let hits = page
             .into_iter()
@@ -651,65 +583,5 @@ impl SearchService {
             elapsed_time_micros: started.elapsed().as_micros() as u64,
             errors,
         })
-    }
-
-    /// Second phase: documents of the page only, fetched per split in parallel, returned
-    /// in page order.
-    async fn fetch_page(
-        &self,
-        targets: &[(Arc<Plan>, Split)],
-        page: &[PartialHit],
-        open_splits: &HashMap<usize, Arc<OpenSplit>>,
-        errors: &mut Vec<String>,
-    ) -> Vec<Option<FetchedDoc>> {
-        let mut by_split: BTreeMap<usize, Vec<(usize, tantivy::DocAddress)>> = BTreeMap::new();
-        for (position, hit) in page.iter().enumerate() {
-            by_split
-                .entry(hit.split_ord)
-                .or_default()
-                .push((position, hit.address));
-        }
-        let fetches = by_split.into_iter().filter_map(|(split_ord, positioned)| {
-            let open = open_splits.get(&split_ord)?.clone();
-            let plan = targets[split_ord].0.clone();
-            Some(async move {
-                let addresses: Vec<tantivy::DocAddress> =
-                    positioned.iter().map(|(_, address)| *address).collect();
-                let docs = tokio::task::spawn_blocking(move || {
-                    let searcher = open.searcher().map_err(|error| error.to_string())?;
-                    let query = if plan.snippet_fields.is_empty() {
-                        None
-                    } else {
-                        Some(
-                            QueryBuilder::new(&plan.doc_mapper)
-                                .build(&plan.query_ast)
-                                .map_err(|error| error.to_string())?,
-                        )
-                    };
-                    let snippets = query.as_deref().map(|query| SnippetRequest {
-                        query,
-                        fields: &plan.snippet_fields,
-                        options: plan.highlight.as_ref(),
-                    });
-                    fetch_docs(&searcher, &plan.doc_mapper, &addresses, snippets)
-                })
-                .await
-                .map_err(|error| error.to_string())
-                .and_then(|result| result);
-                (positioned, docs)
-            })
-        });
-        let mut slots: Vec<Option<FetchedDoc>> = (0..page.len()).map(|_| None).collect();
-        for (positioned, docs) in join_all(fetches).await {
-            match docs {
-                Ok(docs) => {
-                    for ((position, _), doc) in positioned.into_iter().zip(docs) {
-                        slots[position] = Some(doc);
-                    }
-                }
-                Err(error) => errors.push(format!("fetching documents failed: {error}")),
-            }
-        }
-        slots
     }
 }

@@ -51,7 +51,24 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
     crate::metrics::METRICS
         .wal_fsyncs
         .set(quarry_indexer::WAL_FSYNCS.load(std::sync::atomic::Ordering::Relaxed) as i64);
-    for (gauge, counter) in &metrics.background {
+    let leaf_stats = &state.search_service.leaf().stats;
+    metrics
+        .leaf_requests
+        .set(leaf_stats.requests.load(Ordering::Relaxed) as i64);
+    metrics
+        .leaf_remote_requests
+        .set(leaf_stats.remote_requests.load(Ordering::Relaxed) as i64);
+    metrics
+        .leaf_splits_searched
+        .set(leaf_stats.splits_searched.load(Ordering::Relaxed) as i64);
+    let snapshot = state.cluster.snapshot();
+    metrics
+        .cluster_live_nodes
+        .set(snapshot.live_nodes.len() as i64);
+    metrics
+        .cluster_dead_nodes
+        .set(snapshot.dead_nodes.len() as i64);
+    for (gauge, counter) in metrics.background.iter().chain(&metrics.searcher_counters) {
         gauge.set(counter.load(std::sync::atomic::Ordering::Relaxed) as i64);
     }
     (

@@ -6,6 +6,7 @@ mod error;
 mod health;
 mod indexes;
 mod ingest;
+mod internal;
 mod search;
 
 use std::sync::atomic::AtomicBool;
@@ -30,6 +31,9 @@ pub(crate) struct AppState {
     pub search_service: Arc<SearchService>,
     pub max_request_body: usize,
     pub cluster: quarry_control_plane::Cluster,
+    /// The metastore this node serves to the others over `/internal/v1/metastore`: set
+    /// when it runs the `metastore` service on a file-backed metastore.
+    pub served_metastore: Option<Arc<dyn quarry_common::metastore::Metastore>>,
     /// False once shutdown starts: readiness fails so load balancers stop sending traffic.
     pub ready: Arc<AtomicBool>,
     /// Open Elasticsearch scroll contexts.
@@ -63,6 +67,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/api/v1/{index_id}/search",
             get(search::search_get).post(search::search_post),
         )
+        .route(
+            quarry_common::metastore::METASTORE_ENDPOINT,
+            post(internal::metastore),
+        )
+        .route("/internal/v1/leaf_search", post(internal::leaf_search))
+        .route("/internal/v1/fetch_docs", post(internal::fetch_docs))
         .merge(
             elastic::router().layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -80,7 +90,14 @@ async fn count_requests(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|path| path.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
+    let started = std::time::Instant::now();
     let response = next.run(request).await;
+    if route.starts_with("/internal/") {
+        crate::metrics::METRICS
+            .internal_request_latency
+            .with_label_values(&[route.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+    }
     crate::metrics::METRICS
         .http_requests
         .with_label_values(&[route.as_str(), response.status().as_str()])

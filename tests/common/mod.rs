@@ -16,9 +16,15 @@ pub struct TestNode {
     env: Vec<(String, String)>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
+}
+
+/// A UDP port free now, for a node's gossip.
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral UDP port");
+    socket.local_addr().expect("local addr").port()
 }
 
 impl TestNode {
@@ -33,18 +39,31 @@ impl TestNode {
 
     /// Starts a node whose config gets `extra_config` (YAML) appended.
     pub async fn start_with(data_dir: &Path, env: &[(&str, &str)], extra_config: &str) -> TestNode {
+        let mut node = TestNode::configure(
+            data_dir,
+            env,
+            &format!("node_id: test-node\n{extra_config}"),
+        );
+        node.spawn().await;
+        node
+    }
+
+    /// A node with `config` (YAML; it sets `node_id`), an ephemeral REST port and its data
+    /// under `data_dir`, not started yet: `start_again` starts it and waits until it is
+    /// ready, `spawn_unchecked` only starts the process.
+    pub fn configure(data_dir: &Path, env: &[(&str, &str)], config: &str) -> TestNode {
         let port = free_port();
         let config_path = data_dir.join("node.yaml");
         std::fs::create_dir_all(data_dir).unwrap();
         std::fs::write(
             &config_path,
             format!(
-                "node_id: test-node\nrest:\n  listen_port: {port}\ndata_dir: {}\n{extra_config}",
+                "rest:\n  listen_port: {port}\ndata_dir: {}\n{config}",
                 data_dir.join("qdata").display()
             ),
         )
         .unwrap();
-        let mut node = TestNode {
+        TestNode {
             endpoint: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
             child: None,
@@ -53,9 +72,34 @@ impl TestNode {
                 .iter()
                 .map(|(key, value)| (key.to_string(), value.to_string()))
                 .collect(),
-        };
-        node.spawn().await;
-        node
+        }
+    }
+
+    /// Starts the process without waiting for it.
+    pub fn spawn_unchecked(&mut self) {
+        self.spawn_process();
+    }
+
+    /// Waits up to `timeout` for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.as_mut()?.try_wait().ok().flatten() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`) to the process.
+    pub fn signal(&self, signal: &str) {
+        if let Some(pid) = self.pid() {
+            let _ = Command::new("kill")
+                .args([format!("-{signal}"), pid.to_string()])
+                .status();
+        }
     }
 
     async fn spawn(&mut self) {

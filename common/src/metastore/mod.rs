@@ -7,6 +7,7 @@ mod checkpoint;
 mod file_backed;
 mod metadata;
 mod postgres;
+mod remote;
 #[cfg(test)]
 mod tests_suite;
 
@@ -19,6 +20,10 @@ pub use metadata::{
     DeleteQuery, DeleteTask, IndexMetadata, Split, SplitMaturity, SplitMetadata, SplitState,
 };
 pub use postgres::{is_postgres_uri, PostgresMetastore};
+pub use remote::{
+    MetastoreLocator, MetastoreRequest, RemoteMetastore, WireError, WireErrorBody,
+    METASTORE_ENDPOINT,
+};
 
 use crate::{IndexUid, SplitId};
 
@@ -76,7 +81,7 @@ pub(crate) fn now_secs() -> i64 {
 
 /// Which splits `list_splits` returns. Time bounds follow the search API: seconds,
 /// `start` inclusive, `end` exclusive.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ListSplitsQuery {
     pub states: Vec<SplitState>,
     pub start_timestamp: Option<i64>,

@@ -31,6 +31,7 @@ pub static DELETE_REWRITES: AtomicU64 = AtomicU64::new(0);
 pub struct MergePlanner {
     metastore: Arc<dyn Metastore>,
     executor: MergeExecutor,
+    ownership: crate::IndexOwnership,
 }
 
 impl MergePlanner {
@@ -56,7 +57,14 @@ impl MergePlanner {
                     .map(Duration::from_millis),
             },
             metastore,
+            ownership: crate::owns_every_index(),
         })
+    }
+
+    /// Plans merges only for the indexes this node owns.
+    pub fn with_ownership(mut self, ownership: crate::IndexOwnership) -> MergePlanner {
+        self.ownership = ownership;
+        self
     }
 
     /// Plans and runs the merges every index needs now; returns those that published.
@@ -70,6 +78,9 @@ impl MergePlanner {
             }
         };
         for index_metadata in indexes {
+            if !(self.ownership)(&index_metadata.index_uid) {
+                continue;
+            }
             let published = match self
                 .metastore
                 .list_splits(&index_metadata.index_uid, &ListSplitsQuery::published())

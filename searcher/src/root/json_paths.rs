@@ -89,12 +89,13 @@ impl SearchService {
                     storage: storage.clone(),
                     split_path: split_id.file_name(),
                     footer_offsets: split.split_metadata.footer_offsets.clone(),
-                    range_cache: Some(self.range_cache.clone()),
+                    range_cache: Some(self.leaf.range_cache.clone()),
                 };
                 async move {
                     let failed =
                         |error: String| SearchError::Internal(format!("split {split_id}: {error}"));
                     let open = self
+                        .leaf
                         .split_cache
                         .get_or_open(&split_id, info)
                         .await

@@ -1,5 +1,7 @@
-//! A running node: storage, metastore, services and the HTTP server, started from a
-//! `NodeConfig` and stopped cleanly on SIGINT/SIGTERM.
+//! A running node: membership, storage, metastore, services and the HTTP server, started
+//! from a `NodeConfig` and stopped cleanly on SIGINT/SIGTERM.
+
+mod cluster_views;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,11 +10,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use quarry_common::metastore::{
-    is_postgres_uri, FileBackedMetastore, Metastore, PostgresMetastore,
+    is_postgres_uri, FileBackedMetastore, Metastore, PostgresMetastore, RemoteMetastore,
 };
 use quarry_common::storage::StorageResolver;
 use quarry_config::{NodeConfig, Service};
-use quarry_control_plane::Cluster;
+use quarry_control_plane::{Cluster, ClusterConfig};
 use quarry_indexer::{IngestLimits, IngestService, Janitor, JanitorPolicy, MergePlanner};
 use quarry_searcher::SearchService;
 use tokio::net::TcpListener;
@@ -28,6 +30,7 @@ pub struct Node {
     pub index_service: Arc<IndexService>,
     pub ingest_service: Arc<IngestService>,
     pub search_service: Arc<SearchService>,
+    pub cluster: Cluster,
     ready: Arc<AtomicBool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     janitor: Option<tokio::task::JoinHandle<()>>,
@@ -40,7 +43,20 @@ impl Node {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data_dir `{}`", config.data_dir.display()))?;
         let resolver = StorageResolver::new(config.storage.s3.clone().unwrap_or_default());
+        // The REST port is bound first: the cluster learns this node's real address.
+        let requested_addr = config.rest_listen_addr()?;
+        let listener = TcpListener::bind(requested_addr).await.with_context(|| {
+            format!("cannot listen on {requested_addr} (is another node running?)")
+        })?;
+        let listen_addr = listener.local_addr()?;
+        let started_at_millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis() as u64)
+            .unwrap_or_default();
+        let cluster = join_cluster(&config, listen_addr, started_at_millis).await?;
+
         let metastore_uri = config.metastore_uri();
+        let mut served_metastore = None;
         let metastore: Arc<dyn Metastore> = if is_postgres_uri(&metastore_uri) {
             // Connects and migrates the schema; the error names the URI (password masked).
             Arc::new(
@@ -48,13 +64,22 @@ impl Node {
                     .await
                     .context("cannot open the PostgreSQL metastore")?,
             )
-        } else {
+        } else if config.is_enabled(Service::Metastore) {
+            refuse_second_metastore_writer(&config, &cluster).await?;
             let metastore_storage = resolver
                 .resolve(&metastore_uri)
                 .with_context(|| format!("cannot open metastore at `{metastore_uri}`"))?;
-            Arc::new(FileBackedMetastore::new(
+            let metastore: Arc<dyn Metastore> = Arc::new(FileBackedMetastore::new(
                 metastore_storage,
                 resolver.clone(),
+            ));
+            served_metastore = Some(metastore.clone());
+            metastore
+        } else {
+            info!("no metastore service here: metastore calls go to the node that runs it");
+            Arc::new(RemoteMetastore::new(
+                cluster_views::metastore_locator(cluster.clone()),
+                METASTORE_RETRY_WINDOW,
             ))
         };
         // Fail fast on an unreadable metastore rather than on the first request.
@@ -68,6 +93,7 @@ impl Node {
                 metastore.clone(),
                 resolver.clone(),
                 config.data_dir.clone(),
+                &config.node_id,
                 IngestLimits {
                     max_in_flight_bytes: config.ingest.max_in_flight_bytes.as_u64(),
                     wal_max_bytes: config.ingest.wal_max_bytes.as_u64(),
@@ -80,11 +106,13 @@ impl Node {
         );
         // Acknowledged documents that a crash kept from being published get indexed now.
         ingest_service.recover().await?;
-        let search_service = Arc::new(SearchService::new(
-            metastore.clone(),
-            resolver.clone(),
-            &config.searcher,
-        ));
+        let search_service = Arc::new(
+            SearchService::new(metastore.clone(), resolver.clone(), &config.searcher)
+                .with_searcher_pool(Arc::new(cluster_views::ClusterSearcherPool {
+                    cluster: cluster.clone(),
+                    self_node_id: config.node_id.clone(),
+                })),
+        );
         let janitor = config.is_enabled(Service::Janitor).then(|| {
             let janitor = Janitor::new(
                 metastore.clone(),
@@ -95,12 +123,22 @@ impl Node {
                         config.janitor.deletion_grace_period_secs,
                     ),
                 },
-            );
+            )
+            .with_ownership(cluster_views::index_ownership(
+                cluster.clone(),
+                config.node_id.clone(),
+                Service::Janitor,
+            ));
             tokio::spawn(janitor.run(Duration::from_secs(config.janitor.interval_secs.max(1))))
         });
         let merge_planner = if config.is_enabled(Service::Indexer) {
             let planner =
-                MergePlanner::new(metastore.clone(), resolver.clone(), config.data_dir.clone())?;
+                MergePlanner::new(metastore.clone(), resolver.clone(), config.data_dir.clone())?
+                    .with_ownership(cluster_views::index_ownership(
+                        cluster.clone(),
+                        config.node_id.clone(),
+                        Service::Indexer,
+                    ));
             Some(tokio::spawn(planner.run(Duration::from_secs(
                 config.indexer.merge_interval_secs.max(1),
             ))))
@@ -115,21 +153,13 @@ impl Node {
             search_service.clone(),
         ));
         let ready = Arc::new(AtomicBool::new(false));
-        let requested_addr = config.rest_listen_addr()?;
-        let listener = TcpListener::bind(requested_addr).await.with_context(|| {
-            format!("cannot listen on {requested_addr} (is another node running?)")
-        })?;
-        let listen_addr = listener.local_addr()?;
-        let started_at = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_secs() as i64)
-            .unwrap_or_default();
         let state = Arc::new(AppState {
             index_service: index_service.clone(),
             ingest_service: ingest_service.clone(),
             search_service: search_service.clone(),
             max_request_body: config.ingest.max_request_body.as_u64() as usize,
-            cluster: Cluster::single_node(&config, listen_addr, started_at),
+            cluster: cluster.clone(),
+            served_metastore,
             ready: ready.clone(),
             scrolls: Default::default(),
         });
@@ -143,6 +173,7 @@ impl Node {
                 .await
         });
         ready.store(true, Ordering::SeqCst);
+        cluster.set_ready(true);
         info!(%listen_addr, node_id = %config.node_id, data_dir = %config.data_dir.display(), "node started");
         Ok(Node {
             config,
@@ -150,6 +181,7 @@ impl Node {
             index_service,
             ingest_service,
             search_service,
+            cluster,
             ready,
             server,
             janitor,
@@ -163,6 +195,8 @@ impl Node {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         info!("shutting down");
         self.ready.store(false, Ordering::SeqCst);
+        // Peers stop sending leaf work and metastore calls here before the server closes.
+        self.cluster.set_ready(false);
         let _ = self.shutdown_tx.send(true);
         match tokio::time::timeout(Duration::from_secs(30), self.server).await {
             Ok(result) => result??,
@@ -178,9 +212,82 @@ impl Node {
         if let Some(janitor) = self.janitor {
             janitor.abort();
         }
+        self.cluster.shutdown().await;
         info!("shutdown complete");
         Ok(())
     }
+}
+
+/// How long a node without the metastore service keeps retrying a metastore call while no
+/// metastore node answers (it is starting, or restarting).
+const METASTORE_RETRY_WINDOW: Duration = Duration::from_secs(30);
+
+async fn join_cluster(
+    config: &NodeConfig,
+    rest_listen_addr: SocketAddr,
+    generation: u64,
+) -> anyhow::Result<Cluster> {
+    let host = config
+        .advertise_address
+        .clone()
+        .unwrap_or_else(|| rest_listen_addr.ip().to_string());
+    let gossip_listen_addr: SocketAddr =
+        format!("{}:{}", config.listen_address, config.gossip_port())
+            .parse()
+            .with_context(|| format!("`{}` is not an IP address", config.listen_address))?;
+    let gossip_advertise_addr: SocketAddr = format!("{host}:{}", gossip_listen_addr.port())
+        .parse()
+        .with_context(|| format!("advertise_address `{host}` is not an IP address"))?;
+    let indexing_capacity = std::thread::available_parallelism()
+        .map(|cores| cores.get() as u32)
+        .unwrap_or(1);
+    let cluster = Cluster::join(ClusterConfig {
+        cluster_id: config.cluster_id.clone(),
+        node_id: config.node_id.clone(),
+        generation,
+        gossip_listen_addr,
+        gossip_advertise_addr,
+        rest_advertise_addr: format!("{host}:{}", rest_listen_addr.port()),
+        enabled_services: config.enabled_services.clone(),
+        peer_seeds: config.peer_seeds.clone(),
+        indexing_capacity,
+        gossip_interval: Duration::from_millis(config.gossip.interval_ms),
+        failure_detection: Duration::from_millis(config.gossip.failure_detection_ms),
+        dead_node_grace_period: Duration::from_secs(config.gossip.dead_node_grace_period_secs),
+    })
+    .await
+    .context("cannot join the cluster")?;
+    Ok(cluster)
+}
+
+/// A file-backed metastore has one writer: its state lives in that process's memory. A
+/// node configured to serve it while a live peer already does refuses to start, rather
+/// than silently overwriting the other's writes.
+async fn refuse_second_metastore_writer(
+    config: &NodeConfig,
+    cluster: &Cluster,
+) -> anyhow::Result<()> {
+    if config.peer_seeds.is_empty() {
+        return Ok(());
+    }
+    // Peers' states arrive within a few gossip rounds.
+    tokio::time::sleep(Duration::from_millis(config.gossip.interval_ms * 4)).await;
+    let others: Vec<String> = cluster
+        .live_members()
+        .into_iter()
+        .filter(|member| member.node_id != config.node_id)
+        .filter(|member| member.enabled_services.contains(&Service::Metastore))
+        .map(|member| format!("{} ({})", member.node_id, member.rest_address))
+        .collect();
+    if let Some(other) = others.first() {
+        tracing::error!(
+            "node {other} already runs the metastore service of this cluster; a file-backed metastore has exactly one writer"
+        );
+        anyhow::bail!(
+            "node {other} already runs the metastore service: a file-backed metastore has exactly one writer, so remove `metastore` from this node's enabled_services (or use a PostgreSQL metastore, which every node may use directly)"
+        );
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

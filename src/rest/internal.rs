@@ -1,0 +1,77 @@
+//! `/internal/v1`: what nodes ask each other. Not for users: leaf searches and document
+//! fetches from other nodes' roots, and metastore calls from nodes that do not run the
+//! metastore service. Malformed requests get a 400 naming what is wrong, never a panic.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use quarry_common::metastore::{MetastoreRequest, WireError, WireErrorBody};
+
+use super::{ApiError, AppState};
+
+pub(crate) async fn metastore(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let Some(metastore) = state.served_metastore.clone() else {
+        return ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "this node does not run the metastore service".to_string(),
+        }
+        .into_response();
+    };
+    let request: MetastoreRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return ApiError::bad_request(format!("malformed metastore request: {error}"))
+                .into_response()
+        }
+    };
+    match request.execute(metastore.as_ref()).await {
+        Ok(value) => Json(value).into_response(),
+        Err(wire_error) => {
+            let status = match &wire_error {
+                WireError::IndexNotFound { .. } | WireError::SplitsNotFound { .. } => {
+                    StatusCode::NOT_FOUND
+                }
+                WireError::IndexAlreadyExists { .. }
+                | WireError::SplitsNotInExpectedState { .. }
+                | WireError::CheckpointConflict { .. } => StatusCode::CONFLICT,
+                WireError::InvalidArgument { .. } => StatusCode::BAD_REQUEST,
+                WireError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                WireError::Corrupt { .. } | WireError::Database { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            };
+            let error = quarry_common::metastore::MetastoreError::from(wire_error.clone());
+            (
+                status,
+                Json(WireErrorBody {
+                    error: error.to_string(),
+                    metastore_error: wire_error,
+                }),
+            )
+                .into_response()
+        }
+    }
+}
+
+pub(crate) async fn leaf_search(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    match state.search_service.leaf().serve_leaf_search(&body).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(error) => ApiError::bad_request(error.to_string()).into_response(),
+    }
+}
+
+pub(crate) async fn fetch_docs(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    match state.search_service.leaf().serve_fetch_docs(&body).await {
+        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Ok(Err(error)) => ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: error,
+        }
+        .into_response(),
+        Err(error) => ApiError::bad_request(error.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,421 @@
+//! A cluster of real `quarry` processes on 127.0.0.1: gossip membership, the file-backed
+//! metastore served by one node to the others, and searches fanned out to every searcher,
+//! which keep answering in full while searcher nodes are killed and joined.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{free_udp_port, TestNode};
+use serde_json::json;
+
+const INDEX_CONFIG: &str = "index_id: cluster-logs
+doc_mapping:
+  field_mappings:
+    - {name: ts, type: datetime, fast: true}
+    - {name: id, type: text, tokenizer: raw, fast: true}
+    - {name: node, type: text, tokenizer: raw, fast: true}
+    - {name: body, type: text}
+  timestamp_field: ts
+indexing_settings:
+  merge_policy:
+    type: no_merge
+";
+
+/// Short enough that a test sees a death within seconds, long enough that a busy 2-core
+/// machine running debug builds does not mistake a slow node for a dead one.
+const GOSSIP: &str = "gossip:\n  interval_ms: 200\n  failure_detection_ms: 3000\n";
+
+struct ClusterNode {
+    node: TestNode,
+    gossip_port: u16,
+}
+
+/// A node of the test cluster: `services`, its data under `dir/{node_id}`, the shared
+/// index root and metastore under `dir/shared`, seeded at `seed`'s gossip port.
+fn configure(dir: &Path, node_id: &str, services: &str, seed: Option<u16>) -> ClusterNode {
+    let gossip_port = free_udp_port();
+    let shared = dir.join("shared").join("indexes");
+    let seeds = seed.map_or(String::new(), |port| {
+        format!("peer_seeds: [127.0.0.1:{port}]\n")
+    });
+    let config = format!(
+        "node_id: {node_id}\ncluster_id: test-cluster\ngossip_listen_port: {gossip_port}\n{seeds}{GOSSIP}\
+         enabled_services: [{services}]\nmetastore_uri: {shared}\ndefault_index_root_uri: {shared}\n\
+         indexer:\n  merge_interval_secs: 1\n",
+        shared = shared.display()
+    );
+    ClusterNode {
+        node: TestNode::configure(&dir.join(node_id), &[], &config),
+        gossip_port,
+    }
+}
+
+async fn live_ready_nodes(node: &TestNode) -> BTreeSet<String> {
+    let (status, cluster) = node.get("/api/v1/cluster").await;
+    assert_eq!(status, 200, "{cluster}");
+    cluster["live_nodes"]
+        .as_array()
+        .expect("live_nodes")
+        .iter()
+        .filter(|member| member["ready"] == json!(true))
+        .map(|member| member["node_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn wait_for_members(node: &TestNode, expected: &[&str], timeout: Duration) {
+    let expected: BTreeSet<String> = expected.iter().map(|id| id.to_string()).collect();
+    let deadline = Instant::now() + timeout;
+    loop {
+        let live = live_ready_nodes(node).await;
+        if live == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} sees {live:?}, not {expected:?}; log:\n{}",
+            node.endpoint,
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn batch(node_name: &str, first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| {
+            format!(
+                "{{\"ts\": {}, \"id\": \"doc-{n}\", \"node\": \"{node_name}\", \"body\": \"event number {n} from {node_name}\"}}\n",
+                1_767_225_600 + n as i64
+            )
+        })
+        .collect()
+}
+
+/// A Prometheus counter or gauge without labels, 0 when absent.
+async fn metric(node: &TestNode, name: &str) -> f64 {
+    let text = reqwest::get(format!("{}/metrics", node.endpoint))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name} ")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Every id a search finds, walked with `search_after`.
+async fn all_ids(node: &TestNode) -> Vec<String> {
+    let hits = node
+        .es_hits_after(
+            "cluster-logs",
+            json!({"size": 500, "sort": [{"ts": "asc"}], "query": {"match_all": {}}}),
+            |_, _| {},
+        )
+        .await;
+    hits.iter()
+        .map(|hit| hit["_source"]["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_fan_out_and_survive_a_searcher_killed_and_one_joining() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = configure(
+        dir.path(),
+        "node-1",
+        "metastore, control_plane, indexer, searcher, janitor",
+        None,
+    );
+    first.node.start_again().await;
+    let mut second = configure(
+        dir.path(),
+        "node-2",
+        "indexer, searcher",
+        Some(first.gossip_port),
+    );
+    let mut third = configure(
+        dir.path(),
+        "node-3",
+        "indexer, searcher",
+        Some(first.gossip_port),
+    );
+    second.node.start_again().await;
+    third.node.start_again().await;
+    for member in [&first, &second, &third] {
+        wait_for_members(
+            &member.node,
+            &["node-1", "node-2", "node-3"],
+            Duration::from_secs(30),
+        )
+        .await;
+    }
+
+    // Index lifecycle through a node without the metastore service: it calls node-1.
+    second.node.create_index(INDEX_CONFIG).await;
+    let (status, described) = third.node.get("/api/v1/indexes/cluster-logs").await;
+    assert_eq!(status, 200, "{described}");
+    let (status, conflict) = third
+        .node
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/indexes",
+            "application/yaml",
+            INDEX_CONFIG.to_string(),
+        )
+        .await;
+    assert_eq!(status, 409, "{conflict}");
+
+    // Both nodes ingest into the same index, each into its own log and checkpoint
+    // partition; every commit makes a split.
+    let mut expected_by_node: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut next_id = 0;
+    for round in 0..6 {
+        for (member, name) in [(&second, "node-2"), (&third, "node-3")] {
+            let count = 100 + round * 10;
+            let response = member
+                .node
+                .ingest("cluster-logs", batch(name, next_id, count), "force")
+                .await;
+            assert_eq!(response["num_ingested_docs"], json!(count));
+            next_id += count;
+            *expected_by_node.entry(name).or_default() += count as u64;
+        }
+    }
+    let total = next_id as u64;
+    let expected_ids: BTreeSet<String> = (0..next_id).map(|n| format!("doc-{n}")).collect();
+
+    // Through every node: the same hits, each document once, and the same aggregations.
+    for member in [&first, &second, &third] {
+        assert_eq!(member.node.count("cluster-logs", "*").await, total);
+        let ids = all_ids(&member.node).await;
+        assert_eq!(ids.len() as u64, total, "through {}", member.node.endpoint);
+        assert_eq!(ids.into_iter().collect::<BTreeSet<_>>(), expected_ids);
+        let answer = member
+            .node
+            .search(
+                "cluster-logs",
+                json!({"query": "body:number", "max_hits": 5, "snippet_fields": ["body"],
+                       "aggs": {"by_node": {"terms": {"field": "node"}}}}),
+            )
+            .await;
+        assert_eq!(answer["num_hits"], json!(total));
+        assert_eq!(answer["hits"].as_array().unwrap().len(), 5);
+        assert_eq!(answer["errors"], json!([]));
+        let snippet = answer["snippets"][0]["body"][0].as_str().unwrap();
+        assert!(snippet.contains("<b>number</b>"), "{snippet}");
+        let buckets: BTreeMap<String, u64> = answer["aggregations"]["by_node"]["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|bucket| {
+                (
+                    bucket["key"].as_str().unwrap().to_string(),
+                    bucket["doc_count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let expected: BTreeMap<String, u64> = expected_by_node
+            .iter()
+            .map(|(name, count)| (name.to_string(), *count))
+            .collect();
+        assert_eq!(buckets, expected);
+    }
+    // Leaf work went to every node, not only to the roots.
+    for member in [&first, &second, &third] {
+        assert!(
+            metric(
+                &member.node,
+                "quarry_searcher_leaf_requests_from_other_nodes_total"
+            )
+            .await
+                > 0.0,
+            "{} ran no leaf search for another root",
+            member.node.endpoint
+        );
+    }
+
+    // A searcher dies: queries through the others keep answering in full, retrying the
+    // dead node's splits on the next node in their order until gossip declares it dead.
+    third.node.kill9();
+    let started = Instant::now();
+    let mut queries = 0;
+    while started.elapsed() < Duration::from_secs(6) {
+        for member in [&first, &second] {
+            let answer = member
+                .node
+                .search(
+                    "cluster-logs",
+                    json!({"query": "body:event", "max_hits": 20}),
+                )
+                .await;
+            assert_eq!(answer["num_hits"], json!(total), "{answer}");
+            assert_eq!(answer["errors"], json!([]), "{answer}");
+            assert_eq!(answer["hits"].as_array().unwrap().len(), 20);
+            queries += 1;
+        }
+    }
+    assert!(queries > 4);
+    assert!(metric(&first.node, "quarry_searcher_leaf_retries_total").await > 0.0);
+    wait_for_members(&first.node, &["node-1", "node-2"], Duration::from_secs(30)).await;
+    let (_, cluster) = first.node.get("/api/v1/cluster").await;
+    let dead: Vec<&str> = cluster["dead_nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["node_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(dead, ["node-3"], "{cluster}");
+
+    // A searcher joins: it is given leaf work by the others' roots.
+    let mut fourth = configure(dir.path(), "node-4", "searcher", Some(second.gossip_port));
+    fourth.node.start_again().await;
+    wait_for_members(
+        &first.node,
+        &["node-1", "node-2", "node-4"],
+        Duration::from_secs(30),
+    )
+    .await;
+    for _ in 0..5 {
+        let ids = all_ids(&first.node).await;
+        assert_eq!(ids.len() as u64, total);
+    }
+    assert!(
+        metric(
+            &fourth.node,
+            "quarry_searcher_leaf_requests_from_other_nodes_total"
+        )
+        .await
+            > 0.0,
+        "the new node got no leaf work"
+    );
+    // And it roots searches of its own.
+    assert_eq!(fourth.node.count("cluster-logs", "body:event").await, total);
+
+    // Deleting the index through a non-metastore node removes it everywhere.
+    let (status, body) = second
+        .node
+        .request(
+            reqwest::Method::DELETE,
+            "/api/v1/indexes/cluster-logs",
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = first.node.get("/api/v1/indexes/cluster-logs").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_peers_and_bad_internal_requests_get_clear_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Seeds that point nowhere: the node starts alone and says so.
+    let mut lonely = configure(
+        dir.path(),
+        "lonely",
+        "metastore, indexer, searcher",
+        Some(1),
+    );
+    lonely.node.start_again().await;
+    assert_eq!(
+        live_ready_nodes(&lonely.node).await,
+        BTreeSet::from(["lonely".to_string()])
+    );
+    assert!(
+        lonely
+            .node
+            .wait_for_log(0, "alone", Duration::from_secs(20))
+            .await,
+        "no log line says the node is alone; log:\n{}",
+        lonely.node.log()
+    );
+
+    // Garbage on the gossip port changes nothing.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for garbage in [&b"\x00\x01garbage"[..], &[0xff; 1500][..], b""] {
+        socket
+            .send_to(garbage, ("127.0.0.1", lonely.gossip_port))
+            .unwrap();
+    }
+
+    // Malformed internal requests: 400 with a JSON error, never a panic.
+    for (path, body) in [
+        ("/internal/v1/leaf_search", "{\"index_uid\": 3}"),
+        ("/internal/v1/fetch_docs", "not json"),
+        (
+            "/internal/v1/metastore",
+            "{\"method\": \"drop_everything\"}",
+        ),
+    ] {
+        let (status, answer) = lonely
+            .node
+            .request(reqwest::Method::POST, path, "application/json", body)
+            .await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(answer["error"].as_str().is_some(), "{path}: {answer}");
+    }
+    // A metastore call that names a missing index answers the metastore's own error.
+    let (status, answer) = lonely
+        .node
+        .post_json(
+            "/internal/v1/metastore",
+            &json!({"method": "index_metadata", "index_id": "missing"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["metastore_error"]["kind"], json!("index_not_found"));
+    assert_eq!(
+        live_ready_nodes(&lonely.node).await,
+        BTreeSet::from(["lonely".to_string()])
+    );
+
+    // A node of another cluster seeded here is never admitted.
+    let mut stranger = configure(
+        dir.path(),
+        "stranger",
+        "searcher, metastore",
+        Some(lonely.gossip_port),
+    );
+    let config_path = dir.path().join("stranger").join("node.yaml");
+    let config = std::fs::read_to_string(&config_path)
+        .unwrap()
+        .replace("cluster_id: test-cluster", "cluster_id: other-cluster");
+    std::fs::write(&config_path, config).unwrap();
+    stranger.node.start_again().await;
+
+    // A second node serving the same file-backed metastore refuses to start.
+    let mut rival = configure(
+        dir.path(),
+        "rival",
+        "metastore, searcher",
+        Some(lonely.gossip_port),
+    );
+    rival.node.spawn_unchecked();
+    let status = rival.node.wait_exit(Duration::from_secs(30));
+    assert!(
+        status.is_some_and(|status| !status.success()),
+        "a second metastore node started; log:\n{}",
+        rival.node.log()
+    );
+    assert!(
+        rival
+            .node
+            .log()
+            .contains("already runs the metastore service"),
+        "{}",
+        rival.node.log()
+    );
+    assert_eq!(
+        live_ready_nodes(&lonely.node).await,
+        BTreeSet::from(["lonely".to_string()])
+    );
+    assert_eq!(
+        live_ready_nodes(&stranger.node).await,
+        BTreeSet::from(["stranger".to_string()])
+    );
+}
