@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Pushes an NDJSON file through Quarry's ingest endpoint with N concurrent clients.
 
-Usage: ingest_clients.py ENDPOINT INDEX FILE [--clients 8] [--batch-mib 4]
-Batches are whole lines; a 429 is retried after a short pause. Prints wall seconds and
-counts as JSON on the last line."""
+Usage: ingest_clients.py ENDPOINT[,ENDPOINT…] INDEX FILE [--clients 8] [--batch-mib 4]
+Batches are whole lines; a 429 is retried after a short pause. With several endpoints
+(nodes of a cluster), clients are spread over them in turn. Prints wall seconds, counts and
+the acknowledgement latency of the requests (p50, p99) as JSON on the last line."""
 import argparse, json, queue, threading, time, urllib.error, urllib.request
 
 ap = argparse.ArgumentParser()
 ap.add_argument("endpoint"); ap.add_argument("index"); ap.add_argument("file")
 ap.add_argument("--clients", type=int, default=8)
 ap.add_argument("--batch-mib", type=float, default=4.0)
+ap.add_argument("--no-force", action="store_true", help="leave the documents to commit_timeout_secs")
 args = ap.parse_args()
 
 batches = []
@@ -30,8 +32,11 @@ for batch in batches:
 stats = {"ingested": 0, "rejected": 0, "throttled": 0}
 lock = threading.Lock()
 
-def post(body, commit="auto"):
-    url = f"{args.endpoint}/api/v1/{args.index}/ingest?commit={commit}"
+endpoints = args.endpoint.split(",")
+latencies = []
+
+def post(body, commit="auto", endpoint=endpoints[0]):
+    url = f"{endpoint}/api/v1/{args.index}/ingest?commit={commit}"
     while True:
         try:
             request = urllib.request.Request(url, data=body, headers={"content-type": "application/x-ndjson"})
@@ -43,22 +48,30 @@ def post(body, commit="auto"):
                 stats["throttled"] += 1
             time.sleep(0.05)
 
-def client():
+def client(endpoint):
     while True:
         try:
             body = work.get_nowait()
         except queue.Empty:
             return
-        answer = post(body)
+        sent = time.perf_counter()
+        answer = post(body, endpoint=endpoint)
         with lock:
+            latencies.append(time.perf_counter() - sent)
             stats["ingested"] += answer["num_ingested_docs"]
             stats["rejected"] += answer["num_rejected_docs"]
 
 start = time.perf_counter()
-threads = [threading.Thread(target=client) for _ in range(args.clients)]
+threads = [threading.Thread(target=client, args=(endpoints[n % len(endpoints)],)) for n in range(args.clients)]
 for thread in threads: thread.start()
 for thread in threads: thread.join()
 acked = time.perf_counter() - start
-post(b"", commit="force")
+if not args.no_force:
+    for endpoint in endpoints:
+        post(b"", commit="force", endpoint=endpoint)
 searchable = time.perf_counter() - start
-print(json.dumps({"acked_secs": acked, "searchable_secs": searchable, "batches": len(batches), **stats}))
+latencies.sort()
+def percentile(fraction):
+    return latencies[min(len(latencies) - 1, int(fraction * len(latencies)))] if latencies else 0.0
+print(json.dumps({"acked_secs": acked, "searchable_secs": searchable, "batches": len(batches),
+                  "ack_p50_ms": percentile(0.50) * 1e3, "ack_p99_ms": percentile(0.99) * 1e3, **stats}))

@@ -179,7 +179,7 @@ impl IndexService {
             }
         }
         let doc_mapper = quarry_common::doc_mapper::DocMapper::new(&metadata.index_config);
-        quarry_searcher::delete_query::delete_query_ast(&delete_query, &doc_mapper)
+        quarry_query::delete_query::delete_query_ast(&delete_query, &doc_mapper)
             .map_err(IndexServiceError::InvalidDeleteQuery)?;
         let task = self.metastore.create_delete_task(delete_query).await?;
         info!(index_id, opstamp = task.opstamp, query = %task.delete_query.query, "delete task created");

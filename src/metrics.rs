@@ -18,6 +18,7 @@ pub(crate) struct Metrics {
     pub internal_request_latency: HistogramVec,
     pub cluster_live_nodes: IntGauge,
     pub cluster_dead_nodes: IntGauge,
+    pub adopted_shards: IntGauge,
     /// Counters kept by the searcher crate, copied in at each scrape.
     pub searcher_counters: Vec<(IntGauge, &'static std::sync::atomic::AtomicU64)>,
     pub leaf_requests: IntGauge,
@@ -144,6 +145,55 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             ),
             &quarry_indexer::JANITOR_EXPIRED_BY_RETENTION,
         ),
+        (
+            gauge(
+                "wal_object_flushes_total",
+                "Write-ahead log flushes to object storage (one PUT each)",
+            ),
+            &quarry_indexer::WAL_OBJECT_FLUSHES,
+        ),
+        (
+            gauge(
+                "wal_object_flush_records_total",
+                "Ingest requests the write-ahead log flushes carried (records per flush: divide by the flushes)",
+            ),
+            &quarry_indexer::WAL_OBJECT_RECORDS,
+        ),
+        (
+            gauge(
+                "wal_object_flush_bytes_total",
+                "Bytes written to object storage by write-ahead log flushes",
+            ),
+            &quarry_indexer::WAL_OBJECT_BYTES,
+        ),
+        (
+            gauge(
+                "wal_object_flush_micros_total",
+                "Time spent in write-ahead log flushes, microseconds (mean latency: divide by the flushes)",
+            ),
+            &quarry_indexer::WAL_OBJECT_FLUSH_MICROS,
+        ),
+        (
+            gauge(
+                "wal_object_flush_failures_total",
+                "Write-ahead log flushes that failed (their requests were answered with an error)",
+            ),
+            &quarry_indexer::WAL_OBJECT_FLUSH_FAILURES,
+        ),
+        (
+            gauge(
+                "adopted_shards_closed_total",
+                "Other nodes' log shards this node drained, published and deleted",
+            ),
+            &quarry_indexer::ADOPTED_SHARDS_CLOSED,
+        ),
+        (
+            gauge(
+                "indexing_plan_version",
+                "Version of the indexing plan this node last published as the acting control plane",
+            ),
+            &quarry_control_plane::PLAN_VERSION,
+        ),
     ];
     let searcher_counters = vec![
         (
@@ -180,6 +230,10 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "searcher_leaf_splits_searched_total",
         "Splits this node searched (partial-result cache misses)",
     );
+    let adopted_shards = gauge(
+        "indexer_adopted_shards",
+        "Other nodes' log shards the indexing plan gives this node now",
+    );
     let cluster_live_nodes = gauge(
         "cluster_live_nodes",
         "Live nodes this node sees, itself included",
@@ -211,6 +265,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(leaf_splits_searched.clone()),
         Box::new(cluster_live_nodes.clone()),
         Box::new(cluster_dead_nodes.clone()),
+        Box::new(adopted_shards.clone()),
     ] {
         let _ = registry.register(collector);
     }
@@ -225,6 +280,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         internal_request_latency,
         cluster_live_nodes,
         cluster_dead_nodes,
+        adopted_shards,
         searcher_counters,
         leaf_requests,
         leaf_remote_requests,

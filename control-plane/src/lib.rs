@@ -9,8 +9,10 @@
 
 mod cluster;
 mod config;
+mod control_loop;
 mod error;
 mod gossip_keys;
+mod indexing_plan;
 mod member;
 mod membership;
 mod seeds;
@@ -18,5 +20,10 @@ mod transport;
 
 pub use cluster::Cluster;
 pub use config::ClusterConfig;
+pub use control_loop::{
+    acting_control_plane, current_plan, list_shards, run_control_plane, INDEXING_PLAN_KEY,
+    PLAN_VERSION,
+};
 pub use error::ClusterError;
+pub use indexing_plan::{assign_shards, IndexingPlan, PlanIndexer, ShardKey};
 pub use member::{ClusterMember, ClusterSnapshot};

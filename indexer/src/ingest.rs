@@ -16,7 +16,9 @@ use crate::dedup::DedupWindow;
 use crate::pipeline::Pipeline;
 use crate::publisher::published_wal_position;
 use crate::uploader::Uploader;
-use crate::wal::{WalOptions, WalWriter, SEGMENT_TARGET_BYTES};
+use crate::wal::{
+    ObjectLog, ObjectLogOptions, ShardLog, WalOptions, WalWriter, SEGMENT_TARGET_BYTES,
+};
 use crate::CommitMode;
 
 pub(crate) const INGEST_SOURCE_ID: &str = "_ingest-api-source";
@@ -68,18 +70,52 @@ pub struct IngestLimits {
     pub dedup_max_ids_per_index: usize,
 }
 
+/// A cluster's write-ahead logs on object storage (`ingest.wal_uri`): each node writes its
+/// own shard of each index, named after the node and its generation (start time), so a
+/// restarted node never appends to a log another node may be replaying.
+#[derive(Clone, Debug)]
+pub struct ObjectWalConfig {
+    pub uri: String,
+    pub generation: u64,
+    pub flush_interval: std::time::Duration,
+    pub flush_bytes: usize,
+}
+
+/// The shard id of a node's log on object storage: `{node_id}.{generation}`.
+pub fn object_shard_id(node_id: &str, generation: u64) -> String {
+    format!("{node_id}.{generation}")
+}
+
+/// Where a shard's log objects live: `{wal_uri}/{index}/{shard_id}`.
+pub fn object_shard_uri(wal_uri: &str, index_uid: &IndexUid, shard_id: &str) -> String {
+    format!(
+        "{}/{}/{shard_id}",
+        wal_uri.trim_end_matches('/'),
+        wal_dir_name(index_uid)
+    )
+}
+
 /// One index's write path on this node: its write-ahead log and its pipeline.
 struct Shard {
     index_metadata: IndexMetadata,
-    wal: Arc<WalWriter>,
+    wal: Arc<dyn ShardLog>,
+    /// The local log's folder; `None` on object storage.
+    local_dir: Option<PathBuf>,
+    /// The checkpoint partition the pipeline publishes.
+    partition: Arc<str>,
     pipeline: Arc<Pipeline>,
 }
 
 /// Accepts NDJSON batches for any index: maps them, makes them durable in the index's
 /// write-ahead log, and hands them to the index's pipeline.
 pub struct IngestService {
-    metastore: Arc<dyn Metastore>,
-    uploader: Uploader,
+    pub(crate) metastore: Arc<dyn Metastore>,
+    pub(crate) resolver: StorageResolver,
+    pub(crate) uploader: Uploader,
+    node_id: String,
+    object_wal: Option<ObjectWalConfig>,
+    /// Shards of other nodes' logs this node indexes (see `adoption`).
+    pub(crate) adopted: Mutex<HashMap<(IndexUid, String), crate::adoption::AdoptedShard>>,
     scratch_dir: PathBuf,
     wal_root: PathBuf,
     limits: IngestLimits,
@@ -102,7 +138,8 @@ struct MappedBatch {
     all_failures: Vec<(usize, String)>,
 }
 
-fn wal_dir_name(index_uid: &IndexUid) -> String {
+/// How an index uid names folders and key prefixes (`:` is not portable in paths).
+pub fn wal_dir_name(index_uid: &IndexUid) -> String {
     index_uid.to_string().replace(':', "_")
 }
 
@@ -130,9 +167,13 @@ impl IngestService {
         Ok(IngestService {
             uploader: Uploader::new(
                 metastore.clone(),
-                resolver,
+                resolver.clone(),
                 Arc::from(crate::publisher::wal_partition(node_id)),
             ),
+            resolver,
+            node_id: node_id.to_string(),
+            object_wal: None,
+            adopted: Mutex::new(HashMap::new()),
             metastore,
             scratch_dir,
             wal_root,
@@ -150,6 +191,19 @@ impl IngestService {
         })
     }
 
+    /// Keeps the write-ahead logs on object storage instead of `data_dir/wal`.
+    pub fn with_object_wal(mut self, config: ObjectWalConfig) -> IngestService {
+        self.object_wal = Some(config);
+        self
+    }
+
+    /// This node's shard id on object storage, when the logs are there.
+    pub fn object_shard_id(&self) -> Option<String> {
+        self.object_wal
+            .as_ref()
+            .map(|config| object_shard_id(&self.node_id, config.generation))
+    }
+
     /// Splits of at most this many documents are merged into one segment when cut
     /// (`indexer.cut_merge_max_docs`).
     pub fn with_cut_merge_max_docs(mut self, max_docs: u64) -> IngestService {
@@ -161,6 +215,11 @@ impl IngestService {
     /// before a crash get indexed without waiting for new traffic; removes the logs of
     /// deleted indexes.
     pub async fn recover(&self) -> Result<(), IngestError> {
+        if self.object_wal.is_some() {
+            // This node starts a new generation: its older shards on object storage are
+            // orphans that the control plane hands to some indexer.
+            return Ok(());
+        }
         let indexes = self
             .metastore
             .list_indexes()
@@ -188,6 +247,29 @@ impl IngestService {
         Ok(())
     }
 
+    /// Replaces the pipelines that stopped by new ones, which replay the log from the
+    /// published checkpoint. Without this, acknowledged records behind a stopped pipeline
+    /// would wait for the index's next ingest request.
+    pub async fn restart_stopped_pipelines(&self) {
+        let stopped: Vec<String> = self
+            .shards
+            .lock()
+            .await
+            .iter()
+            .filter(|(_, shard)| !shard.pipeline.is_alive())
+            .map(|(index_id, _)| index_id.clone())
+            .collect();
+        for index_id in stopped {
+            if !self.accepting.load(Ordering::SeqCst) {
+                return;
+            }
+            info!(index_id, "restarting a stopped indexing pipeline");
+            if let Err(error) = self.shard(&index_id).await {
+                warn!(index_id, "cannot restart the indexing pipeline: {error}");
+            }
+        }
+    }
+
     /// Shards that could not start, with the reason: readiness and metrics report them.
     pub fn failed_shards(&self) -> BTreeMap<String, String> {
         self.failed_shards
@@ -211,10 +293,13 @@ impl IngestService {
                     return Ok(shard.clone());
                 }
                 // A stopped pipeline is replaced; the new one replays from the checkpoint.
-                let pipeline = self.spawn_pipeline(&index_metadata, shard.wal.clone())?;
+                let pipeline =
+                    self.spawn_pipeline(&index_metadata, shard.wal.clone(), &shard.partition)?;
                 let shard = Arc::new(Shard {
                     index_metadata,
                     wal: shard.wal.clone(),
+                    local_dir: shard.local_dir.clone(),
+                    partition: shard.partition.clone(),
                     pipeline,
                 });
                 shards.insert(index_id.to_string(), shard.clone());
@@ -225,16 +310,8 @@ impl IngestService {
         if let Some(stale) = shards.remove(index_id) {
             stale.pipeline.abort().await;
         }
-        let wal_dir = self.wal_root.join(wal_dir_name(&index_metadata.index_uid));
-        let wal = match WalWriter::open(
-            &wal_dir,
-            WalOptions {
-                segment_target_bytes: SEGMENT_TARGET_BYTES,
-                sync: self.limits.wal_sync,
-            },
-            published_wal_position(&index_metadata, &self.uploader.wal_partition),
-        ) {
-            Ok(wal) => Arc::new(wal),
+        let (wal, local_dir, partition) = match self.open_log(&index_metadata).await {
+            Ok(opened) => opened,
             Err(error) => {
                 let message = format!("shard of index `{index_id}` failed: {error}");
                 if let Ok(mut failed) = self.failed_shards.lock() {
@@ -246,30 +323,80 @@ impl IngestService {
         if let Ok(mut failed) = self.failed_shards.lock() {
             failed.remove(index_id);
         }
-        let pipeline = self.spawn_pipeline(&index_metadata, wal.clone())?;
+        let pipeline = self.spawn_pipeline(&index_metadata, wal.clone(), &partition)?;
         let shard = Arc::new(Shard {
             index_metadata,
             wal,
+            local_dir,
+            partition,
             pipeline,
         });
         shards.insert(index_id.to_string(), shard.clone());
         Ok(shard)
     }
 
-    fn spawn_pipeline(
+    /// This node's log of an index: local files, or its own shard on object storage.
+    async fn open_log(
         &self,
         index_metadata: &IndexMetadata,
-        wal: Arc<WalWriter>,
+    ) -> Result<(Arc<dyn ShardLog>, Option<PathBuf>, Arc<str>), crate::wal::WalError> {
+        match &self.object_wal {
+            Some(config) => {
+                let shard_id = object_shard_id(&self.node_id, config.generation);
+                let uri = object_shard_uri(&config.uri, &index_metadata.index_uid, &shard_id);
+                let storage =
+                    self.resolver
+                        .resolve(&uri)
+                        .map_err(|error| crate::wal::WalError::Io {
+                            path: uri.clone().into(),
+                            message: error.to_string(),
+                        })?;
+                let log = ObjectLog::open_writer(
+                    storage,
+                    ObjectLogOptions {
+                        flush_interval: config.flush_interval,
+                        flush_bytes: config.flush_bytes,
+                    },
+                    published_wal_position(index_metadata, &shard_id),
+                )
+                .await?;
+                Ok((Arc::new(log), None, Arc::from(shard_id)))
+            }
+            None => {
+                let wal_dir = self.wal_root.join(wal_dir_name(&index_metadata.index_uid));
+                let partition = self.uploader.wal_partition.clone();
+                let wal = WalWriter::open(
+                    &wal_dir,
+                    WalOptions {
+                        segment_target_bytes: SEGMENT_TARGET_BYTES,
+                        sync: self.limits.wal_sync,
+                    },
+                    published_wal_position(index_metadata, &partition),
+                )?;
+                Ok((Arc::new(wal), Some(wal_dir), partition))
+            }
+        }
+    }
+
+    pub(crate) fn spawn_pipeline(
+        &self,
+        index_metadata: &IndexMetadata,
+        wal: Arc<dyn ShardLog>,
+        partition: &Arc<str>,
     ) -> Result<Arc<Pipeline>, IngestError> {
-        let scratch_dir = self
-            .scratch_dir
-            .join(wal_dir_name(&index_metadata.index_uid));
+        let scratch_dir = self.scratch_dir.join(format!(
+            "{}-{}",
+            wal_dir_name(&index_metadata.index_uid),
+            partition.replace([':', '/'], "_")
+        ));
+        let mut uploader = self.uploader.clone();
+        uploader.wal_partition = partition.clone();
         Pipeline::spawn(
             index_metadata.clone(),
             scratch_dir,
             wal,
-            published_wal_position(index_metadata, &self.uploader.wal_partition),
-            self.uploader.clone(),
+            published_wal_position(index_metadata, partition),
+            uploader,
             self.cut_merge_max_docs,
         )
         .map_err(|error| {
@@ -386,10 +513,13 @@ impl IngestService {
         let shard = self.shards.lock().await.remove(index_id);
         if let Some(shard) = shard {
             shard.pipeline.abort().await;
-            let dir = shard.wal.dir().to_path_buf();
-            drop(shard);
-            if let Err(error) = std::fs::remove_dir_all(&dir) {
-                warn!(wal = %dir.display(), "cannot remove the write-ahead log: {error}");
+            match &shard.local_dir {
+                Some(dir) => {
+                    if let Err(error) = std::fs::remove_dir_all(dir) {
+                        warn!(wal = %dir.display(), "cannot remove the write-ahead log: {error}");
+                    }
+                }
+                None => shard.wal.truncate(u64::MAX),
             }
         }
         if let Ok(mut failed) = self.failed_shards.lock() {

@@ -4,6 +4,7 @@
 //! `ingest` → `pipeline` (tantivy writer on its own thread) → `packager` → `uploader`
 //! → `publisher`.
 
+mod adoption;
 mod commit_mode;
 mod dedup;
 mod ingest;
@@ -15,9 +16,13 @@ mod publisher;
 mod uploader;
 mod wal;
 
+pub use adoption::{ShardRef, ADOPTED_SHARDS_CLOSED};
 pub use commit_mode::CommitMode;
 pub use dedup::{DedupError, DedupWindow, IdClaim};
-pub use ingest::{IngestError, IngestLimits, IngestResponse, IngestService, ParseFailure};
+pub use ingest::{
+    object_shard_id, object_shard_uri, wal_dir_name, IngestError, IngestLimits, IngestResponse,
+    IngestService, ObjectWalConfig, ParseFailure,
+};
 pub use janitor::{
     Janitor, JanitorPolicy, JanitorReport, JANITOR_DELETED_MARKED, JANITOR_DELETED_STAGED,
     JANITOR_EXPIRED_BY_RETENTION,
@@ -26,7 +31,10 @@ pub use merge::{
     plan_merges, split_maturity, MergeError, MergeExecutor, MergeOperation, MergeOutcome,
     MergePlanner, DELETE_REWRITES, MERGED_INPUT_BYTES, MERGES_COMPLETED, MERGES_FAILED,
 };
-pub use wal::WAL_FSYNCS;
+pub use wal::{
+    WAL_FSYNCS, WAL_OBJECT_BYTES, WAL_OBJECT_FLUSHES, WAL_OBJECT_FLUSH_FAILURES,
+    WAL_OBJECT_FLUSH_MICROS, WAL_OBJECT_RECORDS,
+};
 
 /// Whether this node is the one that does an index's background work (merges, janitor
 /// passes) now. In a cluster exactly one live node answers yes for each index, so two

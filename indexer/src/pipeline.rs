@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tracing::{error, info, warn};
 
 use crate::packager::{package, PackagedSplit, SplitAttributes};
-use crate::wal::{read_records, WalError, WalWriter};
+use crate::wal::{ShardLog, WalError};
 
 /// Tantivy refuses less than 15 MB per indexing thread; more than 4 GB overflows its arena.
 const MIN_HEAP_BYTES: u64 = 15_000_000;
@@ -85,7 +85,7 @@ impl Pipeline {
     pub(crate) fn spawn(
         index_metadata: IndexMetadata,
         scratch_dir: PathBuf,
-        wal: Arc<WalWriter>,
+        wal: Arc<dyn ShardLog>,
         published_position: u64,
         uploader: crate::uploader::Uploader,
         cut_merge_max_docs: u64,
@@ -154,8 +154,10 @@ impl Pipeline {
 
     /// False once the indexing thread has exited (after a panic, say): the caller starts a
     /// new pipeline instead of queueing into a dead one.
+    /// False once the indexing thread or the uploader stopped (the uploader stops when a
+    /// publish is refused, e.g. because another node published the same records first).
     pub(crate) fn is_alive(&self) -> bool {
-        !self.sender.is_closed()
+        !self.sender.is_closed() && !self.progress.borrow().stopped
     }
 
     /// Waits until WAL position `position` is searchable.
@@ -215,7 +217,7 @@ struct IndexingWorker {
     doc_mapper: Arc<DocMapper>,
     scratch_dir: PathBuf,
     workbench: Option<Workbench>,
-    wal: Arc<WalWriter>,
+    wal: Arc<dyn ShardLog>,
     /// Every WAL record up to here is in the workbench or in a cut split.
     indexed_position: u64,
     /// Every WAL record up to here is in a cut split: where the next split's checkpoint
@@ -333,7 +335,7 @@ impl IndexingWorker {
         if up_to <= self.indexed_position {
             return Ok(());
         }
-        let records = read_records(self.wal.dir(), self.indexed_position, up_to)?;
+        let records = self.wal.read_records(self.indexed_position, up_to)?;
         for record in records {
             let mut docs = Vec::new();
             for line in record.payload.split(|byte| *byte == b'\n') {

@@ -9,7 +9,7 @@ use tracing::{info, warn};
 use crate::packager::PackagedSplit;
 use crate::pipeline::{Progress, UploadItem};
 use crate::publisher::publish;
-use crate::wal::WalWriter;
+use crate::wal::ShardLog;
 
 /// Uploads packaged splits in order and publishes each one, retrying transient failures so
 /// that nothing accepted is dropped while storage or metastore are briefly unavailable.
@@ -56,7 +56,7 @@ impl Uploader {
         self,
         mut items: mpsc::UnboundedReceiver<UploadItem>,
         progress: Arc<watch::Sender<Progress>>,
-        wal: Arc<WalWriter>,
+        wal: Arc<dyn ShardLog>,
     ) {
         while let Some(item) = items.recv().await {
             if let Some(split) = item.split {

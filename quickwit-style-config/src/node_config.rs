@@ -299,6 +299,26 @@ pub struct IngestConfig {
     /// Remembered `_id`s per index; past it the oldest are forgotten early.
     #[serde(default = "default_dedup_max_ids_per_index")]
     pub dedup_max_ids_per_index: usize,
+    /// Where the write-ahead logs live. Unset: `{data_dir}/wal` on this node's disk. An
+    /// object-storage URI (`s3://bucket/wal`): each node writes its own shards there, and
+    /// an acknowledged document survives the loss of the node that took it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_uri: Option<String>,
+    /// With `wal_uri`: requests are written together, one object per shard, every this
+    /// many milliseconds…
+    #[serde(default = "default_wal_flush_interval_ms")]
+    pub wal_flush_interval_ms: u64,
+    /// …or as soon as this many bytes are waiting, whichever comes first.
+    #[serde(default = "default_wal_flush_bytes")]
+    pub wal_flush_bytes: ByteSize,
+}
+
+fn default_wal_flush_interval_ms() -> u64 {
+    100
+}
+
+fn default_wal_flush_bytes() -> ByteSize {
+    ByteSize::mib(8)
 }
 
 fn default_dedup_window_secs() -> u64 {
@@ -334,6 +354,9 @@ impl Default for IngestConfig {
             wal_sync: default_wal_sync(),
             dedup_window_secs: default_dedup_window_secs(),
             dedup_max_ids_per_index: default_dedup_max_ids_per_index(),
+            wal_uri: None,
+            wal_flush_interval_ms: default_wal_flush_interval_ms(),
+            wal_flush_bytes: default_wal_flush_bytes(),
         }
     }
 }

@@ -1,4 +1,6 @@
 use quarry_common::doc_mapper::DocMapper;
+use quarry_query::query_ast::QueryAst;
+use quarry_query::query_builder::QueryBuilder;
 use std::sync::OnceLock;
 
 use tantivy::collector::{Collector, Count, TopDocs};
@@ -11,8 +13,6 @@ use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResult
 use tantivy::aggregation::DistributedAggregationCollector;
 
 use crate::aggregations::leaf_collector;
-use crate::query_ast::QueryAst;
-use crate::query_builder::QueryBuilder;
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
 

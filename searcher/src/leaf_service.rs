@@ -13,6 +13,7 @@ use quarry_common::split::{ByteRangeCache, SplitOpenInfo};
 use quarry_common::storage::{Storage, StorageResolver};
 use quarry_common::IndexUid;
 use quarry_config::{IndexConfig, SearcherConfig};
+use quarry_query::query_builder::QueryBuilder;
 
 use crate::fetch_docs::{fetch_docs, FetchedDoc, SnippetRequest};
 use crate::leaf::{leaf_search, LeafRequest, LeafResult};
@@ -21,7 +22,6 @@ use crate::protocol::{
     self, FetchDocsRequest, FetchDocsResponse, LeafSearchRequest, LeafSearchResponse,
     ProtocolError, SplitTarget,
 };
-use crate::query_builder::QueryBuilder;
 use crate::result_cache::PartialResultCache;
 use crate::split_cache::{OpenSplit, SplitCache};
 

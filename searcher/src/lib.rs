@@ -2,11 +2,10 @@
 //! leaves search them on blocking threads, the root merges top hits and fetches the
 //! documents of the final page.
 //!
-//! `root` → `leaf` → `fetch_docs`, with `query_string` → `query_ast` → `query_builder`.
+//! `root` → `leaf` → `fetch_docs`. The query language (`query_string` / `elastic_dsl` →
+//! `QueryAst` → tantivy `Query`) lives in `quarry-query`, below the searcher and the indexer.
 
 pub mod aggregations;
-pub mod delete_query;
-pub mod elastic_dsl;
 mod fetch_docs;
 mod leaf;
 mod leaf_client;
@@ -16,9 +15,6 @@ pub mod pattern;
 mod placer;
 mod protocol;
 pub mod pruning;
-pub mod query_ast;
-pub mod query_builder;
-pub mod query_string;
 mod request;
 mod result_cache;
 mod root;

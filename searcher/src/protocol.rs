@@ -13,13 +13,13 @@ use std::ops::Range;
 use quarry_common::IndexUid;
 use quarry_common::SplitId;
 use quarry_config::IndexConfig;
+use quarry_query::query_ast::QueryAst;
 use serde::{Deserialize, Serialize};
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::DocAddress;
 
 use crate::fetch_docs::FetchedDoc;
 use crate::leaf::LeafResult;
-use crate::query_ast::QueryAst;
 use crate::request::HighlightOptions;
 use crate::search_after::Cursor;
 use crate::sort::SortSpec;

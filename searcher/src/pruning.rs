@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use crate::query_ast::QueryAst;
+use quarry_query::query_ast::QueryAst;
 
 /// Whether a split with these tags may hold a match. Conservative: `true` unless a clause
 /// every hit must satisfy names a tag value the split does not have.
@@ -48,7 +48,7 @@ fn has_tag(field: &str, value: &str, split_tags: &BTreeSet<String>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query_string::parse_query_string;
+    use quarry_query::query_string::parse_query_string;
 
     fn may_match(query: &str, tags: &[&str]) -> bool {
         let ast = parse_query_string(query, &["body".to_string()]).unwrap();

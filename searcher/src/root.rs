@@ -8,6 +8,10 @@ use std::time::Instant;
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::metastore::{IndexMetadata, ListSplitsQuery, Metastore, MetastoreError, Split};
 use quarry_config::SearcherConfig;
+use quarry_query::elastic_dsl::parse_es_query;
+use quarry_query::query_ast::QueryAst;
+use quarry_query::query_builder::{within_time_window, QueryBuilder};
+use quarry_query::query_string::parse_query_string;
 
 use quarry_common::storage::StorageResolver;
 use quarry_common::IndexUid;
@@ -16,15 +20,11 @@ use tracing::warn;
 use tantivy::aggregation::agg_req::Aggregations;
 
 use crate::aggregations::{finalize, fold_calendar_buckets, parse_aggregations, shape_top_hits};
-use crate::elastic_dsl::parse_es_query;
 use crate::leaf::{LeafResult, PartialHit};
 use crate::leaf_client::{LeafClient, LocalSearcherPool, SearcherPool};
 use crate::leaf_service::LeafService;
 use crate::pattern::wildcard_match;
 use crate::pruning::split_may_match;
-use crate::query_ast::QueryAst;
-use crate::query_builder::{within_time_window, QueryBuilder};
-use crate::query_string::parse_query_string;
 use crate::request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
 use crate::search_after::Cursor;
 use crate::sort::SortSpec;

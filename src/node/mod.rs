@@ -2,6 +2,7 @@
 //! from a `NodeConfig` and stopped cleanly on SIGINT/SIGTERM.
 
 mod cluster_views;
+mod plan_follower;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +16,9 @@ use quarry_common::metastore::{
 use quarry_common::storage::StorageResolver;
 use quarry_config::{NodeConfig, Service};
 use quarry_control_plane::{Cluster, ClusterConfig};
-use quarry_indexer::{IngestLimits, IngestService, Janitor, JanitorPolicy, MergePlanner};
+use quarry_indexer::{
+    IngestLimits, IngestService, Janitor, JanitorPolicy, MergePlanner, ObjectWalConfig,
+};
 use quarry_searcher::SearchService;
 use tokio::net::TcpListener;
 use tracing::info;
@@ -35,6 +38,9 @@ pub struct Node {
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     janitor: Option<tokio::task::JoinHandle<()>>,
     merge_planner: Option<tokio::task::JoinHandle<()>>,
+    /// The pipeline supervisor; the control plane's loop and the indexing plan's follower
+    /// when the logs are on object storage.
+    cluster_tasks: Vec<tokio::task::JoinHandle<()>>,
     shutdown_tx: tokio::sync::watch::Sender<bool>,
 }
 
@@ -88,22 +94,29 @@ impl Node {
             .await
             .context("cannot read the metastore")?;
 
-        let ingest_service = Arc::new(
-            IngestService::new(
-                metastore.clone(),
-                resolver.clone(),
-                config.data_dir.clone(),
-                &config.node_id,
-                IngestLimits {
-                    max_in_flight_bytes: config.ingest.max_in_flight_bytes.as_u64(),
-                    wal_max_bytes: config.ingest.wal_max_bytes.as_u64(),
-                    wal_sync: config.ingest.wal_sync,
-                    dedup_window: std::time::Duration::from_secs(config.ingest.dedup_window_secs),
-                    dedup_max_ids_per_index: config.ingest.dedup_max_ids_per_index,
-                },
-            )?
-            .with_cut_merge_max_docs(config.indexer.cut_merge_max_docs),
-        );
+        let mut ingest_service = IngestService::new(
+            metastore.clone(),
+            resolver.clone(),
+            config.data_dir.clone(),
+            &config.node_id,
+            IngestLimits {
+                max_in_flight_bytes: config.ingest.max_in_flight_bytes.as_u64(),
+                wal_max_bytes: config.ingest.wal_max_bytes.as_u64(),
+                wal_sync: config.ingest.wal_sync,
+                dedup_window: std::time::Duration::from_secs(config.ingest.dedup_window_secs),
+                dedup_max_ids_per_index: config.ingest.dedup_max_ids_per_index,
+            },
+        )?
+        .with_cut_merge_max_docs(config.indexer.cut_merge_max_docs);
+        if let Some(wal_uri) = &config.ingest.wal_uri {
+            ingest_service = ingest_service.with_object_wal(ObjectWalConfig {
+                uri: wal_uri.clone(),
+                generation: started_at_millis,
+                flush_interval: Duration::from_millis(config.ingest.wal_flush_interval_ms),
+                flush_bytes: config.ingest.wal_flush_bytes.as_u64() as usize,
+            });
+        }
+        let ingest_service = Arc::new(ingest_service);
         // Acknowledged documents that a crash kept from being published get indexed now.
         ingest_service.recover().await?;
         let search_service = Arc::new(
@@ -145,6 +158,34 @@ impl Node {
         } else {
             None
         };
+        let mut cluster_tasks = Vec::new();
+        let supervised = ingest_service.clone();
+        cluster_tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(PIPELINE_SUPERVISION_INTERVAL).await;
+                supervised.restart_stopped_pipelines().await;
+            }
+        }));
+        if let Some(wal_uri) = &config.ingest.wal_uri {
+            let wal_storage = resolver
+                .resolve(wal_uri)
+                .with_context(|| format!("cannot open ingest.wal_uri `{wal_uri}`"))?;
+            if config.is_enabled(Service::ControlPlane) {
+                cluster_tasks.push(tokio::spawn(quarry_control_plane::run_control_plane(
+                    cluster.clone(),
+                    wal_storage,
+                    PLAN_INTERVAL,
+                )));
+            }
+            if config.is_enabled(Service::Indexer) {
+                cluster_tasks.push(tokio::spawn(plan_follower::follow_indexing_plan(
+                    cluster.clone(),
+                    ingest_service.clone(),
+                    wal_uri.clone(),
+                    PLAN_INTERVAL,
+                )));
+            }
+        }
         let index_service = Arc::new(IndexService::new(
             metastore,
             resolver,
@@ -186,6 +227,7 @@ impl Node {
             server,
             janitor,
             merge_planner,
+            cluster_tasks,
             shutdown_tx,
         })
     }
@@ -208,6 +250,9 @@ impl Node {
         if let Some(merge_planner) = self.merge_planner {
             merge_planner.abort();
         }
+        for task in self.cluster_tasks {
+            task.abort();
+        }
         self.ingest_service.shutdown().await;
         if let Some(janitor) = self.janitor {
             janitor.abort();
@@ -217,6 +262,13 @@ impl Node {
         Ok(())
     }
 }
+
+/// How often stopped indexing pipelines are replaced.
+const PIPELINE_SUPERVISION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the control plane plans and indexers follow the plan: a dead node's shards
+/// move within this much of its death being detected.
+const PLAN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a node without the metastore service keeps retrying a metastore call while no
 /// metastore node answers (it is starting, or restarting).

@@ -61,6 +61,9 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
     metrics
         .leaf_splits_searched
         .set(leaf_stats.splits_searched.load(Ordering::Relaxed) as i64);
+    metrics
+        .adopted_shards
+        .set(state.ingest_service.adopted_shards().await.len() as i64);
     let snapshot = state.cluster.snapshot();
     metrics
         .cluster_live_nodes

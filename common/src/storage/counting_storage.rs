@@ -46,6 +46,9 @@ impl Storage for CountingStorage {
     async fn put(&self, path: &str, payload: Bytes) -> StorageResult<()> {
         self.inner.put(path, payload).await
     }
+    async fn put_if_absent(&self, path: &str, payload: Bytes) -> StorageResult<()> {
+        self.inner.put_if_absent(path, payload).await
+    }
     async fn put_file(&self, path: &str, local_file: &Path) -> StorageResult<()> {
         self.inner.put_file(path, local_file).await
     }

@@ -24,6 +24,9 @@ pub use retrying_storage::{RetryPolicy, RetryingStorage};
 pub enum StorageError {
     #[error("object `{0}` not found")]
     NotFound(String),
+    /// `put_if_absent` found an object at the path.
+    #[error("object `{0}` already exists")]
+    AlreadyExists(String),
     #[error("invalid storage uri `{uri}`: {reason}")]
     InvalidUri { uri: String, reason: String },
     #[error("storage i/o error on `{path}`: {reason}")]
@@ -38,6 +41,10 @@ pub type StorageResult<T> = Result<T, StorageError>;
 #[async_trait]
 pub trait Storage: fmt::Debug + Send + Sync + 'static {
     async fn put(&self, path: &str, payload: Bytes) -> StorageResult<()>;
+
+    /// Writes the object only if there is none at `path` (S3's `If-None-Match: *`), else
+    /// fails with `AlreadyExists`: two writers can never both believe they wrote a key.
+    async fn put_if_absent(&self, path: &str, payload: Bytes) -> StorageResult<()>;
 
     /// Uploads a local file, streaming it in parts so large splits never sit in memory.
     async fn put_file(&self, path: &str, local_file: &Path) -> StorageResult<()>;

@@ -82,6 +82,9 @@ impl ObjectStoreStorage {
             object_store::Error::NotFound { .. } => {
                 StorageError::NotFound(format!("{}/{path}", self.uri))
             }
+            object_store::Error::AlreadyExists { .. } => {
+                StorageError::AlreadyExists(format!("{}/{path}", self.uri))
+            }
             other => StorageError::Io {
                 path: format!("{}/{path}", self.uri),
                 reason: other.to_string(),
@@ -114,6 +117,22 @@ impl Storage for ObjectStoreStorage {
     async fn put(&self, path: &str, payload: Bytes) -> StorageResult<()> {
         self.store
             .put(&self.full_path(path), PutPayload::from_bytes(payload))
+            .await
+            .map_err(|error| self.map_error(path, error))?;
+        Ok(())
+    }
+
+    async fn put_if_absent(&self, path: &str, payload: Bytes) -> StorageResult<()> {
+        let options = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        self.store
+            .put_opts(
+                &self.full_path(path),
+                PutPayload::from_bytes(payload),
+                options,
+            )
             .await
             .map_err(|error| self.map_error(path, error))?;
         Ok(())

@@ -273,6 +273,19 @@ pub(crate) mod tests {
         storage.delete("a/c.bin").await.unwrap();
         storage.delete("a/c.bin").await.unwrap();
         assert!(storage.list("a").await.unwrap().is_empty());
+        // Put-if-absent: the first writer wins, the second is told, the object is the first's.
+        storage
+            .put_if_absent("once.bin", Bytes::from_static(b"first"))
+            .await
+            .unwrap();
+        assert!(matches!(
+            storage
+                .put_if_absent("once.bin", Bytes::from_static(b"second"))
+                .await,
+            Err(StorageError::AlreadyExists(_))
+        ));
+        assert_eq!(&storage.get_all("once.bin").await.unwrap()[..], b"first");
+        storage.delete("once.bin").await.unwrap();
         // Over the part size: goes through a multipart upload.
         let dir = tempfile::tempdir().unwrap();
         let local = dir.path().join("big.local");

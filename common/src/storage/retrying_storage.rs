@@ -100,6 +100,15 @@ impl Storage for RetryingStorage {
             .await
     }
 
+    /// A retry after a lost answer may find the object the first attempt wrote: the
+    /// caller tells that apart from another writer's object by reading it back.
+    async fn put_if_absent(&self, path: &str, payload: Bytes) -> StorageResult<()> {
+        self.retry("put_if_absent", path, true, || {
+            self.inner.put_if_absent(path, payload.clone())
+        })
+        .await
+    }
+
     async fn put_file(&self, path: &str, local_file: &Path) -> StorageResult<()> {
         // Large uploads take as long as they take; object_store bounds each part request.
         self.retry("put_file", path, false, || {
@@ -202,6 +211,10 @@ mod tests {
         async fn put(&self, path: &str, payload: Bytes) -> StorageResult<()> {
             self.inject(path).await?;
             self.inner.put(path, payload).await
+        }
+        async fn put_if_absent(&self, path: &str, payload: Bytes) -> StorageResult<()> {
+            self.inject(path).await?;
+            self.inner.put_if_absent(path, payload).await
         }
         async fn put_file(&self, path: &str, local_file: &Path) -> StorageResult<()> {
             self.inject(path).await?;

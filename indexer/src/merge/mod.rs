@@ -14,8 +14,8 @@ use std::time::Duration;
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::metastore::{IndexMetadata, ListSplitsQuery, Metastore, Split};
 use quarry_common::storage::StorageResolver;
-use quarry_searcher::delete_query::any_of;
-use quarry_searcher::query_builder::QueryBuilder;
+use quarry_query::delete_query::any_of;
+use quarry_query::query_builder::QueryBuilder;
 use tracing::{info, warn};
 
 pub use executor::{Deletes, MergeError, MergeExecutor, MergeOutcome, RewriteOutcome};

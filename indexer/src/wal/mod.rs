@@ -1,19 +1,31 @@
-//! The write-ahead log of one index shard: accepted batches are appended and fsynced before
-//! ingest acknowledges them, and replayed after a crash from the last published position.
+//! The write-ahead log of one index shard: accepted batches are appended and made durable
+//! before ingest acknowledges them, and replayed after a crash from the last published
+//! position. On a single node the log is local files (below); in a cluster it is objects on
+//! object storage (`object_log`), which any node can replay. Pipelines see either through
+//! `ShardLog`.
 //!
 //! A log is a folder of segment files named by the position of their first record
 //! (`00000000000000000001.wal`). A record is framed as
 //! `[payload_len: u32][crc32c(position ‖ payload): u32][position: u64][payload]`, little
 //! endian. Positions count records from 1 and never repeat, even across truncations.
 
+mod object_format;
+mod object_log;
 mod reader;
 mod record;
+mod shard_log;
 mod writer;
 
+pub(crate) use object_log::{ObjectLog, ObjectLogOptions};
+pub use object_log::{
+    WAL_OBJECT_BYTES, WAL_OBJECT_FLUSHES, WAL_OBJECT_FLUSH_FAILURES, WAL_OBJECT_FLUSH_MICROS,
+    WAL_OBJECT_RECORDS,
+};
 pub(crate) use reader::read_records;
 #[cfg(test)]
 pub(crate) use reader::scan_log;
 pub(crate) use record::WalError;
+pub(crate) use shard_log::ShardLog;
 pub use writer::WAL_FSYNCS;
 pub(crate) use writer::{WalOptions, WalWriter};
 

@@ -1,0 +1,130 @@
+//! The control plane at work: the live node with the `control_plane` role and the lowest
+//! node id lists the shards of the write-ahead logs on object storage, plans who indexes
+//! the orphan ones, and gossips the plan with a version. Two nodes acting at once (during a
+//! partition) are harmless: the plan decides only who works, and the checkpoint check at
+//! publish decides what counts.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use quarry_common::storage::Storage;
+use quarry_config::Service;
+use tracing::{info, warn};
+
+use crate::indexing_plan::{assign_shards, IndexingPlan, PlanIndexer, ShardKey};
+use crate::{Cluster, ClusterMember};
+
+/// The gossip key the acting control plane publishes its plan under.
+pub const INDEXING_PLAN_KEY: &str = "indexing_plan";
+
+/// The version of the plan this node last published or followed, for `/metrics`.
+pub static PLAN_VERSION: AtomicU64 = AtomicU64::new(0);
+
+/// The node whose plan counts: the live, ready control plane with the lowest node id.
+pub fn acting_control_plane(cluster: &Cluster) -> Option<ClusterMember> {
+    cluster
+        .ready_members_with(Service::ControlPlane)
+        .into_iter()
+        .next()
+}
+
+/// The plan the acting control plane gossips now, if any.
+pub fn current_plan(cluster: &Cluster) -> Option<IndexingPlan> {
+    let acting = acting_control_plane(cluster)?;
+    let value = cluster.member_key(&acting.node_id, INDEXING_PLAN_KEY)?;
+    match serde_json::from_str(&value) {
+        Ok(plan) => Some(plan),
+        Err(error) => {
+            warn!(
+                node_id = acting.node_id,
+                "unreadable indexing plan: {error}"
+            );
+            None
+        }
+    }
+}
+
+/// Shards present in the logs' storage: `{index}/{shard_id}/{object}` keys.
+pub async fn list_shards(wal_storage: &dyn Storage) -> Result<BTreeSet<ShardKey>, String> {
+    let keys = wal_storage
+        .list("")
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(keys
+        .iter()
+        .filter_map(|key| {
+            let mut parts = key.split('/');
+            let index = parts.next()?;
+            let shard_id = parts.next()?;
+            parts.next()?;
+            Some(ShardKey {
+                index: index.to_string(),
+                shard_id: shard_id.to_string(),
+            })
+        })
+        .collect())
+}
+
+/// Runs the control plane on this node until the task is dropped: acts while this node is
+/// the acting control plane, idles otherwise.
+pub async fn run_control_plane(
+    cluster: Cluster,
+    wal_storage: Arc<dyn Storage>,
+    interval: Duration,
+) {
+    let self_node_id = cluster.self_member().node_id;
+    let mut plan = IndexingPlan::default();
+    loop {
+        tokio::time::sleep(interval).await;
+        if acting_control_plane(&cluster).is_none_or(|acting| acting.node_id != self_node_id) {
+            continue;
+        }
+        // Taking over from another control plane: continue its versions.
+        if plan.version == 0 {
+            if let Some(gossiped) = cluster
+                .live_members()
+                .iter()
+                .filter_map(|member| cluster.member_key(&member.node_id, INDEXING_PLAN_KEY))
+                .filter_map(|value| serde_json::from_str::<IndexingPlan>(&value).ok())
+                .max_by_key(|plan| plan.version)
+            {
+                plan = gossiped;
+            }
+        }
+        let shards = match list_shards(wal_storage.as_ref()).await {
+            Ok(shards) => shards,
+            Err(error) => {
+                warn!("control plane cannot list the write-ahead logs: {error}");
+                continue;
+            }
+        };
+        let indexers: Vec<PlanIndexer> = cluster
+            .ready_members_with(Service::Indexer)
+            .into_iter()
+            .map(|member| PlanIndexer {
+                node_id: member.node_id,
+                generation: member.generation,
+                capacity: member.indexing_capacity,
+            })
+            .collect();
+        let assignments = assign_shards(&shards, &indexers, &plan);
+        if assignments != plan.assignments || plan.version == 0 {
+            plan = IndexingPlan {
+                version: plan.version + 1,
+                assignments,
+            };
+            info!(
+                version = plan.version,
+                orphan_shards = plan.assignments.len(),
+                "new indexing plan"
+            );
+            match serde_json::to_string(&plan) {
+                Ok(value) => cluster.set_self_key(INDEXING_PLAN_KEY, &value),
+                Err(error) => warn!("cannot encode the indexing plan: {error}"),
+            }
+        }
+        PLAN_VERSION.store(plan.version, Ordering::Relaxed);
+    }
+}
