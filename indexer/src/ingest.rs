@@ -21,7 +21,6 @@ use crate::wal::{
 };
 use crate::CommitMode;
 
-pub(crate) const INGEST_SOURCE_ID: &str = "_ingest-api-source";
 /// Enough failures to see a pattern without echoing a whole bad file back.
 const MAX_REPORTED_FAILURES: usize = 100;
 const MAX_FAILURE_DOCUMENT_LEN: usize = 256;

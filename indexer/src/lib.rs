@@ -10,6 +10,7 @@ mod dedup;
 mod ingest;
 mod janitor;
 mod merge;
+mod models;
 mod packager;
 mod pipeline;
 mod publisher;

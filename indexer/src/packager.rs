@@ -1,5 +1,5 @@
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use quarry_common::doc_mapper::MAX_TAG_VALUES_PER_FIELD;
 use quarry_common::metastore::{SplitMaturity, SplitMetadata};
@@ -7,7 +7,7 @@ use quarry_common::split::write_split_file;
 use quarry_common::time_range::TimeRange;
 use quarry_common::{IndexUid, SplitId};
 
-use crate::pipeline::IndexingError;
+use crate::models::{IndexingError, PackagedSplit, INGEST_SOURCE_ID};
 
 /// What the pipeline gathered about a split while indexing it.
 #[derive(Debug)]
@@ -20,15 +20,6 @@ pub(crate) struct SplitAttributes {
     pub tags: BTreeMap<String, BTreeSet<String>>,
     /// A split at the doc target will not be merged; smaller ones may be.
     pub maturity: SplitMaturity,
-}
-
-/// A split file ready to upload, with its metadata.
-#[derive(Debug)]
-pub(crate) struct PackagedSplit {
-    pub metadata: SplitMetadata,
-    pub local_path: PathBuf,
-    /// WAL positions `(from, to]` whose documents the split holds.
-    pub checkpoint_delta: Option<(u64, u64)>,
 }
 
 /// Files of the index directory become one split file beside it. Blocking.
@@ -49,7 +40,7 @@ pub(crate) fn package(
     let metadata = SplitMetadata {
         split_id: attributes.split_id,
         index_uid: attributes.index_uid,
-        source_id: crate::ingest::INGEST_SOURCE_ID.to_string(),
+        source_id: INGEST_SOURCE_ID.to_string(),
         partition_id: 0,
         num_docs: attributes.num_docs,
         uncompressed_docs_size_bytes: attributes.uncompressed_docs_size_bytes,

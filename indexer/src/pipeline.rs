@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use quarry_common::doc_mapper::{DocMapper, ParsedDoc, MAX_TAG_VALUES_PER_FIELD};
 use quarry_common::metastore::IndexMetadata;
-use quarry_common::split::SplitError;
 use quarry_common::time_range::TimeRange;
 use quarry_common::SplitId;
 use tantivy::indexer::NoMergePolicy;
@@ -14,8 +13,9 @@ use tantivy::{Index, IndexSettings, IndexWriter};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit};
 use tracing::{error, info, warn};
 
-use crate::packager::{package, PackagedSplit, SplitAttributes};
-use crate::wal::{ShardLog, WalError};
+use crate::models::{IndexingError, PackagedSplit, Progress, UploadItem};
+use crate::packager::{package, SplitAttributes};
+use crate::wal::ShardLog;
 
 /// Tantivy refuses less than 15 MB per indexing thread; more than 4 GB overflows its arena.
 const MIN_HEAP_BYTES: u64 = 15_000_000;
@@ -27,18 +27,6 @@ const WRITER_THREADS: usize = 2;
 /// JSON size in memory, so a deeper queue only raises the peak memory of a node that is
 /// fed faster than it indexes.
 const COMMAND_QUEUE_LEN: usize = 2;
-
-#[derive(Debug, thiserror::Error)]
-pub enum IndexingError {
-    #[error("tantivy: {0}")]
-    Tantivy(#[from] tantivy::TantivyError),
-    #[error("packaging: {0}")]
-    Split(#[from] SplitError),
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
-    Wal(#[from] WalError),
-}
 
 pub(crate) enum Command {
     /// The documents of WAL record `position`, already mapped. The permit holds the batch's
@@ -53,21 +41,6 @@ pub(crate) enum Command {
     Commit { up_to: u64 },
     /// Cut and publish what is buffered, then stop.
     Shutdown,
-}
-
-/// Handed from the indexing thread to the uploader: a split to publish, if any, and the
-/// WAL position everything is searchable up to once it is.
-pub(crate) struct UploadItem {
-    pub split: Option<PackagedSplit>,
-    pub covers: u64,
-}
-
-/// What waiters for `wait_for`/`force` watch.
-#[derive(Clone, Debug, Default)]
-pub(crate) struct Progress {
-    pub published_position: u64,
-    pub last_error: Option<String>,
-    pub stopped: bool,
 }
 
 /// The handle to one index's pipeline: a dedicated indexing thread and an uploader task.

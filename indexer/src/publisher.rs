@@ -21,7 +21,7 @@ pub(crate) async fn publish(
     wal_delta: Option<(u64, u64)>,
 ) -> MetastoreResult<()> {
     let checkpoint_delta = wal_delta.map(|(from, to)| CheckpointDelta {
-        source_id: crate::ingest::INGEST_SOURCE_ID.to_string(),
+        source_id: crate::models::INGEST_SOURCE_ID.to_string(),
         partitions: BTreeMap::from([(partition.to_string(), (to_position(from), to_position(to)))]),
     });
     metastore
@@ -49,7 +49,7 @@ pub(crate) fn published_wal_position(
 ) -> u64 {
     index_metadata
         .checkpoints
-        .get(crate::ingest::INGEST_SOURCE_ID)
+        .get(crate::models::INGEST_SOURCE_ID)
         .and_then(|checkpoint| checkpoint.partitions.get(partition))
         .map(|position| match position {
             Position::Beginning => 0,

@@ -6,8 +6,7 @@ use quarry_common::storage::StorageResolver;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use crate::packager::PackagedSplit;
-use crate::pipeline::{Progress, UploadItem};
+use crate::models::{PackagedSplit, Progress, UploadItem};
 use crate::publisher::publish;
 use crate::wal::ShardLog;
 
