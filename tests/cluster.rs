@@ -152,6 +152,56 @@ async fn searches_fan_out_and_survive_a_searcher_killed_and_one_joining() {
             .collect();
         assert_eq!(buckets, expected);
     }
+    // A scroll opened on one node pages through any other: they forward to its owner.
+    let (status, page) = first
+        .node
+        .post_json(
+            "/api/v1/_elastic/cluster-logs/_search?scroll=1m",
+            &json!({"size": 300, "query": {"match_all": {}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let mut scroll_id = page["_scroll_id"].as_str().unwrap().to_string();
+    let mut scrolled: Vec<String> = page["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["_source"]["id"].as_str().unwrap().to_string())
+        .collect();
+    for round in 0.. {
+        let via = if round % 2 == 0 { &second } else { &third };
+        let (status, page) = via
+            .node
+            .post_json(
+                "/api/v1/_elastic/_search/scroll",
+                &json!({"scroll": "1m", "scroll_id": scroll_id}),
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let hits = page["hits"]["hits"].as_array().unwrap();
+        if hits.is_empty() {
+            break;
+        }
+        scrolled.extend(
+            hits.iter()
+                .map(|hit| hit["_source"]["id"].as_str().unwrap().to_string()),
+        );
+        scroll_id = page["_scroll_id"].as_str().unwrap().to_string();
+    }
+    assert_eq!(scrolled.len() as u64, total);
+    assert_eq!(scrolled.into_iter().collect::<BTreeSet<_>>(), expected_ids);
+    let (status, cleared) = third
+        .node
+        .request(
+            reqwest::Method::DELETE,
+            "/api/v1/_elastic/_search/scroll",
+            "application/json",
+            json!({ "scroll_id": scroll_id }).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{cleared}");
+    assert_eq!(cleared["num_freed"], json!(1));
+
     // Leaf work went to every node, not only to the roots.
     for member in [&first, &second, &third] {
         assert!(
@@ -165,6 +215,52 @@ async fn searches_fan_out_and_survive_a_searcher_killed_and_one_joining() {
             member.node.endpoint
         );
     }
+
+    // `_bulk` with `_id`s: the node that took the batch, and every other, answers a retry
+    // with `noop`, even once that node is dead (the metastore node keeps the ids).
+    let bulk: String = (0..50)
+        .map(|n| {
+            format!(
+                "{{\"index\": {{\"_index\": \"cluster-logs\", \"_id\": \"bulk-{n}\"}}}}\n{}\n",
+                json!({"ts": 1_767_300_000 + n, "id": format!("bulk-{n}"), "node": "bulk", "body": "event shipped twice"})
+            )
+        })
+        .collect();
+    let send_bulk = |node: &TestNode| {
+        let endpoint = node.endpoint.clone();
+        let bulk = bulk.clone();
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("{endpoint}/api/v1/_elastic/_bulk?refresh=wait_for"))
+                .header("content-type", "application/x-ndjson")
+                .body(bulk)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let answer: serde_json::Value = response.json().await.unwrap();
+            answer["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| {
+                    item["index"]["result"]
+                        .as_str()
+                        .unwrap_or("error")
+                        .to_string()
+                })
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    assert_eq!(
+        send_bulk(&third.node).await,
+        BTreeSet::from(["created".to_string()])
+    );
+    assert_eq!(
+        send_bulk(&second.node).await,
+        BTreeSet::from(["noop".to_string()])
+    );
+    let total = total + 50;
 
     // A searcher dies: queries through the others keep answering in full, retrying the
     // dead node's splits on the next node in their order until gossip declares it dead.
@@ -187,6 +283,11 @@ async fn searches_fan_out_and_survive_a_searcher_killed_and_one_joining() {
         }
     }
     assert!(queries > 4);
+    assert_eq!(
+        send_bulk(&first.node).await,
+        BTreeSet::from(["noop".to_string()])
+    );
+    assert_eq!(first.node.count("cluster-logs", "node:bulk").await, 50);
     assert!(metric(&first.node, "quarry_searcher_leaf_retries_total").await > 0.0);
     wait_for_members(&first.node, &["node-1", "node-2"], Duration::from_secs(30)).await;
     let (_, cluster) = first.node.get("/api/v1/cluster").await;

@@ -44,6 +44,11 @@ pub enum IdClaim {
     InFlight,
 }
 
+/// A claim whose request never settled (in a cluster, the node that made it may have died)
+/// stops blocking retries after this long; no `_bulk` request takes that long to reach the
+/// write-ahead log.
+const PENDING_TIMEOUT_SECS: u64 = 120;
+
 pub struct DedupWindow {
     dir: PathBuf,
     window: Duration,
@@ -57,7 +62,8 @@ struct IndexIds {
     accepted: HashMap<u128, u64>,
     /// (accepted at, id hash), oldest first, for expiry.
     order: VecDeque<(u64, u128)>,
-    pending: HashSet<u128>,
+    /// Claimed ids whose request has not settled yet, with when they were claimed.
+    pending: HashMap<u128, u64>,
     /// The open journal file and the bucket it belongs to.
     journal: Option<(u64, Arc<File>)>,
 }
@@ -199,7 +205,9 @@ impl DedupWindow {
                 let hash = self.hash(id);
                 if claimed_here.contains(&hash) {
                     IdClaim::Duplicate
-                } else if guard.pending.contains(&hash) {
+                } else if guard.pending.get(&hash).is_some_and(|claimed_at| {
+                    now.saturating_sub(*claimed_at) < PENDING_TIMEOUT_SECS
+                }) {
                     IdClaim::InFlight
                 } else if guard
                     .accepted
@@ -208,7 +216,7 @@ impl DedupWindow {
                 {
                     IdClaim::Duplicate
                 } else {
-                    guard.pending.insert(hash);
+                    guard.pending.insert(hash, now);
                     claimed_here.insert(hash);
                     IdClaim::New
                 }

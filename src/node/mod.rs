@@ -200,9 +200,15 @@ impl Node {
             search_service: search_service.clone(),
             max_request_body: config.ingest.max_request_body.as_u64() as usize,
             cluster: cluster.clone(),
+            bulk_ids: Arc::new(crate::bulk_ids::BulkIds::new(
+                ingest_service.clone(),
+                cluster.clone(),
+                config.node_id.clone(),
+                !is_postgres_uri(&metastore_uri),
+            )),
             served_metastore,
             ready: ready.clone(),
-            scrolls: Default::default(),
+            scrolls: crate::rest::ScrollStore::new(&config.node_id),
         });
         let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
         let app = router(state);

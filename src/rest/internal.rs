@@ -57,6 +57,25 @@ pub(crate) async fn metastore(State(state): State<Arc<AppState>>, body: Bytes) -
     }
 }
 
+/// The cluster's `_bulk` `_id` window, on the node that hosts it.
+pub(crate) async fn dedup(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
+    let request: crate::bulk_ids::DedupRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            return ApiError::bad_request(format!("malformed dedup request: {error}"))
+                .into_response()
+        }
+    };
+    match state.bulk_ids.serve(request).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(error) => ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: error,
+        }
+        .into_response(),
+    }
+}
+
 pub(crate) async fn leaf_search(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     match state.search_service.leaf().serve_leaf_search(&body).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),

@@ -20,6 +20,7 @@ use axum::Router;
 use quarry_indexer::IngestService;
 use quarry_searcher::SearchService;
 
+pub(crate) use elastic::ScrollStore;
 pub(crate) use error::ApiError;
 
 use crate::IndexService;
@@ -36,6 +37,8 @@ pub(crate) struct AppState {
     pub served_metastore: Option<Arc<dyn quarry_common::metastore::Metastore>>,
     /// False once shutdown starts: readiness fails so load balancers stop sending traffic.
     pub ready: Arc<AtomicBool>,
+    /// Where `_bulk` `_id`s are deduplicated (this node or the cluster's host).
+    pub bulk_ids: Arc<crate::bulk_ids::BulkIds>,
     /// Open Elasticsearch scroll contexts.
     pub scrolls: elastic::ScrollStore,
 }
@@ -73,6 +76,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/internal/v1/leaf_search", post(internal::leaf_search))
         .route("/internal/v1/fetch_docs", post(internal::fetch_docs))
+        .route(crate::bulk_ids::DEDUP_ENDPOINT, post(internal::dedup))
         .merge(
             elastic::router().layer(axum::middleware::from_fn_with_state(
                 state.clone(),

@@ -178,7 +178,7 @@ async fn run_bulk(
                 if matches!(error, IngestError::IndexNotFound(_)) {
                     // Nothing to remember for an index that does not exist; names sent by
                     // mistake must not accumulate.
-                    state.ingest_service.dedup().forget_index(&index_id);
+                    state.bulk_ids.forget_index(&index_id).await;
                 } else {
                     settle_ids(state, &index_id, Vec::new(), rejected_ids).await;
                 }
@@ -260,17 +260,12 @@ async fn skip_duplicate_ids<'a>(
     if with_ids.is_empty() {
         return Ok(lines.to_vec());
     }
-    let ingest_service = state.ingest_service.clone();
-    let index = index_id.to_string();
     let ids: Vec<String> = with_ids.iter().map(|(_, doc_id)| doc_id.clone()).collect();
-    // Loading an index's journal reads files.
-    let claims = tokio::task::spawn_blocking(move || {
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        ingest_service.dedup().claim(&index, &ids)
-    })
-    .await
-    .map_err(|error| format!("`_id` deduplication failed: {error}"))?
-    .map_err(|error| format!("`_id` deduplication failed: {error}"))?;
+    let claims = state
+        .bulk_ids
+        .claim(index_id, ids)
+        .await
+        .map_err(|error| format!("`_id` deduplication failed: {error}"))?;
     for ((item_index, _), claim) in with_ids.iter().zip(claims) {
         items[*item_index].outcome = match claim {
             IdClaim::New => None,
@@ -302,25 +297,13 @@ async fn settle_ids(
     if accepted_ids.is_empty() && rejected_ids.is_empty() {
         return;
     }
-    let ingest_service = state.ingest_service.clone();
-    let index = index_id.to_string();
-    let settled = tokio::task::spawn_blocking(move || {
-        let dedup = ingest_service.dedup();
-        let rejected: Vec<&str> = rejected_ids.iter().map(String::as_str).collect();
-        dedup.release(&index, &rejected);
-        let accepted: Vec<&str> = accepted_ids.iter().map(String::as_str).collect();
-        let confirmed = dedup.confirm(&index, &accepted);
-        if confirmed.is_err() {
-            dedup.release(&index, &accepted);
-        }
-        confirmed
-    })
-    .await;
     // The documents are durable already; only the protection against a retry is lost.
-    match settled {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(index_id, "cannot journal accepted _ids: {error}"),
-        Err(error) => tracing::warn!(index_id, "cannot journal accepted _ids: {error}"),
+    if let Err(error) = state
+        .bulk_ids
+        .settle(index_id, accepted_ids, rejected_ids)
+        .await
+    {
+        tracing::warn!(index_id, "cannot journal accepted _ids: {error}");
     }
 }
 

@@ -4,6 +4,10 @@
 //! A context is a `search_after` cursor over the splits the first page covered: splits are
 //! immutable, so later pages see the same documents even while new splits are published,
 //! which is the point-in-time view ES clients expect from a scroll.
+//!
+//! As in Elasticsearch, a context lives on the node that opened it, and dies with it. Its
+//! id names that node (`{node_id}.{ULID}`), so a page asked of any other node (behind a
+//! load balancer) is forwarded there.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -11,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use quarry_searcher::{SearchRequest, SearchResult};
@@ -35,9 +39,18 @@ pub(super) struct ScrollContext {
     expires_at: Instant,
 }
 
-#[derive(Default)]
 pub(crate) struct ScrollStore {
+    /// This node's id: the owner part of the ids it hands out.
+    node_id: String,
     contexts: Mutex<HashMap<String, ScrollContext>>,
+}
+
+/// Marks a scroll request one node forwarded to another, which must not forward it again.
+const FORWARDED_HEADER: &str = "x-quarry-forwarded";
+
+/// The node that holds a scroll context, from its id.
+fn owner_of(scroll_id: &str) -> Option<&str> {
+    scroll_id.rsplit_once('.').map(|(node_id, _)| node_id)
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -108,6 +121,13 @@ impl PageEnd {
 }
 
 impl ScrollStore {
+    pub(crate) fn new(node_id: &str) -> ScrollStore {
+        ScrollStore {
+            node_id: node_id.to_string(),
+            contexts: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn purge_expired(contexts: &mut HashMap<String, ScrollContext>) {
         let now = Instant::now();
         contexts.retain(|_, context| context.expires_at > now);
@@ -130,7 +150,7 @@ impl ScrollStore {
         if contexts.len() >= MAX_OPEN_SCROLLS {
             return Err(ScrollError::TooManyOpen);
         }
-        let scroll_id = ulid::Ulid::new().to_string();
+        let scroll_id = format!("{}.{}", self.node_id, ulid::Ulid::new());
         contexts.insert(
             scroll_id.clone(),
             ScrollContext {
@@ -226,9 +246,10 @@ fn scroll_params(
 pub(crate) async fn scroll(
     State(state): State<Arc<AppState>>,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    continue_scroll(&state, &params, &body, None).await
+    continue_scroll(&state, &params, &headers, &body, None).await
 }
 
 /// The old form, with the id in the path.
@@ -236,14 +257,56 @@ pub(crate) async fn scroll_by_path(
     State(state): State<Arc<AppState>>,
     Path(scroll_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    continue_scroll(&state, &params, &body, Some(scroll_id)).await
+    continue_scroll(&state, &params, &headers, &body, Some(scroll_id)).await
+}
+
+/// Sends a scroll request on to the node that holds the contexts, and its answer back.
+async fn forward(
+    state: &AppState,
+    owner: &str,
+    method: reqwest::Method,
+    body: Value,
+) -> Result<Response, String> {
+    let member = state
+        .cluster
+        .live_members()
+        .into_iter()
+        .find(|member| member.node_id == owner)
+        .ok_or_else(|| format!("node {owner}, which held the context, is gone"))?;
+    let response = reqwest::Client::new()
+        .request(
+            method,
+            format!(
+                "http://{}/api/v1/_elastic/_search/scroll",
+                member.rest_address
+            ),
+        )
+        .header(FORWARDED_HEADER, "1")
+        .json(&body)
+        .send()
+        .await
+        .map_err(|error| format!("node {owner}: {error}"))?;
+    let status = StatusCode::from_u16(response.status().as_u16())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|error| format!("node {owner}: {error}"))?;
+    Ok((
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        bytes,
+    )
+        .into_response())
 }
 
 async fn continue_scroll(
     state: &AppState,
     params: &HashMap<String, String>,
+    headers: &HeaderMap,
     body: &Bytes,
     path_id: Option<String>,
 ) -> Response {
@@ -258,6 +321,24 @@ async fn continue_scroll(
             "Validation Failed: 1: scrollId is missing;",
         );
     };
+    let owner = owner_of(&scroll_id).unwrap_or_default();
+    if !owner.is_empty()
+        && owner != state.scrolls.node_id
+        && !headers.contains_key(FORWARDED_HEADER)
+    {
+        let mut forwarded = json!({ "scroll_id": scroll_id });
+        if let Some(keep_alive) = keep_alive {
+            forwarded["scroll"] = json!(format!("{}ms", keep_alive.as_millis()));
+        }
+        return match forward(state, owner, reqwest::Method::POST, forwarded).await {
+            Ok(response) => response,
+            Err(reason) => es_error(
+                StatusCode::NOT_FOUND,
+                "search_context_missing_exception",
+                &format!("No search context found for id [{scroll_id}]: {reason}"),
+            ),
+        };
+    }
     let context = match state.scrolls.get(&scroll_id, keep_alive) {
         Ok(context) => context,
         Err(_) => {
@@ -289,29 +370,76 @@ async fn continue_scroll(
 pub(crate) async fn clear_scroll(
     State(state): State<Arc<AppState>>,
     Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     match scroll_params(&params, &body) {
-        Ok((scroll_ids, _)) => clear(&state, scroll_ids),
+        Ok((scroll_ids, _)) => clear(&state, &headers, scroll_ids).await,
         Err(reason) => es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
     }
 }
 
 pub(crate) async fn clear_scroll_by_path(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     Path(scroll_ids): Path<String>,
 ) -> Response {
-    clear(&state, scroll_ids.split(',').map(str::to_string).collect())
+    clear(
+        &state,
+        &headers,
+        scroll_ids.split(',').map(str::to_string).collect(),
+    )
+    .await
 }
 
-/// ES answers 404 when none of the contexts existed, `succeeded` either way.
-fn clear(state: &AppState, scroll_ids: Vec<String>) -> Response {
+/// Frees contexts here and, unless this request was itself forwarded, on the nodes that
+/// hold the others (every live node for `_all`). ES answers 404 when none of the contexts
+/// existed, `succeeded` either way.
+async fn clear(state: &AppState, headers: &HeaderMap, scroll_ids: Vec<String>) -> Response {
     let clear_all = scroll_ids.is_empty() || scroll_ids.iter().any(|id| id == "_all");
-    let num_freed = if clear_all {
+    let forwarded = headers.contains_key(FORWARDED_HEADER);
+    let mut elsewhere: HashMap<String, Vec<String>> = HashMap::new();
+    if !forwarded {
+        if clear_all {
+            for member in state.cluster.live_members() {
+                if member.node_id != state.scrolls.node_id {
+                    elsewhere.insert(member.node_id, vec!["_all".to_string()]);
+                }
+            }
+        } else {
+            for scroll_id in &scroll_ids {
+                match owner_of(scroll_id) {
+                    Some(owner) if owner != state.scrolls.node_id => elsewhere
+                        .entry(owner.to_string())
+                        .or_default()
+                        .push(scroll_id.clone()),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let mut num_freed = if clear_all {
         state.scrolls.clear(None)
     } else {
         state.scrolls.clear(Some(&scroll_ids))
     };
+    for (owner, ids) in elsewhere {
+        // A node that is gone took its contexts with it: nothing to free there.
+        if let Ok(response) = forward(
+            state,
+            &owner,
+            reqwest::Method::DELETE,
+            json!({ "scroll_id": ids }),
+        )
+        .await
+        {
+            if let Ok(body) = axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+                if let Ok(answer) = serde_json::from_slice::<Value>(&body) {
+                    num_freed += answer["num_freed"].as_u64().unwrap_or(0) as usize;
+                }
+            }
+        }
+    }
     let status = if num_freed == 0 && !clear_all {
         StatusCode::NOT_FOUND
     } else {
@@ -357,7 +485,7 @@ mod tests {
 
     #[test]
     fn contexts_snapshot_splits_expire_and_clear() {
-        let store = ScrollStore::default();
+        let store = ScrollStore::new("node-a");
         let id = store
             .open(
                 "logs",
@@ -367,6 +495,7 @@ mod tests {
                 Duration::from_secs(60),
             )
             .unwrap();
+        assert_eq!(owner_of(&id), Some("node-a"));
         let context = store.get(&id, None).unwrap();
         let only = context.request.only_splits.unwrap();
         assert_eq!(only.len(), 2);

@@ -1,0 +1,245 @@
+//! Where `_bulk` `_id`s are deduplicated. A shipper that retries a batch may reach any node
+//! of a cluster, so every node asks one host: the node serving the file-backed metastore,
+//! or, with PostgreSQL, the acting control plane. The host keeps the window of accepted ids
+//! (journaled on its disk) and forgets the claims of requesters that never settled them
+//! (a node that died mid-request). A node alone, or one that sees no host, uses its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quarry_config::Service;
+use quarry_control_plane::{acting_control_plane, Cluster};
+use quarry_indexer::{IdClaim, IngestService};
+use serde::{Deserialize, Serialize};
+
+pub(crate) const DEDUP_ENDPOINT: &str = "/internal/v1/dedup";
+
+/// One call to the host's window.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum DedupRequest {
+    Claim {
+        index_id: String,
+        ids: Vec<String>,
+    },
+    Settle {
+        index_id: String,
+        accepted: Vec<String>,
+        rejected: Vec<String>,
+    },
+    Forget {
+        index_id: String,
+    },
+}
+
+/// `IdClaim` as it crosses the network.
+#[derive(Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum WireClaim {
+    New,
+    Duplicate,
+    InFlight,
+}
+
+impl From<IdClaim> for WireClaim {
+    fn from(claim: IdClaim) -> WireClaim {
+        match claim {
+            IdClaim::New => WireClaim::New,
+            IdClaim::Duplicate => WireClaim::Duplicate,
+            IdClaim::InFlight => WireClaim::InFlight,
+        }
+    }
+}
+
+impl From<WireClaim> for IdClaim {
+    fn from(claim: WireClaim) -> IdClaim {
+        match claim {
+            WireClaim::New => IdClaim::New,
+            WireClaim::Duplicate => IdClaim::Duplicate,
+            WireClaim::InFlight => IdClaim::InFlight,
+        }
+    }
+}
+
+pub(crate) struct BulkIds {
+    ingest_service: Arc<IngestService>,
+    cluster: Cluster,
+    self_node_id: String,
+    /// With the file-backed metastore its node hosts the window; with PostgreSQL, the
+    /// acting control plane.
+    host_is_metastore_node: bool,
+    http: reqwest::Client,
+}
+
+impl BulkIds {
+    pub(crate) fn new(
+        ingest_service: Arc<IngestService>,
+        cluster: Cluster,
+        self_node_id: String,
+        host_is_metastore_node: bool,
+    ) -> BulkIds {
+        BulkIds {
+            ingest_service,
+            cluster,
+            self_node_id,
+            host_is_metastore_node,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The REST address of the host, `None` when it is this node (or there is none).
+    fn remote_host(&self) -> Option<String> {
+        let host = if self.host_is_metastore_node {
+            self.cluster
+                .ready_members_with(Service::Metastore)
+                .into_iter()
+                .next()
+        } else {
+            acting_control_plane(&self.cluster)
+        }?;
+        (host.node_id != self.self_node_id).then_some(host.rest_address)
+    }
+
+    pub(crate) async fn claim(
+        &self,
+        index_id: &str,
+        ids: Vec<String>,
+    ) -> Result<Vec<IdClaim>, String> {
+        let request = DedupRequest::Claim {
+            index_id: index_id.to_string(),
+            ids,
+        };
+        let answer = self.call(request).await?;
+        let claims: Vec<WireClaim> = serde_json::from_value(answer)
+            .map_err(|error| format!("the dedup host's answer does not parse: {error}"))?;
+        Ok(claims.into_iter().map(IdClaim::from).collect())
+    }
+
+    pub(crate) async fn settle(
+        &self,
+        index_id: &str,
+        accepted: Vec<String>,
+        rejected: Vec<String>,
+    ) -> Result<(), String> {
+        self.call(DedupRequest::Settle {
+            index_id: index_id.to_string(),
+            accepted,
+            rejected,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub(crate) async fn forget_index(&self, index_id: &str) {
+        if let Err(error) = self
+            .call(DedupRequest::Forget {
+                index_id: index_id.to_string(),
+            })
+            .await
+        {
+            tracing::warn!(index_id, "cannot forget the index's _ids: {error}");
+        }
+    }
+
+    async fn call(&self, request: DedupRequest) -> Result<serde_json::Value, String> {
+        let Some(host) = self.remote_host() else {
+            return self.serve(request).await;
+        };
+        // A host restarting or changing answers within a few tries.
+        let mut backoff = Duration::from_millis(50);
+        for attempt in 1.. {
+            let outcome = self
+                .http
+                .post(format!("http://{host}{DEDUP_ENDPOINT}"))
+                .json(&request)
+                .send()
+                .await;
+            match outcome {
+                Ok(response) if response.status().is_success() => {
+                    return response
+                        .json()
+                        .await
+                        .map_err(|error| format!("dedup host {host}: {error}"))
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    return Err(format!("dedup host {host} answered {status}: {body}"));
+                }
+                Err(error) if error.is_connect() && attempt < 5 => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                Err(error) => return Err(format!("dedup host {host}: {error}")),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    /// Runs a call on this node's own window: the host's handler, and a node alone.
+    pub(crate) async fn serve(&self, request: DedupRequest) -> Result<serde_json::Value, String> {
+        let ingest_service = self.ingest_service.clone();
+        // The window reads and fsyncs its journal files.
+        tokio::task::spawn_blocking(move || {
+            let dedup = ingest_service.dedup();
+            match request {
+                DedupRequest::Claim { index_id, ids } => {
+                    let claims = dedup
+                        .claim(&index_id, &as_strs(&ids))
+                        .map_err(|error| error.to_string())?;
+                    let claims: Vec<WireClaim> = claims.into_iter().map(WireClaim::from).collect();
+                    serde_json::to_value(claims).map_err(|error| error.to_string())
+                }
+                DedupRequest::Settle {
+                    index_id,
+                    accepted,
+                    rejected,
+                } => {
+                    dedup.release(&index_id, &as_strs(&rejected));
+                    let accepted = as_strs(&accepted);
+                    let confirmed = dedup.confirm(&index_id, &accepted);
+                    if confirmed.is_err() {
+                        dedup.release(&index_id, &accepted);
+                    }
+                    confirmed
+                        .map(|()| serde_json::Value::Null)
+                        .map_err(|error| error.to_string())
+                }
+                DedupRequest::Forget { index_id } => {
+                    dedup.forget_index(&index_id);
+                    Ok(serde_json::Value::Null)
+                }
+            }
+        })
+        .await
+        .map_err(|error| format!("`_id` deduplication panicked: {error}"))?
+    }
+}
+
+fn as_strs(ids: &[String]) -> Vec<&str> {
+    ids.iter().map(String::as_str).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_tagged_and_strict() {
+        let request: DedupRequest =
+            serde_json::from_str(r#"{"op": "claim", "index_id": "logs", "ids": ["a"]}"#).unwrap();
+        assert!(matches!(request, DedupRequest::Claim { .. }));
+        let error = serde_json::from_str::<DedupRequest>(r#"{"op": "claim", "index_id": "logs"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("missing field `ids`"), "{error}");
+        assert_eq!(
+            serde_json::to_string(&WireClaim::from(IdClaim::InFlight)).unwrap(),
+            "\"in_flight\""
+        );
+    }
+}
