@@ -41,6 +41,8 @@ pub(crate) struct ObjectLogOptions {
 struct Append {
     payload: Vec<u8>,
     reply: oneshot::Sender<Result<u64, WalError>>,
+    /// A request that waited through the previous flush has waited its interval already.
+    arrived: tokio::time::Instant,
 }
 
 /// The objects of the log this node knows of: what truncation deletes and what the quota
@@ -181,7 +183,11 @@ impl ShardLog for ObjectLog {
         let appends = self.appends.as_ref().ok_or(WalError::Closed)?;
         let (reply, receiver) = oneshot::channel();
         appends
-            .send(Append { payload, reply })
+            .send(Append {
+                payload,
+                reply,
+                arrived: tokio::time::Instant::now(),
+            })
             .await
             .map_err(|_| WalError::Closed)?;
         receiver.await.map_err(|_| WalError::Closed)?
@@ -241,7 +247,7 @@ impl Flusher {
         while let Some(first) = receiver.recv().await {
             let mut batch = vec![first];
             let mut bytes = batch[0].payload.len();
-            let deadline = tokio::time::Instant::now() + self.options.flush_interval;
+            let deadline = batch[0].arrived + self.options.flush_interval;
             while bytes < self.options.flush_bytes {
                 match tokio::time::timeout_at(deadline, receiver.recv()).await {
                     Ok(Some(append)) => {
@@ -261,9 +267,26 @@ impl Flusher {
             first,
             last: first + batch.len() as u64 - 1,
         };
-        let payloads: Vec<&[u8]> = batch.iter().map(|append| &append.payload[..]).collect();
         let started = std::time::Instant::now();
-        let outcome = match encode_object(first, self.prev_last, &payloads) {
+        // Compressing megabytes is CPU work: off the async threads.
+        let prev_last = self.prev_last;
+        let joined = tokio::task::spawn_blocking(move || {
+            let payloads: Vec<&[u8]> = batch.iter().map(|append| &append.payload[..]).collect();
+            let encoded = encode_object(first, prev_last, &payloads);
+            (batch, encoded)
+        })
+        .await;
+        let Ok((batch, encoded)) = joined else {
+            // The batch's reply senders are gone with the task: its requests get an error.
+            WAL_OBJECT_FLUSH_FAILURES.fetch_add(1, Ordering::Relaxed);
+            warn!(
+                uri = self.storage.uri(),
+                "encoding a write-ahead log object failed"
+            );
+            self.last_position.store(range.last, Ordering::SeqCst);
+            return;
+        };
+        let outcome = match encoded {
             Ok(object) => self.put(range, Bytes::from(object)).await,
             Err(error) => Err(error),
         };
