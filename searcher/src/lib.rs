@@ -6,6 +6,8 @@
 //! `QueryAst` → tantivy `Query`) lives in `quarry-query`, below the searcher and the indexer.
 
 pub mod aggregations;
+#[doc(hidden)]
+pub mod encoding_bench;
 mod fetch_docs;
 mod leaf;
 mod leaf_client;

@@ -4,9 +4,10 @@
 //! `[magic "QWAL"][version u8][3 zero bytes][first u64][last u64][prev_last u64]`
 //! `[num_records u32][body_len u32][uncompressed_len u32][crc32c(body) u32]` then the body,
 //! zstd-compressed records framed as in the local log (length, crc, position, payload),
-//! little endian. `prev_last` is the last position of the shard's previous object that was
-//! written: a reader that finds it neither among the objects nor at or below what was
-//! published knows an acknowledged object is missing, instead of skipping it silently.
+//! little endian. `prev_last` is the last position of the last object of the shard that was
+//! written when this one was started (two may be in flight at once): a reader that finds it
+//! neither among the objects nor at or below what was published knows an acknowledged
+//! object is missing, instead of skipping it silently.
 //!
 //! Objects are named `{first:020}-{last:020}.wal`, so that truncation and a node adopting
 //! the shard know each object's range from a listing alone.
