@@ -81,26 +81,32 @@ EOF
 stop_node() { local pid_var="PID_$1"; kill "${!pid_var}"; wait "${!pid_var}" 2>/dev/null || true; }
 metric() { curl -s "$1/metrics" | awk -v name="$2" '$1 == name {print $2}'; }
 
+# CPU seconds (user + system) of a process, from /proc.
+cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+WEED_PID=$(pgrep -f "weed mini" | head -1 || true)
+
 ingest_run() {
-  local label=$1 endpoint=$2
+  local label=$1 endpoint=$2 pid=$3
   "$BIN" index create --endpoint "$endpoint" --index-config "$WORK/index.yaml" >/dev/null
-  local result
+  local result node_cpu weed_cpu
+  node_cpu=$(cpu_secs "$pid"); weed_cpu=$(cpu_secs "${WEED_PID:-0}")
   result=$(python3 bench/ingest_clients.py "$endpoint" bench-logs "$WORK/logs.ndjson" --clients "$CLIENTS" --batch-mib 1 | tail -1)
+  node_cpu=$(python3 -c "print($(cpu_secs "$pid") - $node_cpu)"); weed_cpu=$(python3 -c "print($(cpu_secs "${WEED_PID:-0}") - $weed_cpu)")
   echo "$result" > "$WORK/ingest-$label.json"
-  python3 - "$label" "$NUM_DOCS" "$INPUT_BYTES" "$result" <<'PY'
+  python3 - "$label" "$NUM_DOCS" "$INPUT_BYTES" "$result" "$node_cpu" "$weed_cpu" <<'PY'
 import json, sys
-label, docs, input_bytes, result = sys.argv[1:]
+label, docs, input_bytes, result, node_cpu, weed_cpu = sys.argv[1:]
 r = json.loads(result)
 print(f"{label:>12}: {int(docs)/r['acked_secs']/1e3:.0f}k docs/s, {int(input_bytes)/r['acked_secs']/1e6:.1f} MB/s acknowledged "
       f"({r['acked_secs']:.2f} s), ack latency p50 {r['ack_p50_ms']:.1f} ms, p99 {r['ack_p99_ms']:.1f} ms, "
-      f"{r['batches']} requests, {r['throttled']} throttled")
+      f"{r['batches']} requests, {r['throttled']} throttled; CPU: node {float(node_cpu):.1f} s, SeaweedFS {float(weed_cpu):.1f} s")
 PY
 }
 
 if part 1; then
 echo "== 1. Acknowledged ingest, $CLIENTS clients, 1 MiB requests, $NUM_DOCS docs ($INPUT_BYTES bytes)"
 start_node single 7491 7491 ""
-ingest_run "local log" http://127.0.0.1:7491
+ingest_run "local log" http://127.0.0.1:7491 "$PID_single"
 "target/release/bench" --target http://127.0.0.1:7491 > "$WORK/queries-single.txt" 2>&1
 stop_node single
 
@@ -108,7 +114,7 @@ start_node s3log 7492 7492 "ingest:
   wal_uri: s3://$BUCKET/$RUN_ID/wal-single
 $FLUSH_YAML
 $S3_YAML"
-ingest_run "log on S3" http://127.0.0.1:7492
+ingest_run "log on S3" http://127.0.0.1:7492 "$PID_s3log"
 FLUSHES=$(metric http://127.0.0.1:7492 quarry_wal_object_flushes_total)
 RECORDS=$(metric http://127.0.0.1:7492 quarry_wal_object_flush_records_total)
 FLUSH_MICROS=$(metric http://127.0.0.1:7492 quarry_wal_object_flush_micros_total)
