@@ -146,6 +146,7 @@ impl Uploader {
         self.fault_injection_pause().await;
         publish(
             &*self.metastore,
+            &index_metadata,
             metadata,
             &self.wal_partition,
             split.checkpoint_delta,
