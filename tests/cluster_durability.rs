@@ -64,6 +64,26 @@ fn wal_config(root: &str, storage_yaml: &str) -> String {
     format!("ingest:\n  wal_uri: {root}/wal\n  wal_flush_interval_ms: 25\n{storage_yaml}")
 }
 
+/// A node whose indexes, file-backed metastore and logs all live under `root`.
+fn node_on(
+    dir: &Path,
+    node_id: &str,
+    services: &str,
+    seed: Option<u16>,
+    (root, storage_yaml): &(String, String),
+) -> ClusterNode {
+    let metastore = format!("{root}/indexes");
+    configure_with(
+        dir,
+        node_id,
+        services,
+        seed,
+        &metastore,
+        &metastore,
+        &wal_config(root, storage_yaml),
+    )
+}
+
 /// Clients that each send batches of new documents through one node until told to stop
 /// or until the node stops answering, and remember which documents were acknowledged.
 struct Load {
@@ -192,39 +212,13 @@ async fn start_all(nodes: &mut [&mut ClusterNode]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_indexer_killed_mid_stream_loses_no_acknowledged_document() {
     let dir = tempfile::tempdir().unwrap();
-    let (root, storage_yaml) = object_storage(dir.path());
-    let extra = wal_config(&root, &storage_yaml);
-    let metastore = format!("{root}/indexes");
-    let mut first = configure_with(
-        dir.path(),
-        "node-1",
-        "metastore, control_plane, indexer, searcher, janitor",
-        None,
-        &metastore,
-        &metastore,
-        &extra,
-    );
+    let storage = object_storage(dir.path());
+    let all = "metastore, control_plane, indexer, searcher, janitor";
+    let mut first = node_on(dir.path(), "node-1", all, None, &storage);
     first.node.start_again().await;
     let seed = Some(first.gossip_port);
-    let services = "indexer, searcher";
-    let mut second = configure_with(
-        dir.path(),
-        "node-2",
-        services,
-        seed,
-        &metastore,
-        &metastore,
-        &extra,
-    );
-    let mut third = configure_with(
-        dir.path(),
-        "node-3",
-        services,
-        seed,
-        &metastore,
-        &metastore,
-        &extra,
-    );
+    let mut second = node_on(dir.path(), "node-2", "indexer, searcher", seed, &storage);
+    let mut third = node_on(dir.path(), "node-3", "indexer, searcher", seed, &storage);
     start_all(&mut [&mut second, &mut third]).await;
     wait_for_members(
         &first.node,
@@ -273,28 +267,12 @@ async fn an_indexer_killed_mid_stream_loses_no_acknowledged_document() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_indexer_that_comes_back_publishes_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
-    let (root, storage_yaml) = object_storage(dir.path());
-    let extra = wal_config(&root, &storage_yaml);
-    let metastore = format!("{root}/indexes");
-    let mut first = configure_with(
-        dir.path(),
-        "node-1",
-        "metastore, control_plane, indexer, searcher, janitor",
-        None,
-        &metastore,
-        &metastore,
-        &extra,
-    );
+    let storage = object_storage(dir.path());
+    let all = "metastore, control_plane, indexer, searcher, janitor";
+    let mut first = node_on(dir.path(), "node-1", all, None, &storage);
     first.node.start_again().await;
-    let mut second = configure_with(
-        dir.path(),
-        "node-2",
-        "indexer, searcher",
-        Some(first.gossip_port),
-        &metastore,
-        &metastore,
-        &extra,
-    );
+    let seed = Some(first.gossip_port);
+    let mut second = node_on(dir.path(), "node-2", "indexer, searcher", seed, &storage);
     second.node.start_again().await;
     wait_for_members(&first.node, &["node-1", "node-2"], Duration::from_secs(30)).await;
     // Splits are cut only on commit_timeout_secs (2 s): a pause right after ingest leaves

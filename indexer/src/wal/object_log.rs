@@ -428,6 +428,20 @@ mod tests {
     use super::*;
     use quarry_common::storage::StorageResolver;
 
+    fn local_storage(dir: &tempfile::TempDir) -> Arc<dyn Storage> {
+        StorageResolver::new(Default::default())
+            .resolve(dir.path().to_str().unwrap())
+            .unwrap()
+    }
+
+    async fn writer(storage: &Arc<dyn Storage>) -> Arc<ObjectLog> {
+        Arc::new(
+            ObjectLog::open_writer(storage.clone(), options(), 0)
+                .await
+                .unwrap(),
+        )
+    }
+
     fn options() -> ObjectLogOptions {
         ObjectLogOptions {
             flush_interval: Duration::from_millis(20),
@@ -438,14 +452,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_appends_share_objects_and_read_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = StorageResolver::new(Default::default())
-            .resolve(dir.path().to_str().unwrap())
-            .unwrap();
-        let log = Arc::new(
-            ObjectLog::open_writer(storage.clone(), options(), 0)
-                .await
-                .unwrap(),
-        );
+        let storage = local_storage(&dir);
+        let log = writer(&storage).await;
         let appends = (0..20).map(|n| {
             let log = log.clone();
             tokio::spawn(async move { log.append(format!("doc {n}\n").into_bytes()).await })
@@ -557,18 +565,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failed_flush_is_answered_with_an_error_and_the_log_goes_on() {
         let dir = tempfile::tempdir().unwrap();
-        let inner = StorageResolver::new(Default::default())
-            .resolve(dir.path().to_str().unwrap())
-            .unwrap();
         let storage: Arc<dyn Storage> = Arc::new(FailingOnce {
-            inner,
+            inner: local_storage(&dir),
             failed: std::sync::atomic::AtomicBool::new(false),
         });
-        let log = Arc::new(
-            ObjectLog::open_writer(storage.clone(), options(), 0)
-                .await
-                .unwrap(),
-        );
+        let log = writer(&storage).await;
         assert_eq!(log.append(b"one\n".to_vec()).await.unwrap(), 1);
         assert!(log.append(b"two\n".to_vec()).await.is_err());
         // Position 2 is never handed out again; the log reads on past the failed flush.
@@ -584,14 +585,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_missing_acknowledged_object_is_reported_not_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = StorageResolver::new(Default::default())
-            .resolve(dir.path().to_str().unwrap())
-            .unwrap();
-        let log = Arc::new(
-            ObjectLog::open_writer(storage.clone(), options(), 0)
-                .await
-                .unwrap(),
-        );
+        let storage = local_storage(&dir);
+        let log = writer(&storage).await;
         for n in 0..3 {
             log.append(format!("doc {n}\n").into_bytes()).await.unwrap();
         }
