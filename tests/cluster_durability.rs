@@ -262,6 +262,29 @@ async fn an_indexer_killed_mid_stream_loses_no_acknowledged_document() {
     assert!(closed >= 1.0, "no node drained the dead node's shard");
     assert!(metric(&first.node, "quarry_indexing_plan_version").await >= 1.0);
     assert!(metric(&second.node, "quarry_wal_object_flushes_total").await > 0.0);
+
+    // An indexer that joins takes ingest at once, in a shard of its own.
+    let mut fourth = node_on(
+        dir.path(),
+        "node-4",
+        "indexer, searcher",
+        Some(first.gossip_port),
+        &storage,
+    );
+    fourth.node.start_again().await;
+    let load = Load::start("durable-logs", &[("n4", &fourth.node)]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut after_join = load.finish().await;
+    assert!(!after_join.is_empty());
+    assert!(metric(&fourth.node, "quarry_wal_object_flushes_total").await > 0.0);
+    after_join.extend(acknowledged);
+    assert_all_acknowledged_searchable_once(
+        &first.node,
+        "durable-logs",
+        &after_join,
+        Duration::from_secs(60),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
