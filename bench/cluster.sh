@@ -5,11 +5,12 @@
 #  2. the standard query set through a 3-node cluster vs one node, over the same splits;
 #  3. the time from `kill -9` of an indexer to all its acknowledged documents searchable;
 #  4. object-storage requests: log PUTs per GB ingested, log objects per second with 1, 10
-#     and 100 indexes written at once, and split GETs per query (cold and warm).
+#     and 100 indexes written at once, and split GETs per query (cold and warm);
+#  5. one remote hop alone: the query set through a root whose leaves all run elsewhere.
 #
 #   bench/cluster.sh [NUM_DOCS]      (default 1000000)
 #
-# QUARRY_BENCH_PARTS picks parts (default "1 2 3 4"); QUARRY_BENCH_WAL_FLUSH_MS sets the
+# QUARRY_BENCH_PARTS picks parts (default "1 2 3 4 5"); QUARRY_BENCH_WAL_FLUSH_MS sets the
 # log's ingest.wal_flush_interval_ms in part 1 (default: the node's, 100 ms).
 #
 # Needs an S3-compatible server: QUARRY_BENCH_S3_ENDPOINT (default http://127.0.0.1:8333)
@@ -26,7 +27,7 @@ export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-quarry-ci-secret}
 export AWS_REGION=${AWS_REGION:-us-east-1}
 WORK=$(mktemp -d)
 RUN_ID=bench-$(date +%s)
-PARTS=${QUARRY_BENCH_PARTS:-1 2 3 4}
+PARTS=${QUARRY_BENCH_PARTS:-1 2 3 4 5}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 FLUSH_YAML=""
 if [ -n "${QUARRY_BENCH_WAL_FLUSH_MS:-}" ]; then FLUSH_YAML="  wal_flush_interval_ms: $QUARRY_BENCH_WAL_FLUSH_MS"; fi
@@ -206,4 +207,36 @@ for count in 1 10 100; do
   AFTER=$(metric http://127.0.0.1:7494 quarry_wal_object_flushes_total)
   python3 -c "import sys; print(f'   {int(sys.argv[1]):>3} indexes: {(float(sys.argv[3]) - float(sys.argv[2])) / 10:.0f} log objects (PUTs) per second for {int(sys.argv[4]) / 10:.0f} requests per second')" "$count" "$BEFORE" "$AFTER" "$REQUESTS"
 done
+fi
+
+if part 5; then
+[ -d "$WORK/single/qdata" ] || { echo "part 5 needs part 1's data"; exit 1; }
+[ -n "${PID_node1:-}" ] && kill "$PID_node1" "$PID_node2" 2>/dev/null && wait "$PID_node1" "$PID_node2" 2>/dev/null || true
+echo "== 5. One remote hop alone: a root without the searcher role, every leaf on a second node"
+ONE_HOP="metastore_uri: $WORK/single/qdata/indexes
+default_index_root_uri: $WORK/single/qdata/indexes"
+start_node hoproot 7511 7611 "enabled_services: [metastore, indexer]
+$ONE_HOP"
+start_node hopleaf 7512 7612 "enabled_services: [searcher]
+peer_seeds: [127.0.0.1:7611]
+$ONE_HOP"
+for _ in $(seq 1 100); do
+  [ "$(curl -s http://127.0.0.1:7511/api/v1/cluster | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["ready_nodes"]))')" = 2 ] && break
+  sleep 0.2
+done
+"target/release/bench" --target http://127.0.0.1:7511 > "$WORK/queries-hop.txt" 2>&1
+python3 - "$WORK/queries-single.txt" "$WORK/queries-hop.txt" <<'PY'
+import re, sys
+def medians(path):
+    found = {}
+    for line in open(path):
+        match = re.match(r"^(\S.*?)\s{2,}([0-9.]+) ms", line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found
+single, hop = medians(sys.argv[1]), medians(sys.argv[2])
+for name, median in single.items():
+    if name in hop:
+        print(f"   {name:45} one node {median:7.2f} ms   one hop {hop[name]:7.2f} ms   ({hop[name] - median:+.2f} ms)")
+PY
 fi
