@@ -77,6 +77,7 @@ impl BulkIds {
         cluster: Cluster,
         self_node_id: String,
         host_is_metastore_node: bool,
+        cluster_secret: Option<&str>,
     ) -> BulkIds {
         BulkIds {
             ingest_service,
@@ -84,6 +85,9 @@ impl BulkIds {
             self_node_id,
             host_is_metastore_node,
             http: reqwest::Client::builder()
+                .default_headers(quarry_common::cluster_secret::client_headers(
+                    cluster_secret,
+                ))
                 .connect_timeout(Duration::from_secs(2))
                 .timeout(Duration::from_secs(30))
                 .build()

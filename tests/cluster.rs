@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::cluster::{configure, live_ready_nodes, metric, wait_for_members};
+use common::cluster::{configure, live_ready_nodes, metric, wait_for_members, CLUSTER_SECRET};
 use common::TestNode;
 use serde_json::json;
 
@@ -346,6 +346,25 @@ async fn searches_fan_out_and_survive_a_searcher_killed_and_one_joining() {
     assert_eq!(status, 404);
 }
 
+/// POSTs to `/internal/v1`, with the cluster secret header when given.
+async fn internal_post(
+    node: &TestNode,
+    path: &str,
+    secret: Option<&str>,
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}{path}", node.endpoint))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(secret) = secret {
+        request = request.header("x-quarry-cluster-secret", secret);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_peers_and_bad_internal_requests_get_clear_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -387,21 +406,24 @@ async fn bad_peers_and_bad_internal_requests_get_clear_answers() {
             "{\"method\": \"drop_everything\"}",
         ),
     ] {
-        let (status, answer) = lonely
-            .node
-            .request(reqwest::Method::POST, path, "application/json", body)
-            .await;
+        // Without the cluster secret, nothing gets in; with it, the body is checked.
+        let (status, answer) = internal_post(&lonely.node, path, None, body).await;
+        assert_eq!(status, 401, "{path}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains("cluster secret"));
+        let (status, answer) = internal_post(&lonely.node, path, Some("wrong"), body).await;
+        assert_eq!(status, 401, "{path}: {answer}");
+        let (status, answer) = internal_post(&lonely.node, path, Some(CLUSTER_SECRET), body).await;
         assert_eq!(status, 400, "{path}: {answer}");
         assert!(answer["error"].as_str().is_some(), "{path}: {answer}");
     }
     // A metastore call that names a missing index answers the metastore's own error.
-    let (status, answer) = lonely
-        .node
-        .post_json(
-            "/internal/v1/metastore",
-            &json!({"method": "index_metadata", "index_id": "missing"}),
-        )
-        .await;
+    let (status, answer) = internal_post(
+        &lonely.node,
+        "/internal/v1/metastore",
+        Some(CLUSTER_SECRET),
+        r#"{"method": "index_metadata", "index_id": "missing"}"#,
+    )
+    .await;
     assert_eq!(status, 404, "{answer}");
     assert_eq!(answer["metastore_error"]["kind"], json!("index_not_found"));
     assert_eq!(

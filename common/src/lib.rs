@@ -1,6 +1,7 @@
 //! Types and building blocks shared by indexers and searchers: ids, object storage,
 //! the split file format, the doc mapper and the metastore.
 
+pub mod cluster_secret;
 pub mod doc_mapper;
 pub mod ids;
 pub mod metastore;

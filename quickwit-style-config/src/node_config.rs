@@ -48,6 +48,10 @@ pub struct NodeConfig {
     pub peer_seeds: Vec<String>,
     #[serde(default)]
     pub gossip: GossipConfig,
+    /// Nodes prove it to each other on `/internal/v1` (header `x-quarry-cluster-secret`);
+    /// unset, internal requests are not authenticated. Use `${QUARRY_CLUSTER_SECRET}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_secret: Option<String>,
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -401,6 +405,16 @@ impl NodeConfig {
                     "must be at least twice gossip.interval_ms ({} ms), which must not be 0",
                     self.gossip.interval_ms
                 ),
+            ));
+        }
+        if self
+            .cluster_secret
+            .as_deref()
+            .is_some_and(|secret| secret.trim().is_empty())
+        {
+            return Err(ConfigError::invalid(
+                "cluster_secret",
+                "must not be empty (leave it out to run without one)",
             ));
         }
         for (position, seed) in self.peer_seeds.iter().enumerate() {

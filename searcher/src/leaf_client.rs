@@ -44,9 +44,12 @@ pub(crate) struct LeafClient {
 }
 
 impl LeafClient {
-    pub(crate) fn new() -> LeafClient {
+    pub(crate) fn new(cluster_secret: Option<&str>) -> LeafClient {
         LeafClient {
             http: reqwest::Client::builder()
+                .default_headers(quarry_common::cluster_secret::client_headers(
+                    cluster_secret,
+                ))
                 .connect_timeout(Duration::from_secs(2))
                 .pool_idle_timeout(Duration::from_secs(60))
                 .tcp_nodelay(true)

@@ -172,14 +172,20 @@ impl SearchService {
             metastore,
             resolver,
             pool: Arc::new(LocalSearcherPool),
-            client: LeafClient::new(),
+            client: LeafClient::new(None),
             doc_mappers: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Fans leaf searches out to the pool's searcher nodes instead of this node alone.
-    pub fn with_searcher_pool(mut self, pool: Arc<dyn SearcherPool>) -> SearchService {
+    /// Fans leaf searches out to the pool's searcher nodes instead of this node alone,
+    /// proving `cluster_secret` to them.
+    pub fn with_searcher_pool(
+        mut self,
+        pool: Arc<dyn SearcherPool>,
+        cluster_secret: Option<&str>,
+    ) -> SearchService {
         self.pool = pool;
+        self.client = LeafClient::new(cluster_secret);
         self
     }
 

@@ -86,6 +86,7 @@ impl Node {
             Arc::new(RemoteMetastore::new(
                 cluster_views::metastore_locator(cluster.clone()),
                 METASTORE_RETRY_WINDOW,
+                config.cluster_secret.as_deref(),
             ))
         };
         // Fail fast on an unreadable metastore rather than on the first request.
@@ -121,10 +122,13 @@ impl Node {
         ingest_service.recover().await?;
         let search_service = Arc::new(
             SearchService::new(metastore.clone(), resolver.clone(), &config.searcher)
-                .with_searcher_pool(Arc::new(cluster_views::ClusterSearcherPool {
-                    cluster: cluster.clone(),
-                    self_node_id: config.node_id.clone(),
-                })),
+                .with_searcher_pool(
+                    Arc::new(cluster_views::ClusterSearcherPool {
+                        cluster: cluster.clone(),
+                        self_node_id: config.node_id.clone(),
+                    }),
+                    config.cluster_secret.as_deref(),
+                ),
         );
         let janitor = config.is_enabled(Service::Janitor).then(|| {
             let janitor = Janitor::new(
@@ -205,7 +209,9 @@ impl Node {
                 cluster.clone(),
                 config.node_id.clone(),
                 !is_postgres_uri(&metastore_uri),
+                config.cluster_secret.as_deref(),
             )),
+            cluster_secret: config.cluster_secret.clone(),
             served_metastore,
             ready: ready.clone(),
             scrolls: crate::rest::ScrollStore::new(&config.node_id),

@@ -13,6 +13,34 @@ use quarry_common::metastore::{MetastoreRequest, WireError, WireErrorBody};
 
 use super::{ApiError, AppState};
 
+/// Internal requests must prove the cluster secret, when the node has one. Others pass.
+pub(crate) async fn require_cluster_secret(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Some(secret) = &state.cluster_secret {
+        if request.uri().path().starts_with("/internal/") {
+            let given = request
+                .headers()
+                .get(quarry_common::cluster_secret::CLUSTER_SECRET_HEADER)
+                .map(|value| value.as_bytes())
+                .unwrap_or_default();
+            if !quarry_common::cluster_secret::secrets_match(secret, given) {
+                return ApiError {
+                    status: StatusCode::UNAUTHORIZED,
+                    message: format!(
+                        "internal requests must carry the cluster secret in `{}`",
+                        quarry_common::cluster_secret::CLUSTER_SECRET_HEADER
+                    ),
+                }
+                .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
 pub(crate) async fn metastore(State(state): State<Arc<AppState>>, body: Bytes) -> Response {
     let Some(metastore) = state.served_metastore.clone() else {
         return ApiError {

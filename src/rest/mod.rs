@@ -37,6 +37,8 @@ pub(crate) struct AppState {
     pub served_metastore: Option<Arc<dyn quarry_common::metastore::Metastore>>,
     /// False once shutdown starts: readiness fails so load balancers stop sending traffic.
     pub ready: Arc<AtomicBool>,
+    /// What `/internal/v1` requests must carry (`cluster_secret`), when set.
+    pub cluster_secret: Option<String>,
     /// Where `_bulk` `_id`s are deduplicated (this node or the cluster's host).
     pub bulk_ids: Arc<crate::bulk_ids::BulkIds>,
     /// Open Elasticsearch scroll contexts.
@@ -84,6 +86,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             )),
         )
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            internal::require_cluster_secret,
+        ))
         .layer(axum::middleware::from_fn(count_requests))
         .with_state(state)
 }

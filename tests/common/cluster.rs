@@ -11,6 +11,9 @@ use super::{free_udp_port, TestNode};
 
 /// Short enough that a test sees a death within seconds, long enough that a busy 2-core
 /// machine running debug builds does not mistake a slow node for a dead one.
+/// Every test cluster proves this to itself on `/internal/v1`.
+pub const CLUSTER_SECRET: &str = "test-cluster-secret";
+
 pub const GOSSIP: &str = "gossip:\n  interval_ms: 200\n  failure_detection_ms: 3000\n";
 
 pub struct ClusterNode {
@@ -42,7 +45,7 @@ pub fn configure_with(
         format!("peer_seeds: [127.0.0.1:{port}]\n")
     });
     let config = format!(
-        "node_id: {node_id}\ncluster_id: test-cluster\ngossip_listen_port: {gossip_port}\n{seeds}{GOSSIP}\
+        "node_id: {node_id}\ncluster_id: test-cluster\ncluster_secret: {CLUSTER_SECRET}\ngossip_listen_port: {gossip_port}\n{seeds}{GOSSIP}\
          enabled_services: [{services}]\nmetastore_uri: {metastore_uri}\ndefault_index_root_uri: {index_root}\n\
          indexer:\n  merge_interval_secs: 1\n{extra}"
     );

@@ -298,9 +298,15 @@ enum CallError {
 }
 
 impl RemoteMetastore {
-    pub fn new(locate: MetastoreLocator, retry_window: Duration) -> RemoteMetastore {
+    /// `cluster_secret`: what the metastore node's `/internal/v1` asks of its callers.
+    pub fn new(
+        locate: MetastoreLocator,
+        retry_window: Duration,
+        cluster_secret: Option<&str>,
+    ) -> RemoteMetastore {
         RemoteMetastore {
             http: reqwest::Client::builder()
+                .default_headers(crate::cluster_secret::client_headers(cluster_secret))
                 .connect_timeout(Duration::from_secs(2))
                 .timeout(Duration::from_secs(60))
                 .tcp_nodelay(true)

@@ -276,7 +276,12 @@ async fn forward(
         .into_iter()
         .find(|member| member.node_id == owner)
         .ok_or_else(|| format!("node {owner}, which held the context, is gone"))?;
-    let response = reqwest::Client::new()
+    let response = reqwest::Client::builder()
+        .default_headers(quarry_common::cluster_secret::client_headers(
+            state.cluster_secret.as_deref(),
+        ))
+        .build()
+        .map_err(|error| format!("node {owner}: {error}"))?
         .request(
             method,
             format!(
