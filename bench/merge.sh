@@ -15,7 +15,7 @@ trap 'kill "$NODE_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 cargo build --release --quiet
 BIN=target/release/quarry
-python3 ../shared/bench/gen_logs.py --docs "$NUM_DOCS" --seed 42 > "$WORK/logs.ndjson"
+"$BIN" generate-logs --docs "$NUM_DOCS" --seed 42 > "$WORK/logs.ndjson"
 split -n "l/$COMMITS" -d -a 4 "$WORK/logs.ndjson" "$WORK/chunk-"
 
 start_node() {

@@ -3,7 +3,7 @@
 # the fixed query set over HTTP (median and p90 of 15 runs per query, warm) next to a raw
 # tantivy index of the same documents and schema (src/bin/bench.rs).
 #
-#   bench/run.sh [NUM_DOCS]        (default 1000000; needs ../shared/bench/gen_logs.py)
+#   bench/run.sh [NUM_DOCS]        (default 1000000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NUM_DOCS=${1:-1000000}
@@ -13,8 +13,7 @@ trap 'kill "$NODE_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 cargo build --release --quiet
 BIN=target/release/quarry
-GEN=../shared/bench/gen_logs.py
-python3 "$GEN" --docs "$NUM_DOCS" --seed 42 > "$WORK/logs.ndjson"
+"$BIN" generate-logs --docs "$NUM_DOCS" --seed 42 > "$WORK/logs.ndjson"
 INPUT_BYTES=$(stat -c %s "$WORK/logs.ndjson")
 
 printf 'rest:\n  listen_port: %s\ndata_dir: %s/qdata\nsearcher:\n  partial_result_cache_entries: 0\n' "$PORT" "$WORK" > "$WORK/node.yaml"

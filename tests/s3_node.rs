@@ -28,6 +28,10 @@ async fn a_node_keeps_everything_on_s3() {
         std::env::var("QUARRY_TEST_S3_ENDPOINT"),
         std::env::var("QUARRY_TEST_S3_BUCKET"),
     ) else {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must run the S3 node test: set QUARRY_TEST_S3_ENDPOINT and QUARRY_TEST_S3_BUCKET"
+        );
         eprintln!("SKIPPED: set QUARRY_TEST_S3_ENDPOINT and QUARRY_TEST_S3_BUCKET (and AWS_* credentials) to run a node on S3");
         return;
     };

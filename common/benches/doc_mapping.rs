@@ -1,7 +1,7 @@
 //! How fast JSON lines become tantivy documents: the CPU the ingest path spends per
 //! document before tantivy sees it.
 //!
-//!   python3 ../shared/bench/gen_logs.py --docs 1000000 > logs.ndjson
+//!   cargo run --release -- generate-logs --docs 1000000 --seed 42 > logs.ndjson
 //!   cargo bench -p quarry-common --bench doc_mapping -- logs.ndjson [index-config.yaml]
 
 use std::time::Instant;
