@@ -16,6 +16,10 @@ pub(crate) struct Metrics {
     pub search_latency: HistogramVec,
     /// Node-to-node requests served, by route: leaf searches, fetches, metastore calls.
     pub internal_request_latency: HistogramVec,
+    /// Flushes of the logs on object storage, written.
+    pub wal_flush_latency: prometheus::Histogram,
+    /// This node's own shards, and other nodes' it drains.
+    pub own_shards: IntGauge,
     pub cluster_live_nodes: IntGauge,
     pub cluster_dead_nodes: IntGauge,
     pub adopted_shards: IntGauge,
@@ -66,6 +70,16 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
         ]),
         &["route"],
+    )
+    .unwrap_or_else(|_| unreachable!());
+    let wal_flush_latency = prometheus::Histogram::with_opts(
+        HistogramOpts::new(
+            "wal_object_flush_duration_seconds",
+            "Time to encode and write one flush of a log on object storage",
+        )
+        .buckets(vec![
+            0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+        ]),
     )
     .unwrap_or_else(|_| unreachable!());
     let failed_shards = IntGauge::new(
@@ -230,6 +244,10 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "searcher_leaf_splits_searched_total",
         "Splits this node searched (partial-result cache misses)",
     );
+    let own_shards = gauge(
+        "indexer_own_shards",
+        "Shards of this node's own logs (one per index it took ingest for)",
+    );
     let adopted_shards = gauge(
         "indexer_adopted_shards",
         "Other nodes' log shards the indexing plan gives this node now",
@@ -266,6 +284,8 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(cluster_live_nodes.clone()),
         Box::new(cluster_dead_nodes.clone()),
         Box::new(adopted_shards.clone()),
+        Box::new(own_shards.clone()),
+        Box::new(wal_flush_latency.clone()),
     ] {
         let _ = registry.register(collector);
     }
@@ -281,6 +301,8 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         cluster_live_nodes,
         cluster_dead_nodes,
         adopted_shards,
+        own_shards,
+        wal_flush_latency,
         searcher_counters,
         leaf_requests,
         leaf_remote_requests,

@@ -262,6 +262,15 @@ async fn an_indexer_killed_mid_stream_loses_no_acknowledged_document() {
     assert!(closed >= 1.0, "no node drained the dead node's shard");
     assert!(metric(&first.node, "quarry_indexing_plan_version").await >= 1.0);
     assert!(metric(&second.node, "quarry_wal_object_flushes_total").await > 0.0);
+    assert!(
+        metric(
+            &second.node,
+            "quarry_wal_object_flush_duration_seconds_count"
+        )
+        .await
+            > 0.0
+    );
+    assert_eq!(metric(&second.node, "quarry_indexer_own_shards").await, 1.0);
 
     // An indexer that joins takes ingest at once, in a shard of its own.
     let mut fourth = node_on(

@@ -72,12 +72,14 @@ pub struct IngestLimits {
 /// A cluster's write-ahead logs on object storage (`ingest.wal_uri`): each node writes its
 /// own shard of each index, named after the node and its generation (start time), so a
 /// restarted node never appends to a log another node may be replaying.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ObjectWalConfig {
     pub uri: String,
     pub generation: u64,
     pub flush_interval: std::time::Duration,
     pub flush_bytes: usize,
+    /// Told the duration of every written flush (the node's latency histogram).
+    pub observe_flush: Option<crate::wal::FlushObserver>,
 }
 
 /// The shard id of a node's log on object storage: `{node_id}.{generation}`.
@@ -269,6 +271,11 @@ impl IngestService {
         }
     }
 
+    /// The shards of this node's own logs that are open now.
+    pub async fn num_own_shards(&self) -> usize {
+        self.shards.lock().await.len()
+    }
+
     /// Shards that could not start, with the reason: readiness and metrics report them.
     pub fn failed_shards(&self) -> BTreeMap<String, String> {
         self.failed_shards
@@ -355,6 +362,7 @@ impl IngestService {
                     ObjectLogOptions {
                         flush_interval: config.flush_interval,
                         flush_bytes: config.flush_bytes,
+                        observe_flush: config.observe_flush.clone(),
                     },
                     published_wal_position(index_metadata, &shard_id),
                 )

@@ -115,6 +115,11 @@ impl Node {
                 generation: started_at_millis,
                 flush_interval: Duration::from_millis(config.ingest.wal_flush_interval_ms),
                 flush_bytes: config.ingest.wal_flush_bytes.as_u64() as usize,
+                observe_flush: Some(Arc::new(|took: Duration| {
+                    crate::metrics::METRICS
+                        .wal_flush_latency
+                        .observe(took.as_secs_f64())
+                })),
             });
         }
         let ingest_service = Arc::new(ingest_service);

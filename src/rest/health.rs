@@ -62,6 +62,9 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
         .leaf_splits_searched
         .set(leaf_stats.splits_searched.load(Ordering::Relaxed) as i64);
     metrics
+        .own_shards
+        .set(state.ingest_service.num_own_shards().await as i64);
+    metrics
         .adopted_shards
         .set(state.ingest_service.adopted_shards().await.len() as i64);
     let snapshot = state.cluster.snapshot();

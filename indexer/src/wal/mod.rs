@@ -16,6 +16,7 @@ mod record;
 mod shard_log;
 mod writer;
 
+pub use object_log::FlushObserver;
 pub(crate) use object_log::{ObjectLog, ObjectLogOptions};
 pub use object_log::{
     WAL_OBJECT_BYTES, WAL_OBJECT_FLUSHES, WAL_OBJECT_FLUSH_FAILURES, WAL_OBJECT_FLUSH_MICROS,

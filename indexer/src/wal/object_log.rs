@@ -32,11 +32,16 @@ pub static WAL_OBJECT_BYTES: AtomicU64 = AtomicU64::new(0);
 pub static WAL_OBJECT_FLUSH_MICROS: AtomicU64 = AtomicU64::new(0);
 pub static WAL_OBJECT_FLUSH_FAILURES: AtomicU64 = AtomicU64::new(0);
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub(crate) struct ObjectLogOptions {
     pub flush_interval: Duration,
     pub flush_bytes: usize,
+    /// Told how long each written flush took, for a latency histogram.
+    pub observe_flush: Option<FlushObserver>,
 }
+
+/// Receives the duration of every flush that was written.
+pub type FlushObserver = Arc<dyn Fn(Duration) + Send + Sync>;
 
 struct Append {
     payload: Vec<u8>,
@@ -366,8 +371,11 @@ impl Flusher {
                 WAL_OBJECT_FLUSHES.fetch_add(1, Ordering::Relaxed);
                 WAL_OBJECT_RECORDS.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 WAL_OBJECT_BYTES.fetch_add(len, Ordering::Relaxed);
-                WAL_OBJECT_FLUSH_MICROS
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                let took = started.elapsed();
+                WAL_OBJECT_FLUSH_MICROS.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                if let Some(observe) = &self.options.observe_flush {
+                    observe(took);
+                }
                 for (offset, append) in batch.into_iter().enumerate() {
                     let _ = append.reply.send(Ok(range.first + offset as u64));
                 }
@@ -446,6 +454,7 @@ mod tests {
         ObjectLogOptions {
             flush_interval: Duration::from_millis(20),
             flush_bytes: 1024 * 1024,
+            observe_flush: None,
         }
     }
 
