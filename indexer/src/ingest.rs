@@ -265,8 +265,11 @@ impl IngestService {
                 return;
             }
             info!(index_id, "restarting a stopped indexing pipeline");
-            if let Err(error) = self.shard(&index_id).await {
-                warn!(index_id, "cannot restart the indexing pipeline: {error}");
+            match self.shard(&index_id).await {
+                Ok(_) => {}
+                // Deleted through another node: this node's shard of it goes too.
+                Err(IngestError::IndexNotFound(_)) => self.drop_index(&index_id).await,
+                Err(error) => warn!(index_id, "cannot restart the indexing pipeline: {error}"),
             }
         }
     }
