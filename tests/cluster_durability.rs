@@ -294,6 +294,30 @@ async fn an_indexer_killed_mid_stream_loses_no_acknowledged_document() {
         Duration::from_secs(60),
     )
     .await;
+
+    // The index is deleted through a node without a shard of it: the nodes that had one
+    // drop it (and its log) once their pipeline finds the index gone.
+    let (status, body) = first
+        .node
+        .request(
+            reqwest::Method::DELETE,
+            "/api/v1/indexes/durable-logs",
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in [&second.node, &fourth.node] {
+        while metric(node, "quarry_indexer_own_shards").await > 0.0 {
+            assert!(
+                Instant::now() < deadline,
+                "{} kept its shard of the deleted index",
+                node.endpoint
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

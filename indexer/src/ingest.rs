@@ -522,18 +522,55 @@ impl IngestService {
         self.dedup.forget_index(index_id);
         let shard = self.shards.lock().await.remove(index_id);
         if let Some(shard) = shard {
-            shard.pipeline.abort().await;
-            match &shard.local_dir {
-                Some(dir) => {
-                    if let Err(error) = std::fs::remove_dir_all(dir) {
-                        warn!(wal = %dir.display(), "cannot remove the write-ahead log: {error}");
-                    }
-                }
-                None => shard.wal.truncate(u64::MAX),
-            }
+            Self::discard(&shard).await;
         }
         if let Ok(mut failed) = self.failed_shards.lock() {
             failed.remove(index_id);
+        }
+    }
+
+    async fn discard(shard: &Shard) {
+        shard.pipeline.abort().await;
+        match &shard.local_dir {
+            Some(dir) => {
+                if let Err(error) = std::fs::remove_dir_all(dir) {
+                    warn!(wal = %dir.display(), "cannot remove the write-ahead log: {error}");
+                }
+            }
+            None => shard.wal.truncate(u64::MAX),
+        }
+    }
+
+    /// Drops the shards of indexes deleted through other nodes (an idle pipeline would not
+    /// notice by itself): their pipelines stop and their logs go.
+    pub async fn drop_shards_of_deleted_indexes(&self) {
+        let indexes = match self.metastore.list_indexes().await {
+            Ok(indexes) => indexes,
+            Err(error) => {
+                warn!("cannot list indexes to find deleted ones: {error}");
+                return;
+            }
+        };
+        let live: std::collections::HashSet<&IndexUid> =
+            indexes.iter().map(|index| &index.index_uid).collect();
+        let stale: Vec<Arc<Shard>> = {
+            let mut shards = self.shards.lock().await;
+            let stale_ids: Vec<String> = shards
+                .iter()
+                .filter(|(_, shard)| !live.contains(&shard.index_metadata.index_uid))
+                .map(|(index_id, _)| index_id.clone())
+                .collect();
+            stale_ids
+                .iter()
+                .filter_map(|index_id| shards.remove(index_id))
+                .collect()
+        };
+        for shard in stale {
+            info!(
+                index_id = shard.index_metadata.index_id(),
+                "dropping this node's shard of a deleted index"
+            );
+            Self::discard(&shard).await;
         }
     }
 

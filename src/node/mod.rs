@@ -170,9 +170,12 @@ impl Node {
         let mut cluster_tasks = Vec::new();
         let supervised = ingest_service.clone();
         cluster_tasks.push(tokio::spawn(async move {
-            loop {
+            for tick in 1u64.. {
                 tokio::time::sleep(PIPELINE_SUPERVISION_INTERVAL).await;
                 supervised.restart_stopped_pipelines().await;
+                if tick % DELETED_INDEX_CHECK_TICKS == 0 {
+                    supervised.drop_shards_of_deleted_indexes().await;
+                }
             }
         }));
         if let Some(wal_uri) = &config.ingest.wal_uri {
@@ -282,6 +285,9 @@ impl Node {
 
 /// How often stopped indexing pipelines are replaced.
 const PIPELINE_SUPERVISION_INTERVAL: Duration = Duration::from_secs(1);
+/// Every this many supervision rounds, shards of indexes deleted elsewhere are dropped: one
+/// index listing per node every few seconds.
+const DELETED_INDEX_CHECK_TICKS: u64 = 5;
 
 /// How often the control plane plans and indexers follow the plan: a dead node's shards
 /// move within this much of its death being detected.
