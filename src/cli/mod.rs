@@ -129,8 +129,11 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging() {
+    // chitchat warns once per packet it drops (another cluster's, or garbage): anyone who
+    // can send UDP to the gossip port could flood the log. Membership changes are logged by
+    // quarry_control_plane instead.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn,chitchat=error"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }
 
