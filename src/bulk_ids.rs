@@ -1,18 +1,24 @@
 //! Where `_bulk` `_id`s are deduplicated. A shipper that retries a batch may reach any node
-//! of a cluster, so every node asks one host: the node serving the file-backed metastore,
-//! or, with PostgreSQL, the acting control plane. The host keeps the window of accepted ids
-//! (journaled on its disk) and forgets the claims of requesters that never settled them
-//! (a node that died mid-request). A node alone, or one that sees no host, uses its own.
+//! of a cluster, so every node asks the same place: with PostgreSQL, a table every node
+//! reaches directly; with the file-backed metastore, the node that serves it, which keeps
+//! the window of accepted ids (journaled on its disk). Both forget the claims of requesters
+//! that never settled them (a node that died mid-request). A node alone, or one that sees no
+//! host, uses its own window.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use quarry_common::metastore::{BulkIdClaim, PostgresMetastore};
 use quarry_config::Service;
-use quarry_control_plane::{acting_control_plane, Cluster};
+use quarry_control_plane::Cluster;
 use quarry_indexer::{IdClaim, IngestService};
 use serde::{Deserialize, Serialize};
 
 pub(crate) const DEDUP_ENDPOINT: &str = "/internal/v1/dedup";
+
+/// A claim whose request never settled stops blocking retries after this long (as in the
+/// indexer's own window).
+const PENDING_TIMEOUT_SECS: i64 = 120;
 
 /// One call to the host's window.
 #[derive(Debug, Serialize, Deserialize)]
@@ -63,11 +69,12 @@ impl From<WireClaim> for IdClaim {
 
 pub(crate) struct BulkIds {
     ingest_service: Arc<IngestService>,
+    /// With PostgreSQL, the window is in the database.
+    postgres: Option<Arc<PostgresMetastore>>,
+    window_secs: i64,
     cluster: Cluster,
     self_node_id: String,
-    /// With the file-backed metastore its node hosts the window; with PostgreSQL, the
-    /// acting control plane.
-    host_is_metastore_node: bool,
+
     http: reqwest::Client,
 }
 
@@ -76,14 +83,16 @@ impl BulkIds {
         ingest_service: Arc<IngestService>,
         cluster: Cluster,
         self_node_id: String,
-        host_is_metastore_node: bool,
+        postgres: Option<Arc<PostgresMetastore>>,
+        window: Duration,
         cluster_secret: Option<&str>,
     ) -> BulkIds {
         BulkIds {
             ingest_service,
+            postgres,
+            window_secs: window.as_secs() as i64,
             cluster,
             self_node_id,
-            host_is_metastore_node,
             http: reqwest::Client::builder()
                 .default_headers(quarry_common::cluster_secret::client_headers(
                     cluster_secret,
@@ -95,16 +104,14 @@ impl BulkIds {
         }
     }
 
-    /// The REST address of the host, `None` when it is this node (or there is none).
+    /// The REST address of the node serving the file-backed metastore, `None` when it is
+    /// this node (or there is none).
     fn remote_host(&self) -> Option<String> {
-        let host = if self.host_is_metastore_node {
-            self.cluster
-                .ready_members_with(Service::Metastore)
-                .into_iter()
-                .next()
-        } else {
-            acting_control_plane(&self.cluster)
-        }?;
+        let host = self
+            .cluster
+            .ready_members_with(Service::Metastore)
+            .into_iter()
+            .next()?;
         (host.node_id != self.self_node_id).then_some(host.rest_address)
     }
 
@@ -113,6 +120,20 @@ impl BulkIds {
         index_id: &str,
         ids: Vec<String>,
     ) -> Result<Vec<IdClaim>, String> {
+        if let Some(postgres) = &self.postgres {
+            let claims = postgres
+                .claim_bulk_ids(index_id, &ids, self.window_secs, PENDING_TIMEOUT_SECS)
+                .await
+                .map_err(|error| error.to_string())?;
+            return Ok(claims
+                .into_iter()
+                .map(|claim| match claim {
+                    BulkIdClaim::New => IdClaim::New,
+                    BulkIdClaim::Duplicate => IdClaim::Duplicate,
+                    BulkIdClaim::InFlight => IdClaim::InFlight,
+                })
+                .collect());
+        }
         let request = DedupRequest::Claim {
             index_id: index_id.to_string(),
             ids,
@@ -129,6 +150,12 @@ impl BulkIds {
         accepted: Vec<String>,
         rejected: Vec<String>,
     ) -> Result<(), String> {
+        if let Some(postgres) = &self.postgres {
+            return postgres
+                .settle_bulk_ids(index_id, &accepted, &rejected)
+                .await
+                .map_err(|error| error.to_string());
+        }
         self.call(DedupRequest::Settle {
             index_id: index_id.to_string(),
             accepted,
@@ -139,6 +166,12 @@ impl BulkIds {
     }
 
     pub(crate) async fn forget_index(&self, index_id: &str) {
+        if let Some(postgres) = &self.postgres {
+            if let Err(error) = postgres.forget_bulk_ids(index_id).await {
+                tracing::warn!(index_id, "cannot forget the index's _ids: {error}");
+            }
+            return;
+        }
         if let Err(error) = self
             .call(DedupRequest::Forget {
                 index_id: index_id.to_string(),

@@ -446,13 +446,60 @@ async fn the_control_plane_killed_on_a_postgres_metastore_loses_nothing() {
     );
     third.node.create_index(&index_config(&index_id)).await;
 
+    // A `_bulk` batch with `_id`s that node-1 acknowledges, to be retried after it died.
+    let bulk: String = (0..30)
+        .map(|n| {
+            format!(
+                "{{\"index\": {{\"_index\": \"{index_id}\", \"_id\": \"bulk-{n}\"}}}}\n{}\n",
+                json!({"ts": 1_767_225_600 + n, "id": format!("bulk-{n}"), "body": "durable event"})
+            )
+        })
+        .collect();
+    let send_bulk = |node: &TestNode| {
+        let url = format!("{}/api/v1/_elastic/_bulk?refresh=true", node.endpoint);
+        let bulk = bulk.clone();
+        async move {
+            let answer: serde_json::Value = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-ndjson")
+                .body(bulk)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            answer["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|item| {
+                    item["index"]["result"]
+                        .as_str()
+                        .unwrap_or("error")
+                        .to_string()
+                })
+                .collect::<BTreeSet<String>>()
+        }
+    };
+    assert_eq!(
+        send_bulk(&first.node).await,
+        BTreeSet::from(["created".to_string()])
+    );
+
     let load = Load::start(&index_id, &[("n1", &first.node), ("n3", &third.node)]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     // node-1 is the acting control plane (lowest id), and an indexer with a shard.
     first.node.kill9();
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let acknowledged = load.finish().await;
+    let mut acknowledged = load.finish().await;
     assert!(acknowledged.iter().any(|id| id.starts_with("n1-")));
+    // The batch node-1 took, retried through another node: the ids are in PostgreSQL.
+    assert_eq!(
+        send_bulk(&third.node).await,
+        BTreeSet::from(["noop".to_string()])
+    );
+    acknowledged.extend((0..30).map(|n| format!("bulk-{n}")));
     // node-2 takes over the plan and gives node-1's shard to a live indexer.
     assert_all_acknowledged_searchable_once(
         &third.node,

@@ -63,13 +63,16 @@ impl Node {
 
         let metastore_uri = config.metastore_uri();
         let mut served_metastore = None;
+        let mut postgres = None;
         let metastore: Arc<dyn Metastore> = if is_postgres_uri(&metastore_uri) {
             // Connects and migrates the schema; the error names the URI (password masked).
-            Arc::new(
+            let connected = Arc::new(
                 PostgresMetastore::connect(&metastore_uri)
                     .await
                     .context("cannot open the PostgreSQL metastore")?,
-            )
+            );
+            postgres = Some(connected.clone());
+            connected
         } else if config.is_enabled(Service::Metastore) {
             refuse_second_metastore_writer(&config, &cluster).await?;
             let metastore_storage = resolver
@@ -216,7 +219,8 @@ impl Node {
                 ingest_service.clone(),
                 cluster.clone(),
                 config.node_id.clone(),
-                !is_postgres_uri(&metastore_uri),
+                postgres,
+                Duration::from_secs(config.ingest.dedup_window_secs),
                 config.cluster_secret.as_deref(),
             )),
             cluster_secret: config.cluster_secret.clone(),

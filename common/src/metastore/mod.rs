@@ -19,7 +19,7 @@ pub use file_backed::FileBackedMetastore;
 pub use metadata::{
     DeleteQuery, DeleteTask, IndexMetadata, Split, SplitMaturity, SplitMetadata, SplitState,
 };
-pub use postgres::{is_postgres_uri, PostgresMetastore};
+pub use postgres::{is_postgres_uri, BulkIdClaim, PostgresMetastore};
 pub use remote::{
     MetastoreLocator, MetastoreRequest, RemoteMetastore, WireError, WireErrorBody,
     METASTORE_ENDPOINT,

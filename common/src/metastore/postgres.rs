@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "delete_tasks",
         sql: include_str!("postgres/migrations/0002_delete_tasks.sql"),
     },
+    Migration {
+        version: 3,
+        name: "bulk_ids",
+        sql: include_str!("postgres/migrations/0003_bulk_ids.sql"),
+    },
 ];
 
 struct Migration {
@@ -844,5 +849,8 @@ impl From<PoolError> for MetastoreError {
     }
 }
 
+mod bulk_ids;
 #[cfg(test)]
 mod tests;
+
+pub use bulk_ids::BulkIdClaim;

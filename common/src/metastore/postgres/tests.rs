@@ -127,7 +127,7 @@ async fn refuses_a_schema_newer_than_this_build() {
     let err = connect(&pg_config).await.unwrap_err();
     assert_eq!(
         err.to_string(),
-        "metastore database error: `test database`: the metastore schema is at version 999, but this build of quarry knows versions up to 2: run a newer quarry"
+        "metastore database error: `test database`: the metastore schema is at version 999, but this build of quarry knows versions up to 3: run a newer quarry"
     );
     drop_schema(url, schema).await;
 }
@@ -228,4 +228,64 @@ fn uris_select_the_postgres_metastore() {
         redact_uri("postgres://quarry@db/quarry"),
         "postgres://quarry@db/quarry"
     );
+}
+
+#[tokio::test]
+async fn bulk_ids_are_claimed_once_across_connections_and_expire() {
+    let Some(url) = test_url() else { return };
+    let (pg_config, schema) = fresh_schema(&url).await;
+    // Two metastores: two nodes of a cluster, each with its own connections.
+    let first = connect(&pg_config).await.unwrap();
+    let second = connect(&pg_config).await.unwrap();
+    let ids = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| name.to_string())
+            .collect::<Vec<_>>()
+    };
+    use BulkIdClaim::{Duplicate, InFlight, New};
+
+    let claims = first
+        .claim_bulk_ids("logs", &ids(&["a", "b", "a"]), 900, 120)
+        .await
+        .unwrap();
+    assert_eq!(claims, [New, New, Duplicate]);
+    // Not settled yet: another node's retry must wait.
+    let claims = second
+        .claim_bulk_ids("logs", &ids(&["a", "c"]), 900, 120)
+        .await
+        .unwrap();
+    assert_eq!(claims, [InFlight, New]);
+    first
+        .settle_bulk_ids("logs", &ids(&["a"]), &ids(&["b"]))
+        .await
+        .unwrap();
+    // Accepted ids are duplicates everywhere; a rejected one can be sent again.
+    let claims = second
+        .claim_bulk_ids("logs", &ids(&["a", "b"]), 900, 120)
+        .await
+        .unwrap();
+    assert_eq!(claims, [Duplicate, New]);
+    // Another index has ids of its own.
+    let claims = second
+        .claim_bulk_ids("other", &ids(&["a"]), 900, 120)
+        .await
+        .unwrap();
+    assert_eq!(claims, [New]);
+    // Past the window (and the pending timeout), every id is new again.
+    let claims = first
+        .claim_bulk_ids("logs", &ids(&["a", "c"]), -1, -1)
+        .await
+        .unwrap();
+    assert_eq!(claims, [New, New]);
+    first.forget_bulk_ids("logs").await.unwrap();
+    let client = first.pool.get().await.unwrap();
+    let left: i64 = client
+        .query_one("SELECT count(*) FROM bulk_ids WHERE index_id = 'logs'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0);
+    drop(client);
+    drop_schema(url, schema).await;
 }
