@@ -82,6 +82,24 @@ EOF
 stop_node() { local pid_var="PID_$1"; kill "${!pid_var}"; wait "${!pid_var}" 2>/dev/null || true; }
 metric() { curl -s "$1/metrics" | awk -v name="$2" '$1 == name {print $2}'; }
 
+# compare_medians SINGLE OTHER LABEL: the query set's medians against the single node's.
+compare_medians() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import re, sys
+def medians(path):
+    found = {}
+    for line in open(path):
+        match = re.match(r"^(\S.*?)\s{2,}([0-9.]+) ms", line)
+        if match:
+            found[match.group(1)] = float(match.group(2))
+    return found
+single, other, label = medians(sys.argv[1]), medians(sys.argv[2]), sys.argv[3]
+for name, median in single.items():
+    if name in other:
+        print(f"   {name:45} one node {median:7.2f} ms   {label} {other[name]:7.2f} ms   ({other[name] - median:+.2f} ms)")
+PY
+}
+
 # CPU seconds (user + system) of a process, from /proc.
 cpu_secs() { awk -v hz="$(getconf CLK_TCK)" '{print ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 WEED_PID=$(pgrep -f "weed mini" | head -1 || true)
@@ -152,23 +170,7 @@ done
 gets() { local total=0; for node in 7501 7502 7503; do total=$((total + $(metric http://127.0.0.1:$node quarry_searcher_range_cache_misses_total))); done; echo $total; }
 GETS_BEFORE=$(gets)
 "target/release/bench" --target http://127.0.0.1:7501 > "$WORK/queries-cluster.txt" 2>&1
-python3 - "$WORK/queries-single.txt" "$WORK/queries-cluster.txt" <<'PY'
-import re, sys
-def medians(path):
-    found = {}
-    for line in open(path):
-        match = re.match(r"^(\S.*?)\s{2,}([0-9.]+) ms", line)
-        if match:
-            found[match.group(1)] = float(match.group(2))
-    return found
-single, cluster = medians(sys.argv[1]), medians(sys.argv[2])
-if not single:
-    print(open(sys.argv[1]).read()); print(open(sys.argv[2]).read())
-for name, median in single.items():
-    other = cluster.get(name)
-    if other is not None:
-        print(f"   {name:45} one node {median:7.2f} ms   3 nodes {other:7.2f} ms   ({other - median:+.2f} ms)")
-PY
+compare_medians "$WORK/queries-single.txt" "$WORK/queries-cluster.txt" "3 nodes"
 # The bench sends each of its 8 queries 3 + 15 times, plus 3 to learn the dataset's range.
 echo "   split GETs (range-cache misses) per query over the run, cold first: $(( ($(gets) - GETS_BEFORE) / 147 ))"
 for node in 7501 7502 7503; do
@@ -225,18 +227,5 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 "target/release/bench" --target http://127.0.0.1:7511 > "$WORK/queries-hop.txt" 2>&1
-python3 - "$WORK/queries-single.txt" "$WORK/queries-hop.txt" <<'PY'
-import re, sys
-def medians(path):
-    found = {}
-    for line in open(path):
-        match = re.match(r"^(\S.*?)\s{2,}([0-9.]+) ms", line)
-        if match:
-            found[match.group(1)] = float(match.group(2))
-    return found
-single, hop = medians(sys.argv[1]), medians(sys.argv[2])
-for name, median in single.items():
-    if name in hop:
-        print(f"   {name:45} one node {median:7.2f} ms   one hop {hop[name]:7.2f} ms   ({hop[name] - median:+.2f} ms)")
-PY
+compare_medians "$WORK/queries-single.txt" "$WORK/queries-hop.txt" "one hop"
 fi

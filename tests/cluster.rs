@@ -233,38 +233,12 @@ async fn searches_fan_out_and_survive_a_searcher_killed_and_one_joining() {
             )
         })
         .collect();
-    let send_bulk = |node: &TestNode| {
-        let endpoint = node.endpoint.clone();
-        let bulk = bulk.clone();
-        async move {
-            let response = reqwest::Client::new()
-                .post(format!("{endpoint}/api/v1/_elastic/_bulk?refresh=true"))
-                .header("content-type", "application/x-ndjson")
-                .body(bulk)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(response.status(), 200);
-            let answer: serde_json::Value = response.json().await.unwrap();
-            answer["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|item| {
-                    item["index"]["result"]
-                        .as_str()
-                        .unwrap_or("error")
-                        .to_string()
-                })
-                .collect::<BTreeSet<String>>()
-        }
-    };
     assert_eq!(
-        send_bulk(&third.node).await,
+        third.node.bulk_results(&bulk).await,
         BTreeSet::from(["created".to_string()])
     );
     assert_eq!(
-        send_bulk(&second.node).await,
+        second.node.bulk_results(&bulk).await,
         BTreeSet::from(["noop".to_string()])
     );
     let total = total + 50;
@@ -291,7 +265,7 @@ async fn searches_fan_out_and_survive_a_searcher_killed_and_one_joining() {
     }
     assert!(queries > 4);
     assert_eq!(
-        send_bulk(&first.node).await,
+        first.node.bulk_results(&bulk).await,
         BTreeSet::from(["noop".to_string()])
     );
     assert_eq!(first.node.count("cluster-logs", "node:bulk").await, 50);

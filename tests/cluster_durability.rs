@@ -455,35 +455,8 @@ async fn the_control_plane_killed_on_a_postgres_metastore_loses_nothing() {
             )
         })
         .collect();
-    let send_bulk = |node: &TestNode| {
-        let url = format!("{}/api/v1/_elastic/_bulk?refresh=true", node.endpoint);
-        let bulk = bulk.clone();
-        async move {
-            let answer: serde_json::Value = reqwest::Client::new()
-                .post(url)
-                .header("content-type", "application/x-ndjson")
-                .body(bulk)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            answer["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|item| {
-                    item["index"]["result"]
-                        .as_str()
-                        .unwrap_or("error")
-                        .to_string()
-                })
-                .collect::<BTreeSet<String>>()
-        }
-    };
     assert_eq!(
-        send_bulk(&first.node).await,
+        first.node.bulk_results(&bulk).await,
         BTreeSet::from(["created".to_string()])
     );
 
@@ -496,7 +469,7 @@ async fn the_control_plane_killed_on_a_postgres_metastore_loses_nothing() {
     assert!(acknowledged.iter().any(|id| id.starts_with("n1-")));
     // The batch node-1 took, retried through another node: the ids are in PostgreSQL.
     assert_eq!(
-        send_bulk(&third.node).await,
+        third.node.bulk_results(&bulk).await,
         BTreeSet::from(["noop".to_string()])
     );
     acknowledged.extend((0..30).map(|n| format!("bulk-{n}")));

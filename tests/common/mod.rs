@@ -364,6 +364,31 @@ impl TestNode {
         panic!("search_after did not end after 1000 pages");
     }
 
+    /// Sends an ES `_bulk` body with `refresh=true`; the distinct item results (`created`,
+    /// `noop`, …, `error` for an item without one).
+    pub async fn bulk_results(&self, ndjson: &str) -> std::collections::BTreeSet<String> {
+        let (status, answer) = self
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/_elastic/_bulk?refresh=true",
+                "application/x-ndjson",
+                ndjson.to_string(),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        answer["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|item| {
+                item["index"]["result"]
+                    .as_str()
+                    .unwrap_or("error")
+                    .to_string()
+            })
+            .collect()
+    }
+
     pub async fn count(&self, index: &str, query: &str) -> u64 {
         let response = self
             .search(index, serde_json::json!({"query": query, "max_hits": 0}))
