@@ -82,6 +82,15 @@ EOF
 stop_node() { local pid_var="PID_$1"; kill "${!pid_var}"; wait "${!pid_var}" 2>/dev/null || true; }
 metric() { curl -s "$1/metrics" | awk -v name="$2" '$1 == name {print $2}'; }
 
+# wait_ready_nodes PORT COUNT: until the node on PORT sees COUNT ready nodes (20 s at most).
+wait_ready_nodes() {
+  for _ in $(seq 1 100); do
+    [ "$(curl -s "http://127.0.0.1:$1/api/v1/cluster" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["ready_nodes"]))')" = "$2" ] && return
+    sleep 0.2
+  done
+  echo "node :$1 never saw $2 ready nodes"; exit 1
+}
+
 # compare_medians SINGLE OTHER LABEL: the query set's medians against the single node's.
 compare_medians() {
   python3 - "$1" "$2" "$3" <<'PY'
@@ -163,10 +172,7 @@ $SHARED"
 start_node node3 7503 7603 "enabled_services: [indexer, searcher]
 peer_seeds: [127.0.0.1:7601]
 $SHARED"
-for _ in $(seq 1 100); do
-  [ "$(curl -s http://127.0.0.1:7501/api/v1/cluster | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["ready_nodes"]))')" = 3 ] && break
-  sleep 0.2
-done
+wait_ready_nodes 7501 3
 gets() { local total=0; for node in 7501 7502 7503; do total=$((total + $(metric http://127.0.0.1:$node quarry_searcher_range_cache_misses_total))); done; echo $total; }
 GETS_BEFORE=$(gets)
 "target/release/bench" --target http://127.0.0.1:7501 > "$WORK/queries-cluster.txt" 2>&1
@@ -222,10 +228,7 @@ $ONE_HOP"
 start_node hopleaf 7512 7612 "enabled_services: [searcher]
 peer_seeds: [127.0.0.1:7611]
 $ONE_HOP"
-for _ in $(seq 1 100); do
-  [ "$(curl -s http://127.0.0.1:7511/api/v1/cluster | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["ready_nodes"]))')" = 2 ] && break
-  sleep 0.2
-done
+wait_ready_nodes 7511 2
 "target/release/bench" --target http://127.0.0.1:7511 > "$WORK/queries-hop.txt" 2>&1
 compare_medians "$WORK/queries-single.txt" "$WORK/queries-hop.txt" "one hop"
 fi

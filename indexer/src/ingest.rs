@@ -83,12 +83,12 @@ pub struct ObjectWalConfig {
 }
 
 /// The shard id of a node's log on object storage: `{node_id}.{generation}`.
-pub fn object_shard_id(node_id: &str, generation: u64) -> String {
+pub(crate) fn object_shard_id(node_id: &str, generation: u64) -> String {
     format!("{node_id}.{generation}")
 }
 
 /// Where a shard's log objects live: `{wal_uri}/{index}/{shard_id}`.
-pub fn object_shard_uri(wal_uri: &str, index_uid: &IndexUid, shard_id: &str) -> String {
+pub(crate) fn object_shard_uri(wal_uri: &str, index_uid: &IndexUid, shard_id: &str) -> String {
     format!(
         "{}/{}/{shard_id}",
         wal_uri.trim_end_matches('/'),
@@ -196,13 +196,6 @@ impl IngestService {
     pub fn with_object_wal(mut self, config: ObjectWalConfig) -> IngestService {
         self.object_wal = Some(config);
         self
-    }
-
-    /// This node's shard id on object storage, when the logs are there.
-    pub fn object_shard_id(&self) -> Option<String> {
-        self.object_wal
-            .as_ref()
-            .map(|config| object_shard_id(&self.node_id, config.generation))
     }
 
     /// Splits of at most this many documents are merged into one segment when cut

@@ -21,8 +21,8 @@ pub use adoption::{ShardRef, ADOPTED_SHARDS_CLOSED};
 pub use commit_mode::CommitMode;
 pub use dedup::{DedupError, DedupWindow, IdClaim};
 pub use ingest::{
-    object_shard_id, object_shard_uri, wal_dir_name, IngestError, IngestLimits, IngestResponse,
-    IngestService, ObjectWalConfig, ParseFailure,
+    wal_dir_name, IngestError, IngestLimits, IngestResponse, IngestService, ObjectWalConfig,
+    ParseFailure,
 };
 pub use janitor::{
     Janitor, JanitorPolicy, JanitorReport, JANITOR_DELETED_MARKED, JANITOR_DELETED_STAGED,
