@@ -390,6 +390,20 @@ async fn bad_peers_and_bad_internal_requests_get_clear_answers() {
         assert_eq!(status, 400, "{path}: {answer}");
         assert!(answer["error"].as_str().is_some(), "{path}: {answer}");
     }
+    // Bodies over axum's 2 MiB default are read (a leaf request names every split).
+    let big = format!("{{\"index_uid\": \"{}\"}}", "x".repeat(3 * 1024 * 1024));
+    let (status, answer) = internal_post(
+        &lonely.node,
+        "/internal/v1/leaf_search",
+        Some(CLUSTER_SECRET),
+        &big,
+    )
+    .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("malformed"),
+        "{answer}"
+    );
     // A metastore call that names a missing index answers the metastore's own error.
     let (status, answer) = internal_post(
         &lonely.node,

@@ -72,13 +72,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/api/v1/{index_id}/search",
             get(search::search_get).post(search::search_post),
         )
-        .route(
-            quarry_common::metastore::METASTORE_ENDPOINT,
-            post(internal::metastore),
-        )
-        .route("/internal/v1/leaf_search", post(internal::leaf_search))
-        .route("/internal/v1/fetch_docs", post(internal::fetch_docs))
-        .route(crate::bulk_ids::DEDUP_ENDPOINT, post(internal::dedup))
+        .merge(internal_router())
         .merge(
             elastic::router().layer(axum::middleware::from_fn_with_state(
                 state.clone(),
@@ -93,6 +87,23 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(count_requests))
         .with_state(state)
 }
+
+/// Node-to-node routes. A leaf request names every split it covers, and a metastore call
+/// may stage or list thousands: more than the 2 MiB axum allows a body by default.
+fn internal_router() -> Router<Arc<AppState>> {
+    Router::new()
+        .route(
+            quarry_common::metastore::METASTORE_ENDPOINT,
+            post(internal::metastore),
+        )
+        .route("/internal/v1/leaf_search", post(internal::leaf_search))
+        .route("/internal/v1/fetch_docs", post(internal::fetch_docs))
+        .route(crate::bulk_ids::DEDUP_ENDPOINT, post(internal::dedup))
+        .layer(axum::extract::DefaultBodyLimit::max(INTERNAL_MAX_BODY))
+}
+
+/// Bounds what one internal request may hold (about 500,000 splits in a leaf request).
+const INTERNAL_MAX_BODY: usize = 64 * 1024 * 1024;
 
 async fn count_requests(request: Request, next: Next) -> Response {
     let route = request
