@@ -175,6 +175,13 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ),
         (
             gauge(
+                "wal_object_flush_shards_total",
+                "Index shards the write-ahead log flushes carried (one object holds every shard of a flush: divide by the flushes)",
+            ),
+            &quarry_indexer::WAL_OBJECT_SECTIONS,
+        ),
+        (
+            gauge(
                 "wal_object_flush_bytes_total",
                 "Bytes written to object storage by write-ahead log flushes",
             ),
@@ -207,6 +214,13 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                 "Version of the indexing plan this node last published as the acting control plane",
             ),
             &quarry_control_plane::PLAN_VERSION,
+        ),
+        (
+            gauge(
+                "indexing_plan_orphan_shards",
+                "Shards in the write-ahead logs of dead writers, as the acting control plane last saw them (0 once all are drained and their objects deleted)",
+            ),
+            &quarry_control_plane::ORPHAN_SHARDS,
         ),
     ];
     let searcher_counters = vec![

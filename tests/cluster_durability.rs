@@ -231,11 +231,26 @@ async fn an_indexer_killed_mid_stream_loses_no_acknowledged_document() {
         .create_index(&index_config("durable-logs"))
         .await;
 
+    second
+        .node
+        .create_index(&index_config("durable-other"))
+        .await;
+
+    // The node to kill writes to two indexes, so that its flushes hold both shards.
     let load = Load::start("durable-logs", &[("n2", &second.node), ("n3", &third.node)]);
+    let other_load = Load::start("durable-other", &[("m3", &third.node)]);
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let shards_per_flush = metric(&third.node, "quarry_wal_object_flush_shards_total").await
+        / metric(&third.node, "quarry_wal_object_flushes_total").await;
+    assert!(
+        shards_per_flush > 1.0,
+        "one object per flush must hold the batches of both indexes ({shards_per_flush} shards per flush)"
+    );
     third.node.kill9();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let acknowledged = load.finish().await;
+    let other_acknowledged = other_load.finish().await;
+    assert!(!other_acknowledged.is_empty());
     let through_third = acknowledged
         .iter()
         .filter(|id| id.starts_with("n3-"))
@@ -256,10 +271,30 @@ async fn an_indexer_killed_mid_stream_loses_no_acknowledged_document() {
         "{} acknowledged documents ({through_third} through the killed node) searchable {took:?} after the load stopped",
         acknowledged.len()
     );
-    // The dead node's shard was drained by a live indexer, then closed.
+    assert_all_acknowledged_searchable_once(
+        &first.node,
+        "durable-other",
+        &other_acknowledged,
+        Duration::from_secs(60),
+    )
+    .await;
+    // The dead node's shards were drained by live indexers, then closed, and its log's
+    // objects deleted: the control plane sees no orphan shard any more.
     let closed = metric(&first.node, "quarry_adopted_shards_closed_total").await
         + metric(&second.node, "quarry_adopted_shards_closed_total").await;
-    assert!(closed >= 1.0, "no node drained the dead node's shard");
+    assert!(
+        closed >= 2.0,
+        "the dead node's two shards were not both drained"
+    );
+    let started = Instant::now();
+    while metric(&first.node, "quarry_indexing_plan_orphan_shards").await > 0.0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the dead node's log objects were not deleted; log:\n{}",
+            first.node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     assert!(metric(&first.node, "quarry_indexing_plan_version").await >= 1.0);
     assert!(metric(&second.node, "quarry_wal_object_flushes_total").await > 0.0);
     assert!(

@@ -1,6 +1,6 @@
 //! The control plane at work: the live node with the `control_plane` role and the lowest
-//! node id lists the shards of the write-ahead logs on object storage, plans who indexes
-//! the orphan ones, and gossips the plan with a version. Two nodes acting at once (during a
+//! node id reads which shards the logs of dead writers on object storage hold, plans who
+//! indexes them, and gossips the plan with a version. Two nodes acting at once (during a
 //! partition) are harmless: the plan decides only who works, and the checkpoint check at
 //! publish decides what counts.
 
@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use quarry_common::storage::Storage;
+use async_trait::async_trait;
 use quarry_config::Service;
 use tracing::{info, warn};
 
@@ -21,6 +21,10 @@ pub const INDEXING_PLAN_KEY: &str = "indexing_plan";
 
 /// The version of the plan this node last published or followed, for `/metrics`.
 pub static PLAN_VERSION: AtomicU64 = AtomicU64::new(0);
+
+/// Shards of dead writers' logs the acting control plane sees: drained ones leave once
+/// their objects are deleted, so a count that stays up means work that is not getting done.
+pub static ORPHAN_SHARDS: AtomicU64 = AtomicU64::new(0);
 
 /// The node whose plan counts: the live, ready control plane with the lowest node id.
 pub fn acting_control_plane(cluster: &Cluster) -> Option<ClusterMember> {
@@ -46,34 +50,20 @@ pub fn current_plan(cluster: &Cluster) -> Option<IndexingPlan> {
     }
 }
 
-/// Shards present in the logs' storage: `{index}/{shard_id}/{object}` keys.
-pub async fn list_shards(wal_storage: &dyn Storage) -> Result<BTreeSet<ShardKey>, String> {
-    let keys = wal_storage
-        .list("")
-        .await
-        .map_err(|error| error.to_string())?;
-    Ok(keys
-        .iter()
-        .filter_map(|key| {
-            let mut parts = key.split('/');
-            let index = parts.next()?;
-            let shard_id = parts.next()?;
-            parts.next()?;
-            Some(ShardKey {
-                index: index.to_string(),
-                shard_id: shard_id.to_string(),
-            })
-        })
-        .collect())
+/// What the control plane needs of the write-ahead logs on object storage.
+#[async_trait]
+pub trait LogDirectory: Send + Sync + 'static {
+    /// The shards held by the logs of writers (`{node_id}.{generation}`) other than
+    /// `live_writers`: the orphans. The logs of live writers are not read.
+    async fn orphan_shards(
+        &self,
+        live_writers: &BTreeSet<String>,
+    ) -> Result<BTreeSet<ShardKey>, String>;
 }
 
 /// Runs the control plane on this node until the task is dropped: acts while this node is
 /// the acting control plane, idles otherwise.
-pub async fn run_control_plane(
-    cluster: Cluster,
-    wal_storage: Arc<dyn Storage>,
-    interval: Duration,
-) {
+pub async fn run_control_plane(cluster: Cluster, logs: Arc<dyn LogDirectory>, interval: Duration) {
     let self_node_id = cluster.self_member().node_id;
     let mut plan = IndexingPlan::default();
     loop {
@@ -93,13 +83,6 @@ pub async fn run_control_plane(
                 plan = gossiped;
             }
         }
-        let shards = match list_shards(wal_storage.as_ref()).await {
-            Ok(shards) => shards,
-            Err(error) => {
-                warn!("control plane cannot list the write-ahead logs: {error}");
-                continue;
-            }
-        };
         let indexers: Vec<PlanIndexer> = cluster
             .ready_members_with(Service::Indexer)
             .into_iter()
@@ -109,6 +92,17 @@ pub async fn run_control_plane(
                 capacity: member.indexing_capacity,
             })
             .collect();
+        let live_writers: BTreeSet<String> = indexers
+            .iter()
+            .map(|indexer| format!("{}.{}", indexer.node_id, indexer.generation))
+            .collect();
+        let shards = match logs.orphan_shards(&live_writers).await {
+            Ok(shards) => shards,
+            Err(error) => {
+                warn!("control plane cannot read the write-ahead logs: {error}");
+                continue;
+            }
+        };
         let assignments = assign_shards(&shards, &indexers, &plan);
         if assignments != plan.assignments || plan.version == 0 {
             plan = IndexingPlan {
@@ -126,5 +120,6 @@ pub async fn run_control_plane(
             }
         }
         PLAN_VERSION.store(plan.version, Ordering::Relaxed);
+        ORPHAN_SHARDS.store(shards.len() as u64, Ordering::Relaxed);
     }
 }

@@ -21,8 +21,8 @@ mod transport;
 pub use cluster::Cluster;
 pub use config::ClusterConfig;
 pub use control_loop::{
-    acting_control_plane, current_plan, list_shards, run_control_plane, INDEXING_PLAN_KEY,
-    PLAN_VERSION,
+    acting_control_plane, current_plan, run_control_plane, LogDirectory, INDEXING_PLAN_KEY,
+    ORPHAN_SHARDS, PLAN_VERSION,
 };
 pub use error::ClusterError;
 pub use indexing_plan::{assign_shards, IndexingPlan, PlanIndexer, ShardKey};

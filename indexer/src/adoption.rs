@@ -1,22 +1,28 @@
 //! Shards of other nodes' logs that this node indexes because the indexing plan gives them
 //! to it: the shards of a dead node, or of an earlier generation of this one. Each is read
 //! from its published position to its end, indexed and published under its own checkpoint
-//! partition, then its objects are deleted: the shard is closed. If its writer was only
-//! paused and comes back, the checkpoint check at publish keeps both from publishing the
-//! same records.
+//! partition: the shard is closed. The log's objects go once every shard in them is closed.
+//! If the writer was only paused and comes back, the checkpoint check at publish keeps both
+//! from publishing the same records.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use quarry_common::metastore::MetastoreError;
+use quarry_common::storage::Storage;
 use quarry_common::IndexUid;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::ingest::{object_shard_uri, IngestService};
+use crate::ingest::{node_log_uri, wal_dir_name, IngestService};
 use crate::publisher::published_wal_position;
-use crate::wal::{ObjectLog, ShardLog};
+use crate::wal::{delete_published_objects, shards_in_log, ObjectLog, ShardLog};
+
+/// How often an adopter that drained its shard tries again to delete the log's objects
+/// that other shards still held.
+const GENERATION_DELETE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Adopted shards whose records were all published and whose objects were deleted.
 pub static ADOPTED_SHARDS_CLOSED: AtomicU64 = AtomicU64::new(0);
@@ -91,58 +97,59 @@ impl IngestService {
         shard: &ShardRef,
         mut cancelled: watch::Receiver<bool>,
     ) -> Result<(), String> {
-        let uri = object_shard_uri(wal_uri, &shard.index_uid, &shard.shard_id);
+        let uri = node_log_uri(wal_uri, &shard.shard_id);
         let storage = self
             .resolver
             .resolve(&uri)
             .map_err(|error| error.to_string())?;
-        let log: Arc<dyn ShardLog> = Arc::new(
-            ObjectLog::open_reader(storage)
-                .await
-                .map_err(|error| error.to_string())?,
-        );
-        let index_metadata = match self
+        let shard_name = wal_dir_name(&shard.index_uid);
+        let log = ObjectLog::open_reader(storage.clone(), self.tocs.clone(), &shard_name)
+            .await
+            .map_err(|error| error.to_string())?;
+        let last = log.last_position();
+        if last == 0 {
+            // Nothing of this shard is left in the log: closed before.
+            return Ok(());
+        }
+        let log: Arc<dyn ShardLog> = Arc::new(log);
+        match self
             .metastore
             .index_metadata(shard.index_uid.index_id())
             .await
         {
-            Ok(metadata) if metadata.index_uid == shard.index_uid => metadata,
+            Ok(index_metadata) if index_metadata.index_uid == shard.index_uid => {
+                let published = published_wal_position(&index_metadata, &shard.shard_id);
+                if last > published {
+                    info!(
+                        index_id = shard.index_uid.index_id(),
+                        shard_id = shard.shard_id,
+                        "indexing an adopted shard's log, positions {}..={last}",
+                        published + 1
+                    );
+                    let partition: Arc<str> = Arc::from(shard.shard_id.as_str());
+                    let pipeline = self
+                        .spawn_pipeline(&index_metadata, log.clone(), &partition)
+                        .map_err(|error| error.to_string())?;
+                    let work = async {
+                        pipeline.force_commit(last).await?;
+                        pipeline.wait_published(last).await
+                    };
+                    tokio::select! {
+                        outcome = work => {
+                            pipeline.shutdown().await;
+                            outcome?;
+                        }
+                        _ = cancelled.changed() => {
+                            pipeline.abort().await;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
             // The index was deleted (or deleted and created again): nothing to index.
-            Ok(_) | Err(MetastoreError::IndexNotFound(_)) => {
-                log.truncate(u64::MAX);
-                return Ok(());
-            }
+            Ok(_) | Err(MetastoreError::IndexNotFound(_)) => {}
             Err(error) => return Err(error.to_string()),
-        };
-        let published = published_wal_position(&index_metadata, &shard.shard_id);
-        let last = log.last_position();
-        if last > published {
-            info!(
-                index_id = shard.index_uid.index_id(),
-                shard_id = shard.shard_id,
-                "indexing an adopted shard's log, positions {}..={last}",
-                published + 1
-            );
-            let partition: Arc<str> = Arc::from(shard.shard_id.as_str());
-            let pipeline = self
-                .spawn_pipeline(&index_metadata, log.clone(), &partition)
-                .map_err(|error| error.to_string())?;
-            let work = async {
-                pipeline.force_commit(last).await?;
-                pipeline.wait_published(last).await
-            };
-            tokio::select! {
-                outcome = work => {
-                    pipeline.shutdown().await;
-                    outcome?;
-                }
-                _ = cancelled.changed() => {
-                    pipeline.abort().await;
-                    return Ok(());
-                }
-            }
         }
-        // Every record is published: the shard is closed.
         log.truncate(last);
         ADOPTED_SHARDS_CLOSED.fetch_add(1, Ordering::Relaxed);
         info!(
@@ -150,6 +157,59 @@ impl IngestService {
             shard_id = shard.shard_id,
             "adopted shard drained and closed"
         );
-        Ok(())
+        // The log's objects hold other shards too, maybe drained by other nodes: each
+        // adopter deletes those whose every shard is published, after its own publish, so
+        // the last one to finish deletes them all. Until then the plan keeps this shard
+        // here, and the pass is tried again.
+        loop {
+            match self
+                .delete_published_objects(storage.as_ref(), &shard.shard_id)
+                .await
+            {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(error) => warn!(
+                    shard_id = shard.shard_id,
+                    "cannot delete the published objects of an adopted log: {error}"
+                ),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(GENERATION_DELETE_INTERVAL) => {}
+                _ = cancelled.changed() => return Ok(()),
+            }
+        }
+    }
+
+    /// Deletes the objects of a dead generation's log whose every shard is published (or
+    /// whose index is gone); returns how many remain.
+    async fn delete_published_objects(
+        &self,
+        storage: &dyn Storage,
+        shard_id: &str,
+    ) -> Result<usize, String> {
+        let shards = shards_in_log(storage, &self.tocs)
+            .await
+            .map_err(|error| error.to_string())?;
+        if shards.is_empty() {
+            return Ok(0);
+        }
+        let indexes = self
+            .metastore
+            .list_indexes()
+            .await
+            .map_err(|error| error.to_string())?;
+        let published: HashMap<String, u64> = shards
+            .into_keys()
+            .map(|shard_name| {
+                let position = indexes
+                    .iter()
+                    .find(|index| wal_dir_name(&index.index_uid) == shard_name)
+                    .map_or(u64::MAX, |index| published_wal_position(index, shard_id));
+                (shard_name, position)
+            })
+            .collect();
+        delete_published_objects(storage, &self.tocs, &published)
+            .await
+            .map_err(|error| error.to_string())
     }
 }

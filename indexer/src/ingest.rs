@@ -17,7 +17,7 @@ use crate::pipeline::Pipeline;
 use crate::publisher::published_wal_position;
 use crate::uploader::Uploader;
 use crate::wal::{
-    ObjectLog, ObjectLogOptions, ShardLog, WalOptions, WalWriter, SEGMENT_TARGET_BYTES,
+    NodeLog, ObjectLogOptions, ShardLog, TocCache, WalOptions, WalWriter, SEGMENT_TARGET_BYTES,
 };
 use crate::CommitMode;
 
@@ -87,13 +87,10 @@ pub(crate) fn object_shard_id(node_id: &str, generation: u64) -> String {
     format!("{node_id}.{generation}")
 }
 
-/// Where a shard's log objects live: `{wal_uri}/{index}/{shard_id}`.
-pub(crate) fn object_shard_uri(wal_uri: &str, index_uid: &IndexUid, shard_id: &str) -> String {
-    format!(
-        "{}/{}/{shard_id}",
-        wal_uri.trim_end_matches('/'),
-        wal_dir_name(index_uid)
-    )
+/// Where a node generation's log objects live: `{wal_uri}/{node_id}.{generation}`. Its
+/// shards are named by `wal_dir_name` of their index.
+pub(crate) fn node_log_uri(wal_uri: &str, shard_id: &str) -> String {
+    format!("{}/{shard_id}", wal_uri.trim_end_matches('/'))
 }
 
 /// One index's write path on this node: its write-ahead log and its pipeline.
@@ -115,6 +112,10 @@ pub struct IngestService {
     pub(crate) uploader: Uploader,
     node_id: String,
     object_wal: Option<ObjectWalConfig>,
+    /// This generation's log on object storage, started with the first shard.
+    node_log: std::sync::OnceLock<Arc<NodeLog>>,
+    /// Tables of contents of the log objects this node has read.
+    pub(crate) tocs: Arc<TocCache>,
     /// Shards of other nodes' logs this node indexes (see `adoption`).
     pub(crate) adopted: Mutex<HashMap<(IndexUid, String), crate::adoption::AdoptedShard>>,
     scratch_dir: PathBuf,
@@ -174,6 +175,8 @@ impl IngestService {
             resolver,
             node_id: node_id.to_string(),
             object_wal: None,
+            node_log: std::sync::OnceLock::new(),
+            tocs: Arc::new(TocCache::default()),
             adopted: Mutex::new(HashMap::new()),
             metastore,
             scratch_dir,
@@ -345,24 +348,33 @@ impl IngestService {
         match &self.object_wal {
             Some(config) => {
                 let shard_id = object_shard_id(&self.node_id, config.generation);
-                let uri = object_shard_uri(&config.uri, &index_metadata.index_uid, &shard_id);
-                let storage =
-                    self.resolver
-                        .resolve(&uri)
-                        .map_err(|error| crate::wal::WalError::Io {
-                            path: uri.clone().into(),
-                            message: error.to_string(),
+                let node_log = match self.node_log.get() {
+                    Some(node_log) => node_log.clone(),
+                    None => {
+                        let uri = node_log_uri(&config.uri, &shard_id);
+                        let storage = self.resolver.resolve(&uri).map_err(|error| {
+                            crate::wal::WalError::Io {
+                                path: uri.clone().into(),
+                                message: error.to_string(),
+                            }
                         })?;
-                let log = ObjectLog::open_writer(
-                    storage,
-                    ObjectLogOptions {
-                        flush_interval: config.flush_interval,
-                        flush_bytes: config.flush_bytes,
-                        observe_flush: config.observe_flush.clone(),
-                    },
+                        let started = NodeLog::start(
+                            storage,
+                            self.tocs.clone(),
+                            ObjectLogOptions {
+                                flush_interval: config.flush_interval,
+                                flush_bytes: config.flush_bytes,
+                                observe_flush: config.observe_flush.clone(),
+                            },
+                        );
+                        // Callers hold the shards lock, so no other log starts meanwhile.
+                        self.node_log.get_or_init(|| started).clone()
+                    }
+                };
+                let log = node_log.open_shard(
+                    &wal_dir_name(&index_metadata.index_uid),
                     published_wal_position(index_metadata, &shard_id),
-                )
-                .await?;
+                );
                 Ok((Arc::new(log), None, Arc::from(shard_id)))
             }
             None => {

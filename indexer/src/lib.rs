@@ -33,8 +33,8 @@ pub use merge::{
     MergePlanner, DELETE_REWRITES, MERGED_INPUT_BYTES, MERGES_COMPLETED, MERGES_FAILED,
 };
 pub use wal::{
-    FlushObserver, WAL_FSYNCS, WAL_OBJECT_BYTES, WAL_OBJECT_FLUSHES, WAL_OBJECT_FLUSH_FAILURES,
-    WAL_OBJECT_FLUSH_MICROS, WAL_OBJECT_RECORDS,
+    FlushObserver, WalDirectory, WAL_FSYNCS, WAL_OBJECT_BYTES, WAL_OBJECT_FLUSHES,
+    WAL_OBJECT_FLUSH_FAILURES, WAL_OBJECT_FLUSH_MICROS, WAL_OBJECT_RECORDS, WAL_OBJECT_SECTIONS,
 };
 
 /// Whether this node is the one that does an index's background work (merges, janitor

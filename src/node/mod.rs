@@ -2,6 +2,7 @@
 //! from a `NodeConfig` and stopped cleanly on SIGINT/SIGTERM.
 
 mod cluster_views;
+mod log_directory;
 mod plan_follower;
 
 use std::net::SocketAddr;
@@ -188,7 +189,9 @@ impl Node {
             if config.is_enabled(Service::ControlPlane) {
                 cluster_tasks.push(tokio::spawn(quarry_control_plane::run_control_plane(
                     cluster.clone(),
-                    wal_storage,
+                    Arc::new(log_directory::WalLogs(quarry_indexer::WalDirectory::new(
+                        wal_storage,
+                    ))),
                     PLAN_INTERVAL,
                 )));
             }

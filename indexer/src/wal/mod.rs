@@ -1,7 +1,8 @@
 //! The write-ahead log of one index shard: accepted batches are appended and made durable
 //! before ingest acknowledges them, and replayed after a crash from the last published
 //! position. On a single node the log is local files (below); in a cluster it is objects on
-//! object storage (`object_log`), which any node can replay. Pipelines see either through
+//! object storage (`object_log`), one per flush holding every shard of the node, which any
+//! node can replay. Pipelines see either through
 //! `ShardLog`.
 //!
 //! A log is a folder of segment files named by the position of their first record
@@ -9,6 +10,7 @@
 //! `[payload_len: u32][crc32c(position ‖ payload): u32][position: u64][payload]`, little
 //! endian. Positions count records from 1 and never repeat, even across truncations.
 
+mod log_directory;
 mod object_format;
 mod object_log;
 mod reader;
@@ -16,11 +18,14 @@ mod record;
 mod shard_log;
 mod writer;
 
+pub use log_directory::WalDirectory;
 pub use object_log::FlushObserver;
-pub(crate) use object_log::{ObjectLog, ObjectLogOptions};
+pub(crate) use object_log::{
+    delete_published_objects, shards_in_log, NodeLog, ObjectLog, ObjectLogOptions, TocCache,
+};
 pub use object_log::{
     WAL_OBJECT_BYTES, WAL_OBJECT_FLUSHES, WAL_OBJECT_FLUSH_FAILURES, WAL_OBJECT_FLUSH_MICROS,
-    WAL_OBJECT_RECORDS,
+    WAL_OBJECT_RECORDS, WAL_OBJECT_SECTIONS,
 };
 pub(crate) use reader::read_records;
 #[cfg(test)]
