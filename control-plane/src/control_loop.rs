@@ -19,6 +19,10 @@ use crate::{Cluster, ClusterMember};
 /// The gossip key the acting control plane publishes its plan under.
 pub const INDEXING_PLAN_KEY: &str = "indexing_plan";
 
+/// The gossip key under which an indexer publishes how many shards of its own log it
+/// indexes: the load the plan balances orphans against.
+pub const OWN_SHARDS_KEY: &str = "indexer_own_shards";
+
 /// The version of the plan this node last published or followed, for `/metrics`.
 pub static PLAN_VERSION: AtomicU64 = AtomicU64::new(0);
 
@@ -87,6 +91,10 @@ pub async fn run_control_plane(cluster: Cluster, logs: Arc<dyn LogDirectory>, in
             .ready_members_with(Service::Indexer)
             .into_iter()
             .map(|member| PlanIndexer {
+                own_shards: cluster
+                    .member_key(&member.node_id, OWN_SHARDS_KEY)
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(0),
                 node_id: member.node_id,
                 generation: member.generation,
                 capacity: member.indexing_capacity,

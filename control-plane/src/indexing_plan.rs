@@ -39,11 +39,14 @@ pub struct PlanIndexer {
     pub node_id: String,
     pub generation: u64,
     pub capacity: u32,
+    /// Shards of its own log it indexes, as it gossips them: the control plane does not
+    /// read live writers' logs.
+    pub own_shards: u64,
 }
 
 /// Places each orphan shard: it stays where the previous plan put it while that indexer
 /// lives; otherwise it goes to the indexer with the least work per unit of capacity (its
-/// own live shards count), ties to the lowest node id.
+/// own shards count, gossiped or listed in `shards`), ties to the lowest node id.
 pub fn assign_shards(
     shards: &BTreeSet<ShardKey>,
     indexers: &[PlanIndexer],
@@ -56,7 +59,7 @@ pub fn assign_shards(
     };
     let mut load: BTreeMap<&str, u64> = indexers
         .iter()
-        .map(|indexer| (indexer.node_id.as_str(), 0))
+        .map(|indexer| (indexer.node_id.as_str(), indexer.own_shards))
         .collect();
     let mut orphans = Vec::new();
     for shard in shards {
@@ -126,6 +129,7 @@ mod tests {
             node_id: node_id.to_string(),
             generation,
             capacity,
+            own_shards: 0,
         }
     }
 
@@ -204,5 +208,24 @@ mod tests {
         );
         // No indexer at all: nothing is placed, nothing panics.
         assert!(assign_shards(&shards, &[], &previous).is_empty());
+    }
+
+    #[test]
+    fn gossiped_own_shards_count_as_load() {
+        let shards: BTreeSet<ShardKey> = [shard("logs_01", "dead.1"), shard("web_01", "dead.1")]
+            .into_iter()
+            .collect();
+        let mut busy = indexer("node-1", 1, 4);
+        busy.own_shards = 12;
+        let indexers = [busy, indexer("node-2", 1, 2)];
+        let assignments = assign_shards(&shards, &indexers, &IndexingPlan::default());
+        // node-1 would be at 13/4 and 14/4; node-2 at 1/2 and 2/2.
+        assert_eq!(
+            assignments,
+            [
+                (shard("logs_01", "dead.1"), "node-2".to_string()),
+                (shard("web_01", "dead.1"), "node-2".to_string()),
+            ]
+        );
     }
 }

@@ -22,7 +22,7 @@ pub use cluster::Cluster;
 pub use config::ClusterConfig;
 pub use control_loop::{
     acting_control_plane, current_plan, run_control_plane, LogDirectory, INDEXING_PLAN_KEY,
-    ORPHAN_SHARDS, PLAN_VERSION,
+    ORPHAN_SHARDS, OWN_SHARDS_KEY, PLAN_VERSION,
 };
 pub use error::ClusterError;
 pub use indexing_plan::{assign_shards, IndexingPlan, PlanIndexer, ShardKey};

@@ -406,11 +406,17 @@ impl IngestService {
         ));
         let mut uploader = self.uploader.clone();
         uploader.wal_partition = partition.clone();
+        let published = published_wal_position(index_metadata, partition);
+        // What another pipeline published (an adopter, while this node was cut off) is
+        // not this pipeline's to truncate after its own publish: it may have none.
+        if published > 0 {
+            wal.truncate(published);
+        }
         Pipeline::spawn(
             index_metadata.clone(),
             scratch_dir,
             wal,
-            published_wal_position(index_metadata, partition),
+            published,
             uploader,
             self.cut_merge_max_docs,
         )

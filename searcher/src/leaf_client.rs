@@ -101,7 +101,8 @@ impl LeafClient {
         body: Vec<u8>,
     ) -> Result<LeafSearchResponse, String> {
         let bytes = self.post(node, "/internal/v1/leaf_search", body).await?;
-        protocol::decode_leaf_response(&bytes)
+        protocol::off_executor_if_large(bytes, protocol::decode_leaf_response)
+            .await
             .map_err(|error| format!("node {}: {error}", node.node_id))
     }
 

@@ -226,7 +226,8 @@ impl LeafService {
     /// `/internal/v1/leaf_search`: a JSON `LeafSearchRequest` in, a postcard
     /// `LeafSearchResponse` out. A malformed request is an error, never a panic.
     pub async fn serve_leaf_search(&self, body: &[u8]) -> Result<Vec<u8>, ProtocolError> {
-        let request: LeafSearchRequest = protocol::decode_request(body)?;
+        let request: LeafSearchRequest =
+            protocol::off_executor_if_large(body.to_vec(), protocol::decode_request).await?;
         self.stats.remote_requests.fetch_add(1, Ordering::Relaxed);
         let results = self.search(Arc::new(request)).await;
         protocol::encode_leaf_response(&LeafSearchResponse { results })

@@ -101,6 +101,24 @@ pub(crate) fn decode_request<T: for<'de> Deserialize<'de>>(
         .map_err(|error| ProtocolError::MalformedRequest(error.to_string()))
 }
 
+/// Messages above this size (leaf requests naming thousands of splits, responses with
+/// many aggregation buckets) take milliseconds to decode, too long to hold an executor
+/// thread; below it the hand-off to the blocking pool costs more than the decoding.
+const BLOCKING_DECODE_BYTES: usize = 256 * 1024;
+
+/// Runs `decode` on the message, on the blocking pool when the message is large.
+pub(crate) async fn off_executor_if_large<T: Send + 'static>(
+    bytes: Vec<u8>,
+    decode: impl FnOnce(&[u8]) -> Result<T, ProtocolError> + Send + 'static,
+) -> Result<T, ProtocolError> {
+    if bytes.len() <= BLOCKING_DECODE_BYTES {
+        return decode(&bytes);
+    }
+    tokio::task::spawn_blocking(move || decode(&bytes))
+        .await
+        .map_err(|error| ProtocolError::MalformedResponse(format!("decoding panicked: {error}")))?
+}
+
 pub(crate) fn encode_leaf_response(
     response: &LeafSearchResponse,
 ) -> Result<Vec<u8>, ProtocolError> {

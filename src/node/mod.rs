@@ -173,12 +173,23 @@ impl Node {
         };
         let mut cluster_tasks = Vec::new();
         let supervised = ingest_service.clone();
+        let gossip = cluster.clone();
         cluster_tasks.push(tokio::spawn(async move {
+            let mut gossiped_own_shards = None;
             for tick in 1u64.. {
                 tokio::time::sleep(PIPELINE_SUPERVISION_INTERVAL).await;
                 supervised.restart_stopped_pipelines().await;
                 if tick % DELETED_INDEX_CHECK_TICKS == 0 {
                     supervised.drop_shards_of_deleted_indexes().await;
+                }
+                // The control plane balances orphan shards against this load.
+                let own_shards = supervised.num_own_shards().await;
+                if gossiped_own_shards != Some(own_shards) {
+                    gossip.set_self_key(
+                        quarry_control_plane::OWN_SHARDS_KEY,
+                        &own_shards.to_string(),
+                    );
+                    gossiped_own_shards = Some(own_shards);
                 }
             }
         }));
