@@ -503,3 +503,71 @@ async fn field_caps_lists_what_documents_put_in_json_fields() {
     assert_eq!(status, 200, "{found}");
     assert_eq!(found["hits"]["total"]["value"], json!(1), "{found}");
 }
+
+/// Requests that once took a node down (a stack overflow aborts the process; a panic
+/// dropped the connection) get a 400 naming what was wrong, and the node goes on.
+#[tokio::test]
+async fn hostile_queries_get_a_400_and_the_node_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    node.create_index(CONFIG).await;
+    bulk(&node, bulk_body(0..10)).await;
+
+    let deep = format!("{}level:ERROR{}", "(".repeat(20_000), ")".repeat(20_000));
+    let (status, body) = node
+        .post_json("/api/v1/es-logs/search", &json!({"query": deep}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("nested deeper than 32 levels"),
+        "{body}"
+    );
+    let negations = format!("{}level:ERROR", "-".repeat(200_000));
+    let (status, body) = node
+        .post_json("/api/v1/es-logs/search", &json!({"query": negations}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut nested_bools = json!({"term": {"level": "ERROR"}});
+    for _ in 0..100 {
+        nested_bools = json!({"bool": {"must": [nested_bools]}});
+    }
+    let (status, body) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search",
+            &json!({"query": nested_bools}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+
+    for bound in [
+        "now+99999999999999999d",
+        "now-9223372036854775807y",
+        "now+99999999999d",
+        "now+1é",
+        "now-1日/d",
+    ] {
+        let (status, body) = node
+            .post_json(
+                "/api/v1/_elastic/es-logs/_search",
+                &json!({"query": {"range": {"ts": {"gte": bound}}}}),
+            )
+            .await;
+        assert_eq!(status, 400, "`{bound}`: {body}");
+        assert!(body.to_string().contains(bound), "`{bound}`: {body}");
+    }
+
+    let (status, body) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search",
+            &json!({"query": {"query_string": {"query": "level:ERROR"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["hits"]["total"]["value"], 4, "{body}");
+    let (status, _) = node.get("/health/livez").await;
+    assert_eq!(status, 200);
+}

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use crate::query_ast::{BoolQuery, QueryAst, RangeBound};
+use crate::query_ast::{BoolQuery, QueryAst, RangeBound, MAX_QUERY_DEPTH};
 use crate::query_string::{parse_query_string_with, DefaultOperator};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,6 +29,7 @@ pub fn parse_es_query(
     let parser = DslParser {
         default_fields,
         now,
+        depth: std::cell::Cell::new(0),
     };
     parser.clause(kind, body)
 }
@@ -47,6 +48,8 @@ fn single_entry(value: &Value) -> Option<(&str, &Value)> {
 struct DslParser<'a> {
     default_fields: &'a [String],
     now: OffsetDateTime,
+    /// Clauses open around the one being compiled.
+    depth: std::cell::Cell<usize>,
 }
 
 /// A clause's field, its value, and its options object when it had one.
@@ -101,6 +104,18 @@ fn as_list(value: &Value) -> Vec<&Value> {
 
 impl DslParser<'_> {
     fn clause(&self, kind: &str, body: &Value) -> Result<QueryAst, DslError> {
+        if self.depth.get() >= MAX_QUERY_DEPTH {
+            return Err(error(format!(
+                "clauses nested deeper than {MAX_QUERY_DEPTH} levels"
+            )));
+        }
+        self.depth.set(self.depth.get() + 1);
+        let compiled = self.compile_clause(kind, body);
+        self.depth.set(self.depth.get() - 1);
+        compiled
+    }
+
+    fn compile_clause(&self, kind: &str, body: &Value) -> Result<QueryAst, DslError> {
         match kind {
             "match_all" => Ok(QueryAst::MatchAll),
             "match_none" => Ok(QueryAst::MatchNone),
@@ -492,18 +507,33 @@ fn date_math(
             .unwrap_or(rest.len());
         let amount: i64 = rest[..digits_end].parse().map_err(|_| invalid())?;
         let unit = rest[digits_end..].chars().next().ok_or_else(invalid)?;
-        rest = &rest[digits_end + 1..];
+        rest = &rest[digits_end + unit.len_utf8()..];
         let amount = if sign == '-' { -amount } else { amount };
-        instant = match unit {
-            's' => instant + Duration::seconds(amount),
-            'm' => instant + Duration::minutes(amount),
-            'h' | 'H' => instant + Duration::hours(amount),
-            'd' => instant + Duration::days(amount),
-            'w' => instant + Duration::weeks(amount),
-            'M' => add_months(instant, amount).ok_or_else(invalid)?,
-            'y' => add_months(instant, amount * 12).ok_or_else(invalid)?,
-            _ => return Err(invalid()),
+        // Amounts come from the request: every step is checked, so `now+99999999999d`
+        // is an error, never an overflow.
+        let seconds_per_unit = match unit {
+            's' => Some(1),
+            'm' => Some(60),
+            'h' | 'H' => Some(3_600),
+            'd' => Some(86_400),
+            'w' => Some(604_800),
+            _ => None,
         };
+        instant = match (unit, seconds_per_unit) {
+            (_, Some(seconds_per_unit)) => amount
+                .checked_mul(seconds_per_unit)
+                .and_then(|seconds| instant.checked_add(Duration::seconds(seconds))),
+            ('M', None) => add_months(instant, amount),
+            ('y', None) => amount
+                .checked_mul(12)
+                .and_then(|months| add_months(instant, months)),
+            _ => return Err(invalid()),
+        }
+        .ok_or_else(|| {
+            error(format!(
+                "date math `{expression}` is out of the supported range of dates"
+            ))
+        })?;
     }
     if let Some(unit) = rest.strip_prefix('/') {
         let date = instant.date();
@@ -519,7 +549,11 @@ fn date_math(
                 .and_then(|i| i.replace_minute(0))
                 .map_err(|_| invalid())?,
             "d" => date.midnight().assume_utc(),
-            "w" => (date - Duration::days(date.weekday().number_days_from_monday() as i64))
+            "w" => date
+                .checked_sub(Duration::days(
+                    date.weekday().number_days_from_monday() as i64
+                ))
+                .ok_or_else(invalid)?
                 .midnight()
                 .assume_utc(),
             "M" => date
@@ -537,15 +571,16 @@ fn date_math(
         };
         instant = if round_up {
             let next = match unit {
-                "s" => start + Duration::seconds(1),
-                "m" => start + Duration::minutes(1),
-                "h" | "H" => start + Duration::hours(1),
-                "d" => start + Duration::days(1),
-                "w" => start + Duration::weeks(1),
-                "M" => add_months(start, 1).ok_or_else(invalid)?,
-                _ => add_months(start, 12).ok_or_else(invalid)?,
+                "s" => start.checked_add(Duration::seconds(1)),
+                "m" => start.checked_add(Duration::minutes(1)),
+                "h" | "H" => start.checked_add(Duration::hours(1)),
+                "d" => start.checked_add(Duration::days(1)),
+                "w" => start.checked_add(Duration::weeks(1)),
+                "M" => add_months(start, 1),
+                _ => add_months(start, 12),
             };
-            next - Duration::milliseconds(1)
+            next.and_then(|next| next.checked_sub(Duration::milliseconds(1)))
+                .ok_or_else(invalid)?
         } else {
             start
         };
@@ -556,7 +591,7 @@ fn date_math(
 }
 
 fn add_months(instant: OffsetDateTime, months: i64) -> Option<OffsetDateTime> {
-    let total = instant.year() as i64 * 12 + (instant.month() as i64 - 1) + months;
+    let total = (instant.year() as i64 * 12 + (instant.month() as i64 - 1)).checked_add(months)?;
     let year = i32::try_from(total.div_euclid(12)).ok()?;
     let month = time::Month::try_from((total.rem_euclid(12) + 1) as u8).ok()?;
     let day = instant.day().min(time::util::days_in_month(month, year));

@@ -1,5 +1,11 @@
 use serde::{Deserialize, Serialize};
 
+/// How deeply queries may nest (parentheses in a query string, compound clauses in the
+/// Elasticsearch DSL). Parsing and building recurse once per level, and the root sends the
+/// query to leaves as JSON, which readers refuse past 128 levels: deeper requests get a
+/// 400 naming this bound instead of taking a node's stack.
+pub const MAX_QUERY_DEPTH: usize = 32;
+
 /// A parsed query, independent of any split: what the root sends to leaves. Query strings
 /// (and later the Elasticsearch DSL) compile into it; `query_builder` turns it into a
 /// tantivy query against one index's doc mapper.

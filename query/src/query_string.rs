@@ -10,7 +10,7 @@
 //!          | IN [a b c] | ( or ) | * | word (with * and ? wildcards)
 //! ```
 
-use crate::query_ast::{QueryAst, RangeBound};
+use crate::query_ast::{QueryAst, RangeBound, MAX_QUERY_DEPTH};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("query syntax error at position {position}: {message}")]
@@ -44,6 +44,7 @@ pub fn parse_query_string_with(
     let mut parser = Parser {
         chars: query.chars().collect(),
         position: 0,
+        depth: 0,
         default_fields,
         default_operator,
     };
@@ -62,6 +63,8 @@ pub fn parse_query_string_with(
 struct Parser<'a> {
     chars: Vec<char>,
     position: usize,
+    /// Groups open around the position: parsing recurses once per group.
+    depth: usize,
     default_fields: &'a [String],
     default_operator: DefaultOperator,
 }
@@ -207,25 +210,30 @@ impl Parser<'_> {
             && self.chars[self.position..end].iter().collect::<String>() == symbol
     }
 
+    /// Prefix operators are read in a loop, not by recursion: a request of a million `-`
+    /// must not take the stack.
     fn parse_clause(&mut self, field: Option<&str>) -> Result<(Sign, QueryAst), QueryParseError> {
-        self.skip_whitespace();
-        if self.at_keyword("NOT") {
-            self.position += 3;
-            let (sign, clause) = self.parse_clause(field)?;
-            return Ok((flip(sign), clause));
-        }
-        match self.peek() {
-            Some('-') | Some('!') => {
-                self.position += 1;
-                let (sign, clause) = self.parse_clause(field)?;
-                Ok((flip(sign), clause))
+        let mut sign = Sign::Must;
+        loop {
+            self.skip_whitespace();
+            if self.at_keyword("NOT") {
+                self.position += 3;
+                sign = flip(sign);
+                continue;
             }
-            Some('+') => {
-                self.position += 1;
-                self.parse_clause(field)
+            match self.peek() {
+                Some('-') | Some('!') => {
+                    self.position += 1;
+                    sign = flip(sign);
+                }
+                Some('+') => self.position += 1,
+                Some(_) => return Ok((sign, self.parse_primary(field)?)),
+                None => {
+                    return Err(
+                        self.error("expected a term, a phrase or `(`, found the end of the query")
+                    )
+                }
             }
-            Some(_) => Ok((Sign::Must, self.parse_primary(field)?)),
-            None => Err(self.error("expected a term, a phrase or `(`, found the end of the query")),
         }
     }
 
@@ -244,12 +252,20 @@ impl Parser<'_> {
 
     fn parse_group(&mut self, field: Option<&str>) -> Result<QueryAst, QueryParseError> {
         let open = self.position;
+        if self.depth >= MAX_QUERY_DEPTH {
+            return Err(self.error(format!(
+                "parentheses nested deeper than {MAX_QUERY_DEPTH} levels"
+            )));
+        }
         self.position += 1;
         self.skip_whitespace();
         if self.peek() == Some(')') {
             return Err(self.error("empty parentheses"));
         }
-        let inner = self.parse_or(field)?;
+        self.depth += 1;
+        let inner = self.parse_or(field);
+        self.depth -= 1;
+        let inner = inner?;
         self.skip_whitespace();
         if self.peek() != Some(')') {
             return Err(QueryParseError {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use quarry_indexer::IngestService;
@@ -84,8 +84,37 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             internal::require_cluster_secret,
         ))
+        .layer(axum::middleware::from_fn(answer_panics))
         .layer(axum::middleware::from_fn(count_requests))
         .with_state(state)
+}
+
+/// A handler that panics answers 500 with a JSON error instead of dropping the connection
+/// without a word. Parsers bound their input so that none should; this is the net under
+/// them. The panic's own text goes to the log only: it may name internals.
+async fn answer_panics(request: Request, next: Next) -> Response {
+    use futures::FutureExt;
+    let route = request.uri().path().to_string();
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|text| text.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(route, "request handler panicked: {message}");
+            ApiError {
+                status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                message: "internal error: the request failed unexpectedly (see the node's log)"
+                    .to_string(),
+            }
+            .into_response()
+        }
+    }
 }
 
 /// Node-to-node routes. A leaf request names every split it covers, and a metastore call
@@ -124,4 +153,30 @@ async fn count_requests(request: Request, next: Next) -> Response {
         .with_label_values(&[route.as_str(), response.status().as_str()])
         .inc();
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_a_json_error() {
+        async fn panics() -> &'static str {
+            panic!("secret internals")
+        }
+        let app = Router::new()
+            .route("/boom", get(panics))
+            .layer(axum::middleware::from_fn(answer_panics));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let response = reqwest::get(format!("http://{address}/boom"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let message = body["error"].as_str().unwrap();
+        assert!(message.contains("failed unexpectedly"), "{body}");
+        assert!(!message.contains("secret"), "{body}");
+    }
 }

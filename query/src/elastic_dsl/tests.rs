@@ -105,3 +105,52 @@ fn date_math_rounds_and_offsets() {
     assert!(date_math("now-", now(), false).is_err());
     assert!(date_math("yesterday", now(), false).is_err());
 }
+
+#[test]
+fn hostile_date_math_is_an_error_not_a_panic() {
+    for expression in [
+        "now+99999999999999999d",
+        "now+9223372036854775807s",
+        "now-9223372036854775807m",
+        "now+9223372036854775807w",
+        "now+9223372036854775807M",
+        "now-9223372036854775807y",
+        "now+99999999999d",
+        "now+1é",
+        "now+1日/d",
+        "now-1ñ",
+        "now/é",
+        "-9999-01-01||/w",
+        "9999-12-31||/y",
+    ] {
+        for round_up in [false, true] {
+            let outcome = std::panic::catch_unwind(|| date_math(expression, now(), round_up));
+            assert!(outcome.is_ok(), "`{expression}` panicked");
+        }
+    }
+    let message = date_math("now+99999999999d", now(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("out of the supported range"), "{message}");
+    assert!(date_math("now+1日", now(), false).is_err());
+}
+
+#[test]
+fn hostile_nesting_is_an_error_not_a_stack_overflow() {
+    let mut query = json!({"match_all": {}});
+    for _ in 0..MAX_QUERY_DEPTH {
+        query = json!({"bool": {"must": [query]}});
+    }
+    assert!(parse_es_query(&query, &[], now()).is_err());
+    let mut query = json!({"match_all": {}});
+    for _ in 0..MAX_QUERY_DEPTH - 1 {
+        query = json!({"bool": {"must": [query]}});
+    }
+    assert!(parse_es_query(&query, &[], now()).is_ok());
+    let deep =
+        json!({"query_string": {"query": format!("{}a{}", "(".repeat(5000), ")".repeat(5000))}});
+    let message = parse_es_query(&deep, &["body".to_string()], now())
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("nested deeper than"), "{message}");
+}

@@ -99,3 +99,21 @@ fn the_ast_round_trips_through_json() {
     let back: QueryAst = serde_json::from_str(&json).unwrap();
     assert_eq!(back, ast);
 }
+
+#[test]
+fn hostile_nesting_is_an_error_not_a_stack_overflow() {
+    let nested = |depth: usize| format!("{}a{}", "(".repeat(depth), ")".repeat(depth));
+    assert_eq!(
+        parse(&nested(MAX_QUERY_DEPTH)).unwrap(),
+        parse("a").unwrap()
+    );
+    let error = parse(&nested(100_000)).unwrap_err();
+    assert_eq!(error.position, MAX_QUERY_DEPTH);
+    assert!(error.message.contains("nested deeper than 32"), "{error}");
+    // Prefix operators chain without recursion: any number is fine.
+    let negations = format!("{}a", "-".repeat(1_000_001));
+    assert_eq!(parse(&negations).unwrap(), parse("-a").unwrap());
+    let nots = format!("{}a", "NOT ".repeat(100_000));
+    assert_eq!(parse(&nots).unwrap(), parse("a").unwrap());
+    assert!(parse(&"(".repeat(100_000)).is_err());
+}
