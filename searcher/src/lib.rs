@@ -13,7 +13,7 @@ mod leaf;
 mod leaf_client;
 mod leaf_service;
 mod lru;
-pub mod pattern;
+pub use quarry_common::pattern;
 mod placer;
 mod protocol;
 pub mod pruning;

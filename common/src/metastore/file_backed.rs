@@ -11,11 +11,13 @@ use super::{
     now_secs, CheckpointDelta, DeleteQuery, DeleteTask, IndexMetadata, ListSplitsQuery, Metastore,
     MetastoreError, MetastoreResult, Split, SplitMetadata, SplitState,
 };
+use crate::api_keys::ApiKeyRecord;
 use crate::storage::{Storage, StorageError, StorageResolver};
 use crate::{IndexUid, SplitId};
 
 const MANIFEST_KEY: &str = "manifest.json";
 const INDEX_STATE_KEY: &str = "metastore.json";
+const API_KEYS_KEY: &str = "api_keys.json";
 
 /// Lists the indexes and where each one's state file lives.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -49,6 +51,13 @@ pub struct FileBackedMetastore {
 struct Cache {
     manifest: Option<Manifest>,
     states: HashMap<String, IndexState>,
+    api_keys: Option<ApiKeys>,
+}
+
+/// The API keys, in `{metastore_uri}/api_keys.json`, by id.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct ApiKeys {
+    keys: BTreeMap<String, ApiKeyRecord>,
 }
 
 async fn write_atomically(
@@ -134,6 +143,30 @@ impl FileBackedMetastore {
             .states
             .get_mut(index_id)
             .ok_or_else(|| MetastoreError::IndexNotFound(index_id.to_string()))
+    }
+
+    async fn api_keys<'a>(&self, cache: &'a mut Cache) -> MetastoreResult<&'a mut ApiKeys> {
+        if cache.api_keys.is_none() {
+            let keys = read_json(&*self.storage, API_KEYS_KEY)
+                .await?
+                .unwrap_or_default();
+            cache.api_keys = Some(keys);
+        }
+        Ok(cache.api_keys.get_or_insert_with(ApiKeys::default))
+    }
+
+    /// Runs `update` on a copy of the API keys and persists them, like `update_state`.
+    async fn update_api_keys<T>(
+        &self,
+        update: impl FnOnce(&mut ApiKeys) -> T,
+    ) -> MetastoreResult<T> {
+        let mut cache = self.cache.lock().await;
+        let keys = self.api_keys(&mut cache).await?;
+        let mut new_keys = keys.clone();
+        let output = update(&mut new_keys);
+        write_atomically(&*self.storage, API_KEYS_KEY, &new_keys).await?;
+        *keys = new_keys;
+        Ok(output)
     }
 
     /// Runs `update` on a copy of the index state and persists it; the cached state only
@@ -471,6 +504,44 @@ impl Metastore for FileBackedMetastore {
                 }
             }
             Ok(())
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, record: ApiKeyRecord) -> MetastoreResult<bool> {
+        self.update_api_keys(|keys| match keys.keys.entry(record.id.clone()) {
+            std::collections::btree_map::Entry::Occupied(_) => false,
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(record);
+                true
+            }
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self) -> MetastoreResult<Vec<ApiKeyRecord>> {
+        let mut cache = self.cache.lock().await;
+        Ok(self
+            .api_keys(&mut cache)
+            .await?
+            .keys
+            .values()
+            .cloned()
+            .collect())
+    }
+
+    async fn invalidate_api_keys(&self, ids: &[String]) -> MetastoreResult<Vec<String>> {
+        self.update_api_keys(|keys| {
+            let mut invalidated = Vec::new();
+            for id in ids {
+                if let Some(record) = keys.keys.get_mut(id) {
+                    if !record.invalidated {
+                        record.invalidated = true;
+                        invalidated.push(id.clone());
+                    }
+                }
+            }
+            invalidated
         })
         .await
     }

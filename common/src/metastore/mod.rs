@@ -25,6 +25,7 @@ pub use remote::{
     METASTORE_ENDPOINT,
 };
 
+use crate::api_keys::ApiKeyRecord;
 use crate::{IndexUid, SplitId};
 
 #[derive(Debug, thiserror::Error)]
@@ -180,4 +181,13 @@ pub trait Metastore: Send + Sync + std::fmt::Debug + 'static {
         split_ids: &[SplitId],
         delete_opstamp: u64,
     ) -> MetastoreResult<()>;
+
+    /// Stores a new API key; `false`, changing nothing, when a key with its id exists.
+    async fn create_api_key(&self, record: ApiKeyRecord) -> MetastoreResult<bool>;
+
+    /// Every API key, invalidated and expired ones included, by id.
+    async fn list_api_keys(&self) -> MetastoreResult<Vec<ApiKeyRecord>>;
+
+    /// Invalidates the keys; returns the ids that were valid before the call.
+    async fn invalidate_api_keys(&self, ids: &[String]) -> MetastoreResult<Vec<String>>;
 }

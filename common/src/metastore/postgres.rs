@@ -9,6 +9,8 @@ use serde::de::DeserializeOwned;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::Json;
 use tokio_postgres::{NoTls, Row};
+
+use crate::api_keys::ApiKeyRecord;
 use tracing::info;
 
 use super::{
@@ -34,6 +36,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "bulk_ids",
         sql: include_str!("postgres/migrations/0003_bulk_ids.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "api_keys",
+        sql: include_str!("postgres/migrations/0004_api_keys.sql"),
     },
 ];
 
@@ -782,6 +789,51 @@ impl Metastore for PostgresMetastore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn create_api_key(&self, record: ApiKeyRecord) -> MetastoreResult<bool> {
+        let client = self.pool.get().await?;
+        let inserted = client
+            .execute(
+                "INSERT INTO api_keys (id, record) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING",
+                &[&record.id, &Json(&record)],
+            )
+            .await?;
+        Ok(inserted == 1)
+    }
+
+    async fn list_api_keys(&self) -> MetastoreResult<Vec<ApiKeyRecord>> {
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(r#"SELECT record FROM api_keys ORDER BY id COLLATE "C""#)
+            .await?;
+        client
+            .query(&statement, &[])
+            .await?
+            .iter()
+            .map(|row| {
+                let value: serde_json::Value = row.try_get(0)?;
+                serde_json::from_value(value).map_err(|error| MetastoreError::Corrupt {
+                    path: "api_keys".to_string(),
+                    message: error.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    async fn invalidate_api_keys(&self, ids: &[String]) -> MetastoreResult<Vec<String>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "UPDATE api_keys SET record = jsonb_set(record, '{invalidated}', 'true')
+                 WHERE id = ANY($1) AND NOT (record->>'invalidated')::boolean
+                 RETURNING id",
+                &[&ids],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| row.try_get::<_, String>(0).map_err(MetastoreError::from))
+            .collect()
     }
 }
 

@@ -21,6 +21,7 @@ use super::{
     CheckpointDelta, DeleteQuery, DeleteTask, IndexMetadata, ListSplitsQuery, Metastore,
     MetastoreError, MetastoreResult, Split, SplitMetadata,
 };
+use crate::api_keys::ApiKeyRecord;
 use crate::{IndexUid, SplitId};
 
 pub const METASTORE_ENDPOINT: &str = "/internal/v1/metastore";
@@ -76,6 +77,13 @@ pub enum MetastoreRequest {
         split_ids: Vec<SplitId>,
         delete_opstamp: u64,
     },
+    CreateApiKey {
+        record: ApiKeyRecord,
+    },
+    ListApiKeys,
+    InvalidateApiKeys {
+        ids: Vec<String>,
+    },
 }
 
 impl MetastoreRequest {
@@ -89,6 +97,7 @@ impl MetastoreRequest {
             MetastoreRequest::CreateIndex { .. }
                 | MetastoreRequest::PublishSplits { .. }
                 | MetastoreRequest::CreateDeleteTask { .. }
+                | MetastoreRequest::CreateApiKey { .. }
         )
     }
 
@@ -166,6 +175,13 @@ impl MetastoreRequest {
                     .update_splits_delete_opstamp(&index_uid, &split_ids, delete_opstamp)
                     .await?,
             ),
+            MetastoreRequest::CreateApiKey { record } => {
+                json(metastore.create_api_key(record).await?)
+            }
+            MetastoreRequest::ListApiKeys => json(metastore.list_api_keys().await?),
+            MetastoreRequest::InvalidateApiKeys { ids } => {
+                json(metastore.invalidate_api_keys(&ids).await?)
+            }
         }
     }
 }
@@ -533,6 +549,19 @@ impl Metastore for RemoteMetastore {
             delete_opstamp,
         })
         .await
+    }
+
+    async fn create_api_key(&self, record: ApiKeyRecord) -> MetastoreResult<bool> {
+        self.call(MetastoreRequest::CreateApiKey { record }).await
+    }
+
+    async fn list_api_keys(&self) -> MetastoreResult<Vec<ApiKeyRecord>> {
+        self.call(MetastoreRequest::ListApiKeys).await
+    }
+
+    async fn invalidate_api_keys(&self, ids: &[String]) -> MetastoreResult<Vec<String>> {
+        self.call(MetastoreRequest::InvalidateApiKeys { ids: ids.to_vec() })
+            .await
     }
 }
 

@@ -15,10 +15,12 @@ use super::{
 use crate::time_range::TimeRange;
 use crate::{IndexUid, SplitId};
 
+mod api_keys;
 mod delete_tasks;
 mod lifecycle;
 mod publish;
 
+pub(crate) use api_keys::api_keys_are_created_once_listed_and_invalidated;
 pub(crate) use delete_tasks::delete_tasks_get_increasing_opstamps_and_splits_catch_up;
 pub(crate) use lifecycle::{
     index_lifecycle, mark_and_delete_rules, stage_publish_and_list_by_state_and_time, stage_rules,
@@ -79,6 +81,7 @@ macro_rules! metastore_suite {
             stage_rules,
             mark_and_delete_rules,
             delete_tasks_get_increasing_opstamps_and_splits_catch_up,
+            api_keys_are_created_once_listed_and_invalidated,
         );
     };
     (@tests $backend:expr; $($test:ident),* $(,)?) => {
