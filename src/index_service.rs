@@ -104,6 +104,10 @@ impl IndexService {
         Ok(metadata)
     }
 
+    pub(crate) fn metastore(&self) -> Arc<dyn Metastore> {
+        self.metastore.clone()
+    }
+
     pub async fn list_indexes(&self) -> Result<Vec<IndexMetadata>, IndexServiceError> {
         Ok(self.metastore.list_indexes().await?)
     }

@@ -1,5 +1,6 @@
 //! The `quarry` binary's library: CLI, node wiring and the HTTP APIs.
 
+mod auth;
 mod bulk_ids;
 pub mod cli;
 pub mod demo;

@@ -13,6 +13,8 @@ pub(crate) struct Metrics {
     pub rejected_docs: IntCounter,
     pub ingested_bytes: IntCounter,
     pub http_requests: IntCounterVec,
+    /// Requests refused for a missing, unknown, expired or invalidated API key.
+    pub auth_failures: IntCounter,
     pub search_latency: HistogramVec,
     /// Node-to-node requests served, by route: leaf searches, fetches, metastore calls.
     pub internal_request_latency: HistogramVec,
@@ -52,6 +54,11 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let http_requests = IntCounterVec::new(
         Opts::new("http_requests_total", "HTTP requests by route and status"),
         &["route", "status"],
+    )
+    .unwrap_or_else(|_| unreachable!());
+    let auth_failures = IntCounter::new(
+        "auth_failures_total",
+        "Requests refused with 401: missing, unknown, expired or invalidated API keys",
     )
     .unwrap_or_else(|_| unreachable!());
     let search_latency = HistogramVec::new(
@@ -290,6 +297,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(rejected_docs.clone()),
         Box::new(ingested_bytes.clone()),
         Box::new(http_requests.clone()),
+        Box::new(auth_failures.clone()),
         Box::new(search_latency.clone()),
         Box::new(internal_request_latency.clone()),
         Box::new(leaf_requests.clone()),
@@ -310,6 +318,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         rejected_docs,
         ingested_bytes,
         http_requests,
+        auth_failures,
         search_latency,
         internal_request_latency,
         cluster_live_nodes,

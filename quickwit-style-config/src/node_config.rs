@@ -70,6 +70,36 @@ pub struct NodeConfig {
     pub indexer: IndexerConfig,
     #[serde(default)]
     pub janitor: JanitorConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+}
+
+/// API-key authentication of the REST API.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Unset: on when `listen_address` is not a loopback address or a bootstrap key is
+    /// given, off on loopback (the demo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `<id>:<key>` (a key of at least 32 characters): the admin key created at first
+    /// start instead of a random one, so that scripts know it in advance. The environment
+    /// variable `QUARRY_BOOTSTRAP_API_KEY` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_api_key: Option<String>,
+}
+
+impl NodeConfig {
+    /// Whether requests must carry an API key.
+    pub fn auth_enabled(&self) -> bool {
+        self.auth.enabled.unwrap_or_else(|| {
+            self.auth.bootstrap_api_key.is_some()
+                || !self
+                    .listen_address
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|address| address.is_loopback())
+        })
+    }
 }
 
 /// Membership timing. Shorter detection moves work off a dead node sooner and mistakes a

@@ -33,4 +33,4 @@ pub use placer::{rendezvous_order, SearcherNode};
 pub use protocol::ProtocolError;
 pub use request::{HighlightOptions, SearchRequest, SearchResponse, MAX_HITS_CAP};
 pub use root::json_paths::JsonFieldPath;
-pub use root::{SearchError, SearchHit, SearchResult, SearchService};
+pub use root::{every_index, IndexFilter, SearchError, SearchHit, SearchResult, SearchService};

@@ -137,6 +137,15 @@ fn snippet_field(
 /// How many nodes a split's leaf search is tried on before it is reported in `errors`.
 const MAX_LEAF_ATTEMPTS: usize = 3;
 
+/// Which indexes a request may see, by index id: its caller's (API keys, in the binary).
+/// Every search names one, so no path can forget to.
+pub type IndexFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// The filter of a caller who may see every index.
+pub fn every_index() -> IndexFilter {
+    Arc::new(|_| true)
+}
+
 /// The root of a search: plans, places splits on searcher nodes, fans out, merges.
 pub struct SearchService {
     metastore: Arc<dyn Metastore>,
@@ -366,13 +375,14 @@ impl SearchService {
     pub async fn search(
         &self,
         index_id: &str,
+        visible: &IndexFilter,
         request: SearchRequest,
     ) -> Result<SearchResponse, SearchError> {
         let request_wants_snippets = request
             .snippet_fields
             .as_ref()
             .is_some_and(|fields| !fields.is_empty());
-        let result = self.search_detailed(index_id, request).await?;
+        let result = self.search_detailed(index_id, visible, request).await?;
         let snippets = if request_wants_snippets {
             Some(
                 result
@@ -398,16 +408,27 @@ impl SearchService {
 
     /// The indexes an expression names: comma-separated ids, `*` patterns, and `-pattern`
     /// exclusions, in order. A missing concrete id is an error; a pattern may match nothing.
+    /// Patterns match only indexes `visible` lets through: what the caller may see. A
+    /// concrete id it does not let through is reported missing, as if it did not exist
+    /// (callers refuse those with 403 before asking).
     pub async fn resolve_indexes(
         &self,
         expression: &str,
+        visible: &IndexFilter,
     ) -> Result<Vec<IndexMetadata>, SearchError> {
         let parts: Vec<&str> = expression
             .split(',')
             .map(str::trim)
             .filter(|part| !part.is_empty())
             .collect();
-        if parts.len() == 1 && !parts[0].contains('*') && !parts[0].starts_with('-') {
+        let is_pattern = |part: &str| part.contains('*') || part.starts_with('-');
+        if let Some(hidden) = parts
+            .iter()
+            .find(|part| !is_pattern(part) && !visible(part))
+        {
+            return Err(SearchError::IndexNotFound(hidden.to_string()));
+        }
+        if parts.len() == 1 && !is_pattern(parts[0]) {
             return Ok(vec![self.metastore.index_metadata(parts[0]).await?]);
         }
         let all = self.metastore.list_indexes().await?;
@@ -419,7 +440,7 @@ impl SearchService {
             }
             let matching: Vec<&IndexMetadata> = all
                 .iter()
-                .filter(|index| wildcard_match(part, index.index_id()))
+                .filter(|index| visible(index.index_id()) && wildcard_match(part, index.index_id()))
                 .collect();
             if matching.is_empty() && !part.contains('*') {
                 return Err(SearchError::IndexNotFound(part.to_string()));
@@ -441,11 +462,12 @@ impl SearchService {
     pub async fn search_detailed(
         &self,
         index_expression: &str,
+        visible: &IndexFilter,
         request: SearchRequest,
     ) -> Result<SearchResult, SearchError> {
         let started = Instant::now();
         let mut plans = Vec::new();
-        for index_metadata in self.resolve_indexes(index_expression).await? {
+        for index_metadata in self.resolve_indexes(index_expression, visible).await? {
             plans.push(Arc::new(self.plan(&index_metadata, &request).await?));
         }
         // Hits from several indexes are merged by one order, so it must mean the same.

@@ -16,9 +16,22 @@ pub(crate) enum IngestOutcome {
 }
 
 impl Client {
-    pub(crate) fn new(endpoint: &str) -> anyhow::Result<Client> {
+    /// `api_key`: the `encoded` value of a key, or `id:api_key`.
+    pub(crate) fn new(endpoint: &str, api_key: Option<&str>) -> anyhow::Result<Client> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(api_key) = api_key {
+            let encoded = match api_key.split_once(':') {
+                Some((id, secret)) => quarry_common::api_keys::encode_credential(id, secret),
+                None => api_key.to_string(),
+            };
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("ApiKey {encoded}"))
+                .context("the API key holds characters a header cannot carry")?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(600))
+            .default_headers(headers)
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Client {

@@ -20,6 +20,9 @@ const DEFAULT_ENDPOINT: &str = "http://127.0.0.1:7280";
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// API key for nodes with authentication on: the `encoded` value, or `id:api_key`.
+    #[arg(long, global = true, env = "QUARRY_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -70,6 +73,13 @@ enum Command {
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
     },
+    /// Creates, lists and invalidates API keys.
+    ApiKey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+        #[arg(long, global = true, default_value = DEFAULT_ENDPOINT)]
+        endpoint: String,
+    },
     /// Searches an index and prints the JSON response.
     Search {
         #[arg(long)]
@@ -88,6 +98,32 @@ enum Command {
         sort_by: Option<String>,
         #[arg(long, default_value = DEFAULT_ENDPOINT)]
         endpoint: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Creates a key and prints it (its secret is shown only this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Index patterns the key may use, comma-separated (e.g. `team-a-*`).
+        #[arg(long, value_delimiter = ',')]
+        indices: Vec<String>,
+        /// Privileges on those indexes: read, write, manage, all (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        privileges: Vec<String>,
+        /// Cluster privileges: monitor, manage, manage_security, all (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        cluster: Vec<String>,
+        /// E.g. `30d`; unset, the key never expires.
+        #[arg(long)]
+        expiration: Option<String>,
+    },
+    List,
+    /// Invalidates a key at once on every node (within seconds).
+    Revoke {
+        id: String,
     },
 }
 
@@ -119,7 +155,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_command(cli.command)) {
+    match runtime.block_on(run_command(cli.command, cli.api_key)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -137,7 +173,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }
 
-async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
+async fn run_command(command: Command, api_key: Option<String>) -> anyhow::Result<ExitCode> {
+    let api_key = api_key.as_deref();
     match command {
         Command::Run { config, demo } => {
             init_logging();
@@ -168,7 +205,7 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Index { command, endpoint } => {
-            let client = client::Client::new(&endpoint)?;
+            let client = client::Client::new(&endpoint, api_key)?;
             match command {
                 IndexCommand::Create { index_config } => {
                     let body = std::fs::read(&index_config)
@@ -221,7 +258,7 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             concurrency,
             commit,
         } => {
-            let client = client::Client::new(&endpoint)?;
+            let client = client::Client::new(&endpoint, api_key)?;
             let commit_mode: quarry_indexer::CommitMode =
                 commit.parse().map_err(anyhow::Error::msg)?;
             let summary = ingest::ingest_file(
@@ -251,6 +288,71 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::ApiKey { command, endpoint } => {
+            let client = client::Client::new(&endpoint, api_key)?;
+            match command {
+                ApiKeyCommand::Create {
+                    name,
+                    indices,
+                    privileges,
+                    cluster,
+                    expiration,
+                } => {
+                    let mut role = serde_json::json!({ "cluster": cluster });
+                    if !indices.is_empty() {
+                        role["indices"] =
+                            serde_json::json!([{ "names": indices, "privileges": privileges }]);
+                    }
+                    let mut request = serde_json::json!({
+                        "name": name,
+                        "role_descriptors": { name.clone(): role },
+                    });
+                    if let Some(expiration) = expiration {
+                        request["expiration"] = serde_json::json!(expiration);
+                    }
+                    let key = client.post_json("/api/v1/api-keys", &request).await?;
+                    println!("{}", serde_json::to_string_pretty(&key)?);
+                }
+                ApiKeyCommand::List => {
+                    let listed = client.get_json("/api/v1/api-keys").await?;
+                    println!("{:<22} {:<24} {:<12} ROLES", "ID", "NAME", "STATE");
+                    for key in listed["api_keys"].as_array().into_iter().flatten() {
+                        let state = if key["invalidated"] == serde_json::json!(true) {
+                            "invalidated"
+                        } else {
+                            "valid"
+                        };
+                        let roles: Vec<&String> = key["role_descriptors"]
+                            .as_object()
+                            .map(|roles| roles.keys().collect())
+                            .unwrap_or_default();
+                        println!(
+                            "{:<22} {:<24} {:<12} {}",
+                            key["id"].as_str().unwrap_or_default(),
+                            key["name"].as_str().unwrap_or_default(),
+                            state,
+                            roles
+                                .iter()
+                                .map(|role| role.as_str())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        );
+                    }
+                }
+                ApiKeyCommand::Revoke { id } => {
+                    let answer = client.delete(&format!("/api/v1/api-keys/{id}")).await?;
+                    let revoked = answer["invalidated_api_keys"]
+                        .as_array()
+                        .is_some_and(|ids| !ids.is_empty());
+                    if revoked {
+                        println!("API key `{id}` invalidated.");
+                    } else {
+                        println!("API key `{id}` was already invalidated or does not exist.");
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Search {
             index,
             query,
@@ -261,7 +363,7 @@ async fn run_command(command: Command) -> anyhow::Result<ExitCode> {
             sort_by,
             endpoint,
         } => {
-            let client = client::Client::new(&endpoint)?;
+            let client = client::Client::new(&endpoint, api_key)?;
             let mut request = serde_json::json!({ "query": query });
             let fields = [
                 (

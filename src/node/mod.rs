@@ -46,7 +46,15 @@ pub struct Node {
 }
 
 impl Node {
-    pub async fn start(config: NodeConfig) -> anyhow::Result<Node> {
+    pub async fn start(mut config: NodeConfig) -> anyhow::Result<Node> {
+        // The environment wins over the file, so that automation never writes the key to
+        // a config file.
+        if let Some(key) = std::env::var("QUARRY_BOOTSTRAP_API_KEY")
+            .ok()
+            .filter(|key| !key.is_empty())
+        {
+            config.auth.bootstrap_api_key = Some(key);
+        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data_dir `{}`", config.data_dir.display()))?;
         let resolver = StorageResolver::new(config.storage.s3.clone().unwrap_or_default());
@@ -222,6 +230,25 @@ impl Node {
             ingest_service.clone(),
             search_service.clone(),
         ));
+        let keys = crate::auth::KeyStore::new(index_service.metastore());
+        let auth_enabled = config.auth_enabled();
+        if auth_enabled {
+            // Random admin keys are made where the metastore is served, so that nodes
+            // starting together do not each print one; a bootstrap key is the same on all.
+            if config.auth.bootstrap_api_key.is_some() || config.is_enabled(Service::Metastore) {
+                crate::auth::bootstrap_admin_key(
+                    keys.metastore().as_ref(),
+                    config.auth.bootstrap_api_key.as_deref(),
+                )
+                .await
+                .context("cannot create the admin API key")?;
+            }
+            keys.refresh()
+                .await
+                .map_err(|error| anyhow::anyhow!("cannot read the API keys: {error}"))?;
+            cluster_tasks.push(tokio::spawn(keys.clone().run_refresh()));
+            info!("authentication is on: requests need an API key");
+        }
         let ready = Arc::new(AtomicBool::new(false));
         let state = Arc::new(AppState {
             index_service: index_service.clone(),
@@ -241,6 +268,8 @@ impl Node {
             served_metastore,
             ready: ready.clone(),
             scrolls: crate::rest::ScrollStore::new(&config.node_id),
+            keys,
+            auth_enabled,
         });
         let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
         let app = router(state);

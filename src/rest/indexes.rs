@@ -2,16 +2,21 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::http::{header, HeaderMap};
-use axum::Json;
+use axum::{Extension, Json};
+use quarry_common::api_keys::IndexAction;
 use quarry_config::ConfigFormat;
 use serde_json::{json, Value};
 
+use super::auth::index_refusal;
 use super::{ApiError, AppState};
+use crate::auth::Principal;
 
 /// Accepts a YAML or JSON index config; JSON is told apart by `Content-Type`.
 pub(crate) async fn create_index(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
@@ -24,6 +29,16 @@ pub(crate) async fn create_index(
             "the request body must be an index config (YAML or JSON)",
         ));
     }
+    // The index id is in the config: the caller must manage that name.
+    if let Ok(config) = quarry_config::IndexConfig::parse(&body, ConfigFormat::sniff(content_type))
+    {
+        if !principal.allows_index(IndexAction::Manage, &config.index_id) {
+            return Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                message: index_refusal(&principal, IndexAction::Manage, &config.index_id),
+            });
+        }
+    }
     let metadata = state
         .index_service
         .create_index(&body, ConfigFormat::sniff(content_type))
@@ -33,8 +48,10 @@ pub(crate) async fn create_index(
 
 pub(crate) async fn list_indexes(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
 ) -> Result<Json<Value>, ApiError> {
-    let indexes = state.index_service.list_indexes().await?;
+    let mut indexes = state.index_service.list_indexes().await?;
+    indexes.retain(|index| principal.allows_index(IndexAction::ViewMetadata, index.index_id()));
     Ok(Json(serde_json::to_value(indexes).unwrap_or_default()))
 }
 

@@ -1,6 +1,8 @@
 //! One HTTP server for the native REST API (and, later, the Elasticsearch-compatible and
 //! internal APIs). Handlers translate HTTP to service calls and service errors to statuses.
 
+mod api_keys;
+mod auth;
 mod elastic;
 mod error;
 mod health;
@@ -43,6 +45,9 @@ pub(crate) struct AppState {
     pub bulk_ids: Arc<crate::bulk_ids::BulkIds>,
     /// Open Elasticsearch scroll contexts.
     pub scrolls: elastic::ScrollStore,
+    /// The API keys, which requests must carry when `auth_enabled`.
+    pub keys: Arc<crate::auth::KeyStore>,
+    pub auth_enabled: bool,
 }
 
 pub(crate) fn router(state: Arc<AppState>) -> Router {
@@ -79,7 +84,19 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
                 elastic::decompress_body,
             )),
         )
+        .route(
+            "/api/v1/api-keys",
+            post(api_keys::create_native).get(api_keys::list_native),
+        )
+        .route(
+            "/api/v1/api-keys/{key_id}",
+            axum::routing::delete(api_keys::invalidate_native),
+        )
         .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             internal::require_cluster_secret,

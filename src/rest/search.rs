@@ -3,14 +3,17 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::Json;
+use axum::{Extension, Json};
+use quarry_common::api_keys::IndexAction;
 use quarry_searcher::{SearchRequest, SearchResponse};
 
 use super::{ApiError, AppState};
+use crate::auth::Principal;
 use crate::metrics::METRICS;
 
 pub(crate) async fn search_get(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(index_id): Path<String>,
     request: Result<Query<SearchRequest>, QueryRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
@@ -20,11 +23,12 @@ pub(crate) async fn search_get(
             rejection.body_text()
         ))
     })?;
-    run_search(&state, &index_id, request).await
+    run_search(&state, &principal, &index_id, request).await
 }
 
 pub(crate) async fn search_post(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(index_id): Path<String>,
     body: Bytes,
 ) -> Result<Json<SearchResponse>, ApiError> {
@@ -38,11 +42,12 @@ pub(crate) async fn search_post(
             ApiError::bad_request(format!("invalid search request body: {error}"))
         })?
     };
-    run_search(&state, &index_id, request).await
+    run_search(&state, &principal, &index_id, request).await
 }
 
 async fn run_search(
     state: &AppState,
+    principal: &Principal,
     index_id: &str,
     request: SearchRequest,
 ) -> Result<Json<SearchResponse>, ApiError> {
@@ -50,7 +55,12 @@ async fn run_search(
         .search_latency
         .with_label_values(&[index_id])
         .start_timer();
-    match state.search_service.search(index_id, request).await {
+    let visible = principal.index_filter(IndexAction::Read);
+    match state
+        .search_service
+        .search(index_id, &visible, request)
+        .await
+    {
         Ok(response) => {
             timer.observe_duration();
             Ok(Json(response))

@@ -14,26 +14,32 @@ use quarry_indexer::{CommitMode, IdClaim, IngestError};
 use serde_json::{json, Value};
 
 use super::es_error;
+use crate::auth::Principal;
+use crate::rest::auth::index_refusal;
 use crate::rest::ingest::read_body;
 use crate::rest::{ApiError, AppState};
+use axum::Extension;
+use quarry_common::api_keys::IndexAction;
 
 pub(crate) async fn bulk(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    run_bulk(&state, None, &params, &headers, body).await
+    run_bulk(&state, &principal, None, &params, &headers, body).await
 }
 
 pub(crate) async fn bulk_into(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(index_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    run_bulk(&state, Some(index_id), &params, &headers, body).await
+    run_bulk(&state, &principal, Some(index_id), &params, &headers, body).await
 }
 
 /// `refresh` as ES clients send it, mapped to our commit modes.
@@ -64,6 +70,7 @@ fn item_error(status: StatusCode, error_type: &str, reason: &str) -> Value {
 
 async fn run_bulk(
     state: &AppState,
+    principal: &Principal,
     default_index: Option<String>,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
@@ -113,6 +120,18 @@ async fn run_bulk(
         }
     }
     for (index_id, lines) in by_index {
+        // Each item is refused on its own, as Elasticsearch does; the others go on.
+        if !principal.allows_index(IndexAction::Write, &index_id) {
+            let reason = index_refusal(principal, IndexAction::Write, &index_id);
+            for (item_index, _) in &lines {
+                items[*item_index].outcome = Some(item_error(
+                    StatusCode::FORBIDDEN,
+                    "security_exception",
+                    &reason,
+                ));
+            }
+            continue;
+        }
         let lines = match skip_duplicate_ids(state, &index_id, &mut items, &lines).await {
             Ok(new_lines) => new_lines,
             Err(reason) => {

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
+use quarry_common::api_keys::IndexAction;
+
+use crate::auth::Principal;
 use quarry_config::{FieldMapping, FieldType, IndexConfig, LeafFieldType, TokenizerName};
 use quarry_searcher::pattern::wildcard_match;
 use quarry_searcher::JsonFieldPath;
@@ -164,12 +167,18 @@ pub(crate) async fn create_index_refused(Path(index_id): Path<String>) -> Respon
 
 pub(crate) async fn field_caps(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(index_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> Response {
     // Grafana and Kibana ask for the fields of index patterns (`logs-*`).
-    let indexes = match state.search_service.resolve_indexes(&index_id).await {
+    let visible = principal.index_filter(IndexAction::ViewMetadata);
+    let indexes = match state
+        .search_service
+        .resolve_indexes(&index_id, &visible)
+        .await
+    {
         Ok(indexes) => indexes,
         Err(error) => return resolve_error(error),
     };
@@ -290,9 +299,15 @@ fn resolve_error(error: quarry_searcher::SearchError) -> Response {
 /// exactly as searches resolve it.
 pub(crate) async fn resolve_index(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(expression): Path<String>,
 ) -> Response {
-    match state.search_service.resolve_indexes(&expression).await {
+    let visible = principal.index_filter(IndexAction::ViewMetadata);
+    match state
+        .search_service
+        .resolve_indexes(&expression, &visible)
+        .await
+    {
         Ok(indexes) => {
             let indices: Vec<Value> = indexes
                 .iter()
@@ -306,6 +321,7 @@ pub(crate) async fn resolve_index(
 
 pub(crate) async fn cat_indices(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let indexes = match state.index_service.list_indexes().await {
@@ -319,7 +335,10 @@ pub(crate) async fn cat_indices(
         }
     };
     let mut rows = Vec::new();
-    for index in indexes {
+    for index in indexes
+        .into_iter()
+        .filter(|index| principal.allows_index(IndexAction::ViewMetadata, index.index_id()))
+    {
         let Ok(description) = state.index_service.describe_index(index.index_id()).await else {
             continue;
         };

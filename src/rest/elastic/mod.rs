@@ -18,7 +18,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
-use super::AppState;
+use super::{api_keys, AppState};
 
 pub(crate) fn router() -> Router<Arc<AppState>> {
     Router::new()
@@ -74,6 +74,17 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
         .route(
             "/api/v1/_elastic/{index_id}/_count",
             post(search::count).get(search::count),
+        )
+        .route(
+            "/api/v1/_elastic/_security/api_key",
+            post(api_keys::create_elastic)
+                .put(api_keys::create_elastic)
+                .get(api_keys::list_elastic)
+                .delete(api_keys::invalidate_elastic),
+        )
+        .route(
+            "/api/v1/_elastic/_security/_authenticate",
+            get(api_keys::authenticate_elastic),
         )
         .layer(axum::middleware::from_fn(filter_path::apply_filter_path))
         .layer(axum::middleware::map_response(add_product_header))

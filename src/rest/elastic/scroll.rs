@@ -23,7 +23,9 @@ use serde_json::{json, Value};
 
 use super::es_error;
 use super::search::run_search;
+use crate::auth::Principal;
 use crate::rest::AppState;
+use axum::Extension;
 
 /// Elasticsearch's default `search.max_open_scroll_context`.
 const MAX_OPEN_SCROLLS: usize = 500;
@@ -37,6 +39,8 @@ pub(super) struct ScrollContext {
     pub request: SearchRequest,
     pub options: super::fields::RenderOptions,
     expires_at: Instant,
+    /// The API key that opened it: no other key may page or clear it.
+    owner_key: Option<String>,
 }
 
 pub(crate) struct ScrollStore {
@@ -142,6 +146,7 @@ impl ScrollStore {
         first_page: &PageEnd,
         options: super::fields::RenderOptions,
         keep_alive: Duration,
+        owner_key: Option<&str>,
     ) -> Result<String, ScrollError> {
         let snapshot: HashSet<String> = first_page.split_ids.iter().cloned().collect();
         request.only_splits = Some(Arc::new(snapshot));
@@ -158,16 +163,19 @@ impl ScrollStore {
                 request,
                 options,
                 expires_at: Instant::now() + keep_alive,
+                owner_key: owner_key.map(str::to_string),
             },
         );
         Ok(scroll_id)
     }
 
-    /// The context of `scroll_id`, its keep-alive renewed.
+    /// The context of `scroll_id`, its keep-alive renewed. Another key's context is
+    /// missing, as if it did not exist.
     pub(super) fn get(
         &self,
         scroll_id: &str,
         keep_alive: Option<Duration>,
+        key_id: Option<&str>,
     ) -> Result<ScrollContext, ScrollError> {
         let mut contexts = self
             .contexts
@@ -176,6 +184,7 @@ impl ScrollStore {
         Self::purge_expired(&mut contexts);
         let context = contexts
             .get_mut(scroll_id)
+            .filter(|context| context.owner_key.as_deref() == key_id)
             .ok_or_else(|| ScrollError::Missing(scroll_id.to_string()))?;
         if let Some(keep_alive) = keep_alive {
             context.expires_at = Instant::now() + keep_alive;
@@ -193,22 +202,18 @@ impl ScrollStore {
     }
 
     /// Frees the given contexts (all with `None`); returns how many existed.
-    pub(super) fn clear(&self, scroll_ids: Option<&[String]>) -> usize {
+    /// Only the contexts `key_id` opened.
+    pub(super) fn clear(&self, scroll_ids: Option<&[String]>, key_id: Option<&str>) -> usize {
         let Ok(mut contexts) = self.contexts.lock() else {
             return 0;
         };
         Self::purge_expired(&mut contexts);
-        match scroll_ids {
-            None => {
-                let freed = contexts.len();
-                contexts.clear();
-                freed
-            }
-            Some(ids) => ids
-                .iter()
-                .filter(|id| contexts.remove(id.as_str()).is_some())
-                .count(),
-        }
+        let before = contexts.len();
+        contexts.retain(|id, context| {
+            let named = scroll_ids.is_none_or(|ids| ids.iter().any(|wanted| wanted == id));
+            !(named && context.owner_key.as_deref() == key_id)
+        });
+        before - contexts.len()
     }
 }
 
@@ -245,27 +250,39 @@ fn scroll_params(
 
 pub(crate) async fn scroll(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    continue_scroll(&state, &params, &headers, &body, None).await
+    continue_scroll(&state, &principal, &params, &headers, &body, None).await
 }
 
 /// The old form, with the id in the path.
 pub(crate) async fn scroll_by_path(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(scroll_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    continue_scroll(&state, &params, &headers, &body, Some(scroll_id)).await
+    continue_scroll(
+        &state,
+        &principal,
+        &params,
+        &headers,
+        &body,
+        Some(scroll_id),
+    )
+    .await
 }
 
 /// Sends a scroll request on to the node that holds the contexts, and its answer back.
+/// The caller's credentials go along: the owner checks them as the caller's own node would.
 async fn forward(
     state: &AppState,
+    headers: &HeaderMap,
     owner: &str,
     method: reqwest::Method,
     body: Value,
@@ -290,6 +307,17 @@ async fn forward(
             ),
         )
         .header(FORWARDED_HEADER, "1")
+        .headers(
+            headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|value| reqwest::header::HeaderValue::from_bytes(value.as_bytes()).ok())
+                .map(|value| {
+                    let mut forwarded = reqwest::header::HeaderMap::new();
+                    forwarded.insert(reqwest::header::AUTHORIZATION, value);
+                    forwarded
+                })
+                .unwrap_or_default(),
+        )
         .json(&body)
         .send()
         .await
@@ -310,6 +338,7 @@ async fn forward(
 
 async fn continue_scroll(
     state: &AppState,
+    principal: &Principal,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
     body: &Bytes,
@@ -335,7 +364,7 @@ async fn continue_scroll(
         if let Some(keep_alive) = keep_alive {
             forwarded["scroll"] = json!(format!("{}ms", keep_alive.as_millis()));
         }
-        return match forward(state, owner, reqwest::Method::POST, forwarded).await {
+        return match forward(state, headers, owner, reqwest::Method::POST, forwarded).await {
             Ok(response) => response,
             Err(reason) => es_error(
                 StatusCode::NOT_FOUND,
@@ -344,7 +373,10 @@ async fn continue_scroll(
             ),
         };
     }
-    let context = match state.scrolls.get(&scroll_id, keep_alive) {
+    let context = match state
+        .scrolls
+        .get(&scroll_id, keep_alive, principal.key_id())
+    {
         Ok(context) => context,
         Err(_) => {
             return es_error(
@@ -356,6 +388,7 @@ async fn continue_scroll(
     };
     let (mut rendered, page_end) = match run_search(
         state,
+        principal,
         &context.index_expression,
         context.request.clone(),
         &context.options,
@@ -374,23 +407,26 @@ async fn continue_scroll(
 
 pub(crate) async fn clear_scroll(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     match scroll_params(&params, &body) {
-        Ok((scroll_ids, _)) => clear(&state, &headers, scroll_ids).await,
+        Ok((scroll_ids, _)) => clear(&state, &principal, &headers, scroll_ids).await,
         Err(reason) => es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
     }
 }
 
 pub(crate) async fn clear_scroll_by_path(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     Path(scroll_ids): Path<String>,
 ) -> Response {
     clear(
         &state,
+        &principal,
         &headers,
         scroll_ids.split(',').map(str::to_string).collect(),
     )
@@ -400,7 +436,12 @@ pub(crate) async fn clear_scroll_by_path(
 /// Frees contexts here and, unless this request was itself forwarded, on the nodes that
 /// hold the others (every live node for `_all`). ES answers 404 when none of the contexts
 /// existed, `succeeded` either way.
-async fn clear(state: &AppState, headers: &HeaderMap, scroll_ids: Vec<String>) -> Response {
+async fn clear(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    scroll_ids: Vec<String>,
+) -> Response {
     let clear_all = scroll_ids.is_empty() || scroll_ids.iter().any(|id| id == "_all");
     let forwarded = headers.contains_key(FORWARDED_HEADER);
     let mut elsewhere: HashMap<String, Vec<String>> = HashMap::new();
@@ -424,14 +465,15 @@ async fn clear(state: &AppState, headers: &HeaderMap, scroll_ids: Vec<String>) -
         }
     }
     let mut num_freed = if clear_all {
-        state.scrolls.clear(None)
+        state.scrolls.clear(None, principal.key_id())
     } else {
-        state.scrolls.clear(Some(&scroll_ids))
+        state.scrolls.clear(Some(&scroll_ids), principal.key_id())
     };
     for (owner, ids) in elsewhere {
         // A node that is gone took its contexts with it: nothing to free there.
         if let Ok(response) = forward(
             state,
+            headers,
             &owner,
             reqwest::Method::DELETE,
             json!({ "scroll_id": ids }),
@@ -498,15 +540,26 @@ mod tests {
                 &empty_result(&["a", "b"]),
                 Default::default(),
                 Duration::from_secs(60),
+                Some("key-1"),
             )
             .unwrap();
         assert_eq!(owner_of(&id), Some("node-a"));
-        let context = store.get(&id, None).unwrap();
+        let context = store.get(&id, None, Some("key-1")).unwrap();
         let only = context.request.only_splits.unwrap();
         assert_eq!(only.len(), 2);
         assert!(only.contains("a") && only.contains("b"));
-        assert_eq!(store.clear(Some(&[id.clone(), "unknown".to_string()])), 1);
-        assert_eq!(store.get(&id, None).unwrap_err(), ScrollError::Missing(id));
+        // Another key (or none) neither reads nor clears it: to them it does not exist.
+        assert!(store.get(&id, None, Some("key-2")).is_err());
+        assert!(store.get(&id, None, None).is_err());
+        assert_eq!(store.clear(None, Some("key-2")), 0);
+        assert_eq!(
+            store.clear(Some(&[id.clone(), "unknown".to_string()]), Some("key-1")),
+            1
+        );
+        assert_eq!(
+            store.get(&id, None, Some("key-1")).unwrap_err(),
+            ScrollError::Missing(id)
+        );
 
         let expired = store
             .open(
@@ -515,8 +568,9 @@ mod tests {
                 &empty_result(&[]),
                 Default::default(),
                 Duration::from_millis(0),
+                None,
             )
             .unwrap();
-        assert!(store.get(&expired, None).is_err());
+        assert!(store.get(&expired, None, None).is_err());
     }
 }

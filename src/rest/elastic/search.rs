@@ -7,13 +7,16 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
+use quarry_common::api_keys::IndexAction;
 use quarry_searcher::{HighlightOptions, SearchError, SearchRequest, SearchResult};
 use serde_json::{json, Value};
 
 use super::es_error;
 use super::fields::{doc_mappers_for, render_fields, render_options, RenderOptions};
 use super::scroll::{parse_keep_alive, PageEnd};
+use crate::auth::Principal;
+use crate::rest::auth::refused_indexes;
 use crate::rest::AppState;
 use quarry_common::doc_mapper::DocMapper;
 
@@ -282,6 +285,7 @@ fn integer_date_keys(value: &mut Value) {
 
 pub(crate) async fn search(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(index_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
@@ -304,7 +308,7 @@ pub(crate) async fn search(
         Err(reason) => return es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
     };
     let Some(keep_alive) = scroll else {
-        return match run_search(&state, &index_id, request, &fields).await {
+        return match run_search(&state, &principal, &index_id, request, &fields).await {
             Ok((rendered, _)) => Json(rendered).into_response(),
             Err(response) => response,
         };
@@ -324,15 +328,19 @@ pub(crate) async fn search(
         );
     }
     let (mut rendered, page_end) =
-        match run_search(&state, &index_id, request.clone(), &fields).await {
+        match run_search(&state, &principal, &index_id, request.clone(), &fields).await {
             Ok(searched) => searched,
             Err(response) => return response,
         };
     let next = page_end.next_request(&request);
-    match state
-        .scrolls
-        .open(&index_id, next, &page_end, fields, keep_alive)
-    {
+    match state.scrolls.open(
+        &index_id,
+        next,
+        &page_end,
+        fields,
+        keep_alive,
+        principal.key_id(),
+    ) {
         Ok(scroll_id) => {
             rendered["_scroll_id"] = json!(scroll_id);
             Json(rendered).into_response()
@@ -346,15 +354,24 @@ pub(crate) async fn search(
 }
 
 /// Searches and renders; where the page ended is returned too, for scroll.
+/// Concrete index names the caller may not read are refused (403); patterns reach only
+/// the indexes it may read.
 pub(super) async fn run_search(
     state: &AppState,
+    principal: &Principal,
     index_id: &str,
     request: SearchRequest,
     options: &RenderOptions,
 ) -> Result<(Value, PageEnd), Response> {
+    refused_indexes(principal, IndexAction::Read, index_id)
+        .map_err(|reason| es_error(StatusCode::FORBIDDEN, "security_exception", &reason))?;
     let result = state
         .search_service
-        .search_detailed(index_id, request)
+        .search_detailed(
+            index_id,
+            &principal.index_filter(IndexAction::Read),
+            request,
+        )
         .await
         .map_err(|error| search_error(error, index_id))?;
     let doc_mappers = doc_mappers_for(state, &result, &options.fields).await;
@@ -364,6 +381,7 @@ pub(super) async fn run_search(
 
 pub(crate) async fn count(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(index_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
@@ -372,7 +390,12 @@ pub(crate) async fn count(
         Ok(request) => request,
         Err(reason) => return es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
     };
-    match state.search_service.search_detailed(&index_id, request).await {
+    let visible = principal.index_filter(IndexAction::Read);
+    match state
+        .search_service
+        .search_detailed(&index_id, &visible, request)
+        .await
+    {
         Ok(result) => Json(json!({
             "count": result.num_hits,
             "_shards": {"total": result.num_splits, "successful": result.num_splits, "skipped": 0, "failed": 0},
@@ -384,25 +407,28 @@ pub(crate) async fn count(
 
 pub(crate) async fn msearch(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    run_msearch(&state, None, &params, &body).await
+    run_msearch(&state, &principal, None, &params, &body).await
 }
 
 pub(crate) async fn msearch_into(
     State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     Path(index_id): Path<String>,
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    run_msearch(&state, Some(index_id), &params, &body).await
+    run_msearch(&state, &principal, Some(index_id), &params, &body).await
 }
 
 /// One response per header/body pair; a failing search answers with its error object in
 /// place, the others still run.
 async fn run_msearch(
     state: &AppState,
+    principal: &Principal,
     default_index: Option<String>,
     params: &HashMap<String, String>,
     body: &[u8],
@@ -437,13 +463,15 @@ async fn run_msearch(
             Some(index) => match build_request(&HashMap::new(), &search_body, false)
                 .and_then(|request| Ok((request, render_options(params, &search_body)?)))
             {
-                Ok((request, fields)) => match run_search(state, &index, request, &fields).await {
-                    Ok((mut rendered, _)) => {
-                        rendered["status"] = json!(200);
-                        rendered
+                Ok((request, fields)) => {
+                    match run_search(state, principal, &index, request, &fields).await {
+                        Ok((mut rendered, _)) => {
+                            rendered["status"] = json!(200);
+                            rendered
+                        }
+                        Err(response) => error_body(response).await,
                     }
-                    Err(response) => error_body(response).await,
-                },
+                }
                 Err(reason) => {
                     error_body(es_error(
                         StatusCode::BAD_REQUEST,

@@ -1,0 +1,439 @@
+//! Authentication and the first check of authorization, for every route: who sends the
+//! request (an API key, see `crate::auth`) and whether the route's rule lets them in. A
+//! route without a rule is refused, so a new route cannot slip through unguarded; the
+//! rule table is also what the access matrix test walks.
+//!
+//! Index patterns in a path are narrowed by the handlers (`Principal::index_filter`):
+//! the middleware only refuses concrete index names the caller may not touch, with 403
+//! whether or not the index exists, so that a refusal never tells what exists.
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use quarry_common::api_keys::{ClusterAction, IndexAction};
+
+use super::{ApiError, AppState};
+use crate::auth::{cluster_privileges_for, index_privileges_for, AuthError, Principal};
+
+/// What a route needs of its caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// No credential: health probes, and node-to-node routes (the cluster secret guards
+    /// those).
+    Open,
+    /// Any valid key.
+    Authenticated,
+    Cluster(ClusterAction),
+    /// The action on every index the path's index parameter names.
+    IndexPath(IndexAction),
+    /// The action on indexes the body names (`_bulk` lines, `_msearch` headers, a new
+    /// index's config) or on the indexes a listing shows: the handler checks each.
+    Handler(IndexAction),
+}
+
+/// Every route's rule: `(method, path as the router matches it, rule)`. HEAD follows GET.
+pub(crate) const RULES: &[(&str, &str, Rule)] = &[
+    ("GET", "/health/livez", Rule::Open),
+    ("GET", "/health/readyz", Rule::Open),
+    ("GET", "/metrics", Rule::Cluster(ClusterAction::Monitor)),
+    (
+        "GET",
+        "/api/v1/cluster",
+        Rule::Cluster(ClusterAction::Monitor),
+    ),
+    (
+        "POST",
+        "/api/v1/indexes",
+        Rule::Handler(IndexAction::Manage),
+    ),
+    (
+        "GET",
+        "/api/v1/indexes",
+        Rule::Handler(IndexAction::ViewMetadata),
+    ),
+    (
+        "GET",
+        "/api/v1/indexes/{index_id}",
+        Rule::IndexPath(IndexAction::ViewMetadata),
+    ),
+    (
+        "DELETE",
+        "/api/v1/indexes/{index_id}",
+        Rule::IndexPath(IndexAction::Manage),
+    ),
+    (
+        "GET",
+        "/api/v1/indexes/{index_id}/splits",
+        Rule::IndexPath(IndexAction::ViewMetadata),
+    ),
+    (
+        "POST",
+        "/api/v1/{index_id}/ingest",
+        Rule::IndexPath(IndexAction::Write),
+    ),
+    (
+        "POST",
+        "/api/v1/{index_id}/delete-tasks",
+        Rule::IndexPath(IndexAction::Write),
+    ),
+    (
+        "GET",
+        "/api/v1/{index_id}/delete-tasks",
+        Rule::IndexPath(IndexAction::ViewMetadata),
+    ),
+    (
+        "GET",
+        "/api/v1/{index_id}/search",
+        Rule::IndexPath(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/{index_id}/search",
+        Rule::IndexPath(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/api-keys",
+        Rule::Cluster(ClusterAction::ManageSecurity),
+    ),
+    (
+        "GET",
+        "/api/v1/api-keys",
+        Rule::Cluster(ClusterAction::ManageSecurity),
+    ),
+    (
+        "DELETE",
+        "/api/v1/api-keys/{key_id}",
+        Rule::Cluster(ClusterAction::ManageSecurity),
+    ),
+    ("POST", "/internal/v1/metastore", Rule::Open),
+    ("POST", "/internal/v1/leaf_search", Rule::Open),
+    ("POST", "/internal/v1/fetch_docs", Rule::Open),
+    ("POST", "/internal/v1/dedup", Rule::Open),
+    ("GET", "/api/v1/_elastic", Rule::Authenticated),
+    ("GET", "/api/v1/_elastic/", Rule::Authenticated),
+    (
+        "GET",
+        "/api/v1/_elastic/_cluster/health",
+        Rule::Cluster(ClusterAction::Monitor),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/_cat/indices",
+        Rule::Handler(IndexAction::ViewMetadata),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/{index_id}",
+        Rule::IndexPath(IndexAction::ViewMetadata),
+    ),
+    (
+        "PUT",
+        "/api/v1/_elastic/{index_id}",
+        Rule::IndexPath(IndexAction::Manage),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/{index_id}/_mapping",
+        Rule::IndexPath(IndexAction::ViewMetadata),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/{index_id}/_mappings",
+        Rule::IndexPath(IndexAction::ViewMetadata),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/{index_id}/_field_caps",
+        Rule::IndexPath(IndexAction::ViewMetadata),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/{index_id}/_field_caps",
+        Rule::IndexPath(IndexAction::ViewMetadata),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/_resolve/index/{expression}",
+        Rule::IndexPath(IndexAction::ViewMetadata),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/_search/scroll",
+        Rule::Handler(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/_search/scroll",
+        Rule::Handler(IndexAction::Read),
+    ),
+    (
+        "DELETE",
+        "/api/v1/_elastic/_search/scroll",
+        Rule::Handler(IndexAction::Read),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/_search/scroll/{scroll_id}",
+        Rule::Handler(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/_search/scroll/{scroll_id}",
+        Rule::Handler(IndexAction::Read),
+    ),
+    (
+        "DELETE",
+        "/api/v1/_elastic/_search/scroll/{scroll_id}",
+        Rule::Handler(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/_msearch",
+        Rule::Handler(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/{index_id}/_msearch",
+        Rule::IndexPath(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/_bulk",
+        Rule::Handler(IndexAction::Write),
+    ),
+    (
+        "PUT",
+        "/api/v1/_elastic/_bulk",
+        Rule::Handler(IndexAction::Write),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/{index_id}/_bulk",
+        Rule::Handler(IndexAction::Write),
+    ),
+    (
+        "PUT",
+        "/api/v1/_elastic/{index_id}/_bulk",
+        Rule::Handler(IndexAction::Write),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/{index_id}/_search",
+        Rule::IndexPath(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/{index_id}/_search",
+        Rule::IndexPath(IndexAction::Read),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/{index_id}/_count",
+        Rule::IndexPath(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/{index_id}/_count",
+        Rule::IndexPath(IndexAction::Read),
+    ),
+    (
+        "POST",
+        "/api/v1/_elastic/_security/api_key",
+        Rule::Cluster(ClusterAction::ManageSecurity),
+    ),
+    (
+        "PUT",
+        "/api/v1/_elastic/_security/api_key",
+        Rule::Cluster(ClusterAction::ManageSecurity),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/_security/api_key",
+        Rule::Cluster(ClusterAction::ManageSecurity),
+    ),
+    (
+        "DELETE",
+        "/api/v1/_elastic/_security/api_key",
+        Rule::Cluster(ClusterAction::ManageSecurity),
+    ),
+    (
+        "GET",
+        "/api/v1/_elastic/_security/_authenticate",
+        Rule::Authenticated,
+    ),
+];
+
+/// The rule of a matched route; `None` for a route nobody gave one.
+pub(crate) fn rule_for(method: &Method, path: &str) -> Option<Rule> {
+    let method = if method == Method::HEAD {
+        "GET"
+    } else {
+        method.as_str()
+    };
+    RULES
+        .iter()
+        .find(|(rule_method, rule_path, _)| *rule_method == method && *rule_path == path)
+        .map(|(_, _, rule)| *rule)
+}
+
+/// Who may do what, checked before the handler runs; the `Principal` goes with the
+/// request for the handler's own checks.
+pub(crate) async fn authorize(
+    State(state): State<Arc<AppState>>,
+    params: Result<RawPathParams, axum::extract::rejection::RawPathParamsRejection>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_string();
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|matched| matched.as_str().to_string());
+    let rule = match &matched {
+        Some(matched) => match rule_for(request.method(), matched) {
+            Some(rule) => rule,
+            None => {
+                return refuse(
+                    &path,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!(
+                        "route `{} {matched}` has no access rule: refused until it has one",
+                        request.method()
+                    ),
+                )
+            }
+        },
+        // Unknown routes: a 404 to those who may ask, a 401 to the rest.
+        None => Rule::Authenticated,
+    };
+    if !state.auth_enabled {
+        request.extensions_mut().insert(Principal::Unrestricted);
+        return next.run(request).await;
+    }
+    if rule == Rule::Open {
+        return next.run(request).await;
+    }
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let principal = match state.keys.authenticate(authorization).await {
+        Ok(record) => Principal::Key(record),
+        Err(AuthError::Unavailable(message)) => {
+            return refuse(
+                &path,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("cannot check credentials now: {message}"),
+            )
+        }
+        Err(error) => {
+            crate::metrics::METRICS.auth_failures.inc();
+            tracing::info!(path, "refused a request: {error}");
+            return refuse(&path, StatusCode::UNAUTHORIZED, &error.to_string());
+        }
+    };
+    if let Err(message) = check_rule(&principal, rule, params.as_ref().ok()) {
+        return refuse(&path, StatusCode::FORBIDDEN, &message);
+    }
+    request.extensions_mut().insert(principal);
+    next.run(request).await
+}
+
+fn check_rule(
+    principal: &Principal,
+    rule: Rule,
+    params: Option<&RawPathParams>,
+) -> Result<(), String> {
+    let key_id = principal.key_id().unwrap_or_default();
+    match rule {
+        Rule::Open | Rule::Authenticated | Rule::Handler(_) => Ok(()),
+        Rule::Cluster(action) if principal.allows_cluster(action) => Ok(()),
+        Rule::Cluster(action) => Err(format!(
+            "action is unauthorized for API key id [{key_id}]: it needs one of the cluster privileges [{}]",
+            cluster_privileges_for(action)
+        )),
+        Rule::IndexPath(action) => {
+            let expression = params
+                .and_then(|params| {
+                    params
+                        .iter()
+                        .find(|(name, _)| matches!(*name, "index_id" | "expression"))
+                        .map(|(_, value)| value.to_string())
+                })
+                .unwrap_or_default();
+            refused_indexes(principal, action, &expression)
+        }
+    }
+}
+
+/// Refuses an index expression whose concrete names the caller may not `action`.
+/// Patterns pass: the handler narrows them to what the caller may see.
+pub(crate) fn refused_indexes(
+    principal: &Principal,
+    action: IndexAction,
+    expression: &str,
+) -> Result<(), String> {
+    let refused: Vec<&str> = expression
+        .split(',')
+        .map(str::trim)
+        .filter(|part| !part.is_empty() && !part.contains('*') && !part.starts_with('-'))
+        .filter(|part| *part != "_all" && !principal.allows_index(action, part))
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    Err(index_refusal(principal, action, &refused.join(",")))
+}
+
+/// Elasticsearch's wording for a refused index action.
+pub(crate) fn index_refusal(principal: &Principal, action: IndexAction, indexes: &str) -> String {
+    format!(
+        "action is unauthorized for API key id [{}] on indices [{indexes}]: it needs one of the index privileges [{}]",
+        principal.key_id().unwrap_or_default(),
+        index_privileges_for(action)
+    )
+}
+
+/// A refusal in the shape the route's clients parse: Elasticsearch's on its API.
+pub(crate) fn refuse(path: &str, status: StatusCode, message: &str) -> Response {
+    let mut response = if path.starts_with("/api/v1/_elastic") {
+        let mut response =
+            super::elastic::es_error(status, "security_exception", message).into_response();
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static("x-elastic-product"),
+            HeaderValue::from_static("Elasticsearch"),
+        );
+        response
+    } else {
+        ApiError {
+            status,
+            message: message.to_string(),
+        }
+        .into_response()
+    };
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("ApiKey, Basic realm=\"quarry\", charset=\"UTF-8\""),
+        );
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_follows_get_and_unknown_routes_have_no_rule() {
+        assert_eq!(
+            rule_for(&Method::HEAD, "/api/v1/_elastic"),
+            Some(Rule::Authenticated)
+        );
+        assert_eq!(rule_for(&Method::PATCH, "/api/v1/indexes"), None);
+    }
+}
