@@ -11,3 +11,4 @@ pub mod node;
 mod rest;
 
 pub use index_service::IndexService;
+pub use rest::access_rules;

@@ -1,8 +1,8 @@
 //! Every node's view of the API keys: the metastore's records, refreshed every
 //! `REFRESH_INTERVAL`, so a key invalidated through any node is refused by all of them
 //! within that delay. A key id this node has not seen yet (made on another node a moment
-//! ago) triggers a refresh, at most one per `MISS_REFRESH_INTERVAL`, so unknown ids cannot
-//! turn into a flood of metastore calls.
+//! ago) triggers a refresh, at most one per `MISS_REFRESH_INTERVAL` whatever the number of
+//! requests, so unknown ids cannot turn into a flood of metastore calls.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -68,6 +68,10 @@ impl KeyStore {
 
     pub(crate) async fn refresh(&self) -> Result<(), AuthError> {
         let mut refreshed_at = self.refreshed_at.lock().await;
+        self.refresh_locked(&mut refreshed_at).await
+    }
+
+    async fn refresh_locked(&self, refreshed_at: &mut Option<Instant>) -> Result<(), AuthError> {
         let records = self
             .metastore
             .list_api_keys()
@@ -110,14 +114,19 @@ impl KeyStore {
         let record = match self.cached(&id) {
             Some(record) => record,
             None => {
-                let stale = self
-                    .refreshed_at
-                    .lock()
-                    .await
-                    .is_none_or(|at| at.elapsed() >= MISS_REFRESH_INTERVAL);
-                if stale {
-                    self.refresh().await?;
+                // Misses queue on the lock. The first refreshes (waiting out the interval
+                // since the last refresh); those that arrived before it finished take its
+                // result, so a flood of unknown ids costs at most one read per interval.
+                let arrived = Instant::now();
+                let mut refreshed_at = self.refreshed_at.lock().await;
+                if refreshed_at.is_none_or(|at| at < arrived) {
+                    if let Some(at) = *refreshed_at {
+                        tokio::time::sleep(MISS_REFRESH_INTERVAL.saturating_sub(at.elapsed()))
+                            .await;
+                    }
+                    self.refresh_locked(&mut refreshed_at).await?;
                 }
+                drop(refreshed_at);
                 self.cached(&id).ok_or(AuthError::UnknownKey)?
             }
         };

@@ -267,6 +267,35 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ),
 ];
 
+/// The rules as `(method, path, rule)` text, for tests outside the crate that walk every
+/// route: `open`, `authenticated`, `cluster:<action>`, `index:<action>` (the path's
+/// indexes) or `handler:<action>`, actions in lower case (`view_metadata`).
+pub fn access_rules() -> Vec<(&'static str, &'static str, String)> {
+    let action_name = |text: String| {
+        let mut snake = String::new();
+        for (position, c) in text.chars().enumerate() {
+            if c.is_uppercase() && position > 0 {
+                snake.push('_');
+            }
+            snake.push(c.to_ascii_lowercase());
+        }
+        snake
+    };
+    RULES
+        .iter()
+        .map(|(method, path, rule)| {
+            let text = match rule {
+                Rule::Open => "open".to_string(),
+                Rule::Authenticated => "authenticated".to_string(),
+                Rule::Cluster(action) => format!("cluster:{}", action_name(format!("{action:?}"))),
+                Rule::IndexPath(action) => format!("index:{}", action_name(format!("{action:?}"))),
+                Rule::Handler(action) => format!("handler:{}", action_name(format!("{action:?}"))),
+            };
+            (*method, *path, text)
+        })
+        .collect()
+}
+
 /// The rule of a matched route; `None` for a route nobody gave one.
 pub(crate) fn rule_for(method: &Method, path: &str) -> Option<Rule> {
     let method = if method == Method::HEAD {
@@ -427,6 +456,32 @@ pub(crate) fn refuse(path: &str, status: StatusCode, message: &str) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A path served without a rule (or a rule for a path not served) fails here.
+    #[test]
+    fn every_served_path_has_a_rule_and_every_rule_a_path() {
+        let mut served = crate::rest::routes().paths;
+        served.extend(crate::rest::elastic::routes().paths);
+        for path in &served {
+            assert!(
+                RULES.iter().any(|(_, rule_path, _)| rule_path == path),
+                "`{path}` is served without an access rule: add it to RULES"
+            );
+        }
+        for (method, path, _) in RULES {
+            assert!(
+                served.contains(path),
+                "RULES has `{method} {path}`, which no route serves"
+            );
+        }
+        let texts = access_rules();
+        assert!(texts.contains(&("GET", "/metrics", "cluster:monitor".to_string())));
+        assert!(texts.contains(&(
+            "GET",
+            "/api/v1/indexes/{index_id}",
+            "index:view_metadata".to_string()
+        )));
+    }
 
     #[test]
     fn head_follows_get_and_unknown_routes_have_no_rule() {

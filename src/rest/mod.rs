@@ -17,11 +17,12 @@ use std::sync::Arc;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use quarry_indexer::IngestService;
 use quarry_searcher::SearchService;
 
+pub use auth::access_rules;
 pub(crate) use elastic::ScrollStore;
 pub(crate) use error::ApiError;
 
@@ -50,8 +51,49 @@ pub(crate) struct AppState {
     pub auth_enabled: bool,
 }
 
-pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+/// The router and every path it serves, so that a test can hold each path to an access
+/// rule (`auth::RULES`).
+pub(crate) struct Routes {
+    router: Router<Arc<AppState>>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    pub(crate) fn new() -> Routes {
+        Routes {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    pub(crate) fn route(
+        mut self,
+        path: &'static str,
+        method_router: MethodRouter<Arc<AppState>>,
+    ) -> Routes {
+        self.router = self.router.route(path, method_router);
+        self.paths.push(path);
+        self
+    }
+
+    fn merge(mut self, other: Routes) -> Routes {
+        self.router = self.router.merge(other.router);
+        self.paths.extend(other.paths);
+        self
+    }
+
+    pub(crate) fn map(
+        mut self,
+        wrap: impl FnOnce(Router<Arc<AppState>>) -> Router<Arc<AppState>>,
+    ) -> Routes {
+        self.router = wrap(self.router);
+        self
+    }
+}
+
+/// Every route, without the layers that need the state.
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .route("/health/livez", get(health::livez))
         .route("/health/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -77,13 +119,6 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/api/v1/{index_id}/search",
             get(search::search_get).post(search::search_post),
         )
-        .merge(internal_router())
-        .merge(
-            elastic::router().layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                elastic::decompress_body,
-            )),
-        )
         .route(
             "/api/v1/api-keys",
             post(api_keys::create_native).get(api_keys::list_native),
@@ -92,6 +127,19 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/api/v1/api-keys/{key_id}",
             axum::routing::delete(api_keys::invalidate_native),
         )
+        .merge(internal_routes())
+}
+
+pub(crate) fn router(state: Arc<AppState>) -> Router {
+    let elastic = elastic::routes().map(|router| {
+        router.layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            elastic::decompress_body,
+        ))
+    });
+    routes()
+        .merge(elastic)
+        .router
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -136,8 +184,8 @@ async fn answer_panics(request: Request, next: Next) -> Response {
 
 /// Node-to-node routes. A leaf request names every split it covers, and a metastore call
 /// may stage or list thousands: more than the 2 MiB axum allows a body by default.
-fn internal_router() -> Router<Arc<AppState>> {
-    Router::new()
+fn internal_routes() -> Routes {
+    Routes::new()
         .route(
             quarry_common::metastore::METASTORE_ENDPOINT,
             post(internal::metastore),
@@ -145,7 +193,7 @@ fn internal_router() -> Router<Arc<AppState>> {
         .route("/internal/v1/leaf_search", post(internal::leaf_search))
         .route("/internal/v1/fetch_docs", post(internal::fetch_docs))
         .route(crate::bulk_ids::DEDUP_ENDPOINT, post(internal::dedup))
-        .layer(axum::extract::DefaultBodyLimit::max(INTERNAL_MAX_BODY))
+        .map(|router| router.layer(axum::extract::DefaultBodyLimit::max(INTERNAL_MAX_BODY)))
 }
 
 /// Bounds what one internal request may hold (about 500,000 splits in a leaf request).

@@ -16,12 +16,11 @@ use std::sync::Arc;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 
-use super::{api_keys, AppState};
+use super::{api_keys, AppState, Routes};
 
-pub(crate) fn router() -> Router<Arc<AppState>> {
-    Router::new()
+pub(crate) fn routes() -> Routes {
+    Routes::new()
         .route("/api/v1/_elastic", get(meta::info).head(meta::info))
         .route("/api/v1/_elastic/", get(meta::info).head(meta::info))
         .route(
@@ -86,8 +85,11 @@ pub(crate) fn router() -> Router<Arc<AppState>> {
             "/api/v1/_elastic/_security/_authenticate",
             get(api_keys::authenticate_elastic),
         )
-        .layer(axum::middleware::from_fn(filter_path::apply_filter_path))
-        .layer(axum::middleware::map_response(add_product_header))
+        .map(|router| {
+            router
+                .layer(axum::middleware::from_fn(filter_path::apply_filter_path))
+                .layer(axum::middleware::map_response(add_product_header))
+        })
 }
 
 /// Clients with `http_compress` gzip every body, searches included. `_bulk` streams and

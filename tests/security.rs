@@ -1,0 +1,580 @@
+//! API keys and roles against real nodes: every route's access rule (walked from the
+//! router's own table), two tenants with overlapping index names on every path that names
+//! or lists indexes, and a key revoked through one node refused by another within seconds.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::cluster::{configure_with, ClusterNode};
+use common::TestNode;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const ADMIN_ID: &str = "admin";
+const ADMIN_SECRET: &str = "an-admin-secret-of-at-least-32-characters";
+
+fn admin_key() -> String {
+    encode(ADMIN_ID, ADMIN_SECRET)
+}
+
+fn encode(id: &str, secret: &str) -> String {
+    quarry_common::api_keys::encode_credential(id, secret)
+}
+
+/// Sends requests as one API key (or none).
+struct Caller {
+    endpoint: String,
+    authorization: Option<String>,
+}
+
+impl Caller {
+    fn new(node: &TestNode, encoded: Option<&str>) -> Caller {
+        Caller {
+            endpoint: node.endpoint.clone(),
+            authorization: encoded.map(|encoded| format!("ApiKey {encoded}")),
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<String>) -> (u16, Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.endpoint))
+            .timeout(Duration::from_secs(30));
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
+        if let Some(body) = body {
+            let content_type = if body.trim_start().starts_with("index_id") {
+                "application/yaml"
+            } else if body.contains('\n') {
+                "application/x-ndjson"
+            } else {
+                "application/json"
+            };
+            request = request.header("content-type", content_type).body(body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.send(Method::GET, path, None).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(Method::POST, path, Some(body.to_string())).await
+    }
+
+    /// Creates a key with one role and returns its `encoded` credential.
+    async fn create_key(&self, name: &str, role: Value) -> String {
+        let (status, key) = self
+            .post(
+                "/api/v1/_elastic/_security/api_key",
+                json!({"name": name, "role_descriptors": {name: role}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{key}");
+        let encoded = key["encoded"].as_str().unwrap().to_string();
+        let expected = encode(
+            key["id"].as_str().unwrap(),
+            key["api_key"].as_str().unwrap(),
+        );
+        assert_eq!(encoded, expected);
+        encoded
+    }
+}
+
+fn index_config(index_id: &str) -> String {
+    format!(
+        "index_id: {index_id}\ndoc_mapping:\n  field_mappings:\n    - {{name: ts, type: datetime, fast: true}}\n    - {{name: body, type: text}}\n  timestamp_field: ts\nsearch_settings:\n  default_search_fields: [body]\n"
+    )
+}
+
+async fn start_secured(dir: &std::path::Path) -> TestNode {
+    let bootstrap = format!("{ADMIN_ID}:{ADMIN_SECRET}");
+    TestNode::start_with_env(dir, &[("QUARRY_BOOTSTRAP_API_KEY", bootstrap.as_str())]).await
+}
+
+/// Three indexes whose names overlap (`team-a-logs`, `team-ab-logs`, `team-b-logs`), each
+/// with its name in every document's body.
+async fn create_tenants(admin: &Caller) {
+    for (index, docs) in [("team-a-logs", 3), ("team-ab-logs", 4), ("team-b-logs", 5)] {
+        let (status, body) = admin
+            .send(Method::POST, "/api/v1/indexes", Some(index_config(index)))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let ndjson: String = (0..docs)
+            .map(|n| {
+                json!({"ts": 1_767_225_600 + n, "body": format!("event {n} of {index}")})
+                    .to_string()
+                    + "\n"
+            })
+            .collect();
+        let (status, body) = admin
+            .send(
+                Method::POST,
+                &format!("/api/v1/{index}/ingest?commit=force"),
+                Some(ndjson),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+fn index_names(hits: &Value) -> BTreeSet<String> {
+    hits["hits"]["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|hit| hit["_index"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_route_enforces_its_access_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_secured(dir.path()).await;
+    let admin = Caller::new(&node, Some(&admin_key()));
+    let anonymous = Caller::new(&node, None);
+    create_tenants(&admin).await;
+    // A key that may do nothing at all, and keys with one privilege each.
+    let nothing = admin
+        .create_key("nothing", json!({"cluster": [], "indices": []}))
+        .await;
+    let mut keys_by_privilege = std::collections::HashMap::new();
+    for (rule, role) in [
+        ("cluster:monitor", json!({"cluster": ["monitor"]})),
+        (
+            "cluster:manage_security",
+            json!({"cluster": ["manage_security"]}),
+        ),
+        (
+            "index:read",
+            json!({"indices": [{"names": ["team-a-*"], "privileges": ["read"]}]}),
+        ),
+        (
+            "index:view_metadata",
+            json!({"indices": [{"names": ["team-a-*"], "privileges": ["view_index_metadata"]}]}),
+        ),
+        (
+            "index:write",
+            json!({"indices": [{"names": ["team-a-*"], "privileges": ["write"]}]}),
+        ),
+        (
+            "index:manage",
+            json!({"indices": [{"names": ["team-a-*"], "privileges": ["manage"]}]}),
+        ),
+    ] {
+        let name = rule.replace(':', "-");
+        keys_by_privilege.insert(rule.to_string(), admin.create_key(&name, role).await);
+    }
+    let without = Caller::new(&node, Some(&nothing));
+    let rules = quarry::access_rules();
+    assert!(rules.len() > 40, "{} rules", rules.len());
+    for (method, path, rule) in rules {
+        let concrete = path
+            .replace("{index_id}", "team-a-logs")
+            .replace("{expression}", "team-a-logs")
+            .replace("{key_id}", "no-such-key")
+            .replace("{scroll_id}", "no-such-scroll");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let what = format!("{method} {path} ({rule})");
+        let (status, body) = anonymous.send(method.clone(), &concrete, None).await;
+        if rule == "open" {
+            assert_ne!(status, 401, "{what}: {body}");
+            continue;
+        }
+        assert_eq!(status, 401, "{what} without a key: {body}");
+        let (status, body) = without.send(method.clone(), &concrete, None).await;
+        if rule == "authenticated" || rule.starts_with("handler:") {
+            // Handlers narrow what a key sees themselves: the tenant test checks them.
+            assert!(status != 401 && status < 500, "{what}: {status} {body}");
+            continue;
+        }
+        assert_eq!(
+            status, 403,
+            "{what} with a key without the privilege: {body}"
+        );
+        let allowed = Caller::new(&node, Some(&keys_by_privilege[&rule]));
+        // DELETE of an index would remove the test's data: its refusal is what matters.
+        if method == Method::DELETE && path.starts_with("/api/v1/indexes/") {
+            continue;
+        }
+        let (status, body) = allowed.send(method, &concrete, None).await;
+        assert!(
+            status != 401 && status != 403,
+            "{what} with the privilege: {status} {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn tenants_see_only_their_indexes_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_secured(dir.path()).await;
+    let admin = Caller::new(&node, Some(&admin_key()));
+    let anonymous = Caller::new(&node, None);
+
+    // Without a key: 401 with a challenge, in ES's shape on the ES API.
+    let (status, body) = anonymous.get("/api/v1/indexes").await;
+    assert_eq!(status, 401);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("missing credentials"));
+    let (status, body) = anonymous.get("/api/v1/_elastic/_cat/indices").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["type"], "security_exception", "{body}");
+    let response = reqwest::get(format!("{}/api/v1/indexes", node.endpoint))
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("www-authenticate"));
+    let (status, _) = anonymous.get("/health/livez").await;
+    assert_eq!(status, 200);
+    let wrong = Caller::new(&node, Some(&encode(ADMIN_ID, "not-the-secret")));
+    assert_eq!(wrong.get("/api/v1/indexes").await.0, 401);
+
+    create_tenants(&admin).await;
+    let team_a = admin
+        .create_key(
+            "team-a",
+            json!({"indices": [{"names": ["team-a-*"], "privileges": ["read"]}]}),
+        )
+        .await;
+    let team_a_writer = admin
+        .create_key(
+            "team-a-writer",
+            json!({"indices": [{"names": ["team-a-*"], "privileges": ["write"]}]}),
+        )
+        .await;
+    let team_b = admin
+        .create_key(
+            "team-b",
+            json!({"indices": [{"names": ["team-b-*"], "privileges": ["read"]}]}),
+        )
+        .await;
+    let a = Caller::new(&node, Some(&team_a));
+    let b = Caller::new(&node, Some(&team_b));
+
+    // Native search: its own index, never another's, by name, list or pattern.
+    let (status, body) = a
+        .post("/api/v1/team-a-logs/search", json!({"query": "*"}))
+        .await;
+    assert_eq!(
+        (status, body["num_hits"].clone()),
+        (200, json!(3)),
+        "{body}"
+    );
+    for forbidden in [
+        "team-b-logs",
+        "team-ab-logs",
+        "team-a-logs,team-b-logs",
+        "team-b-missing",
+    ] {
+        let (status, body) = a
+            .post(
+                &format!("/api/v1/{forbidden}/search"),
+                json!({"query": "*"}),
+            )
+            .await;
+        assert_eq!(status, 403, "{forbidden}: {body}");
+        assert!(!body.to_string().contains("team-b-logs") || forbidden.contains("team-b-logs"));
+    }
+    let (status, body) = a
+        .post(
+            "/api/v1/team-*/search",
+            json!({"query": "*", "max_hits": 0}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["num_hits"].clone()),
+        (200, json!(3)),
+        "{body}"
+    );
+
+    // ES search, count and msearch.
+    let (status, body) = a
+        .post("/api/v1/_elastic/*/_search", json!({"size": 100}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        index_names(&body),
+        BTreeSet::from(["team-a-logs".to_string()])
+    );
+    let (status, body) = a.post("/api/v1/_elastic/team-*/_count", json!({})).await;
+    assert_eq!((status, body["count"].clone()), (200, json!(3)), "{body}");
+    let msearch = "{\"index\": \"team-a-logs\"}\n{}\n{\"index\": \"team-b-logs\"}\n{}\n{\"index\": \"team-*\"}\n{\"size\": 100}\n";
+    let (status, body) = a
+        .send(
+            Method::POST,
+            "/api/v1/_elastic/_msearch",
+            Some(msearch.to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let responses = body["responses"].as_array().unwrap();
+    assert_eq!(responses[0]["status"], 200);
+    assert_eq!(responses[1]["status"], 403, "{body}");
+    assert_eq!(
+        index_names(&responses[2]),
+        BTreeSet::from(["team-a-logs".to_string()])
+    );
+
+    // Index metadata: listing, describe, splits, mapping, field caps, resolve, cat.
+    let (_, listed) = a.get("/api/v1/indexes").await;
+    let listed: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|index| index["index_config"]["index_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["team-a-logs"]);
+    for path in [
+        "/api/v1/indexes/team-b-logs",
+        "/api/v1/indexes/team-b-logs/splits",
+        "/api/v1/team-b-logs/delete-tasks",
+        "/api/v1/_elastic/team-b-logs",
+        "/api/v1/_elastic/team-b-logs/_mapping",
+        "/api/v1/_elastic/team-b-logs/_field_caps",
+        "/api/v1/_elastic/_resolve/index/team-b-logs",
+    ] {
+        assert_eq!(a.get(path).await.0, 403, "{path}");
+    }
+    let (_, caps) = a.get("/api/v1/_elastic/team-*/_field_caps?fields=*").await;
+    assert_eq!(caps["indices"], json!(["team-a-logs"]), "{caps}");
+    let (_, resolved) = a.get("/api/v1/_elastic/_resolve/index/*").await;
+    assert_eq!(
+        resolved["indices"].as_array().unwrap().len(),
+        1,
+        "{resolved}"
+    );
+    let (_, cat) = a.get("/api/v1/_elastic/_cat/indices?format=json").await;
+    let cat = cat.to_string();
+    assert!(
+        cat.contains("team-a-logs") && !cat.contains("team-b") && !cat.contains("team-ab"),
+        "{cat}"
+    );
+
+    // Writes need write; reads need read; the cluster's state and metrics need monitor.
+    let ndjson = "{\"ts\": 1767225700, \"body\": \"late\"}\n".to_string();
+    let (status, _) = a
+        .send(
+            Method::POST,
+            "/api/v1/team-a-logs/ingest",
+            Some(ndjson.clone()),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let writer = Caller::new(&node, Some(&team_a_writer));
+    let (status, body) = writer
+        .send(Method::POST, "/api/v1/team-a-logs/ingest", Some(ndjson))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        writer.post("/api/v1/team-a-logs/search", json!({})).await.0,
+        403
+    );
+    let bulk = "{\"index\": {\"_index\": \"team-a-logs\"}}\n{\"ts\": 1767225701, \"body\": \"bulk\"}\n{\"index\": {\"_index\": \"team-b-logs\"}}\n{\"ts\": 1767225701, \"body\": \"intruder\"}\n";
+    let (status, body) = writer
+        .send(
+            Method::POST,
+            "/api/v1/_elastic/_bulk",
+            Some(bulk.to_string()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"][0]["index"]["status"], 201, "{body}");
+    assert_eq!(body["items"][1]["index"]["status"], 403, "{body}");
+    assert_eq!(a.get("/metrics").await.0, 403);
+    assert_eq!(a.get("/api/v1/cluster").await.0, 403);
+    assert_eq!(
+        a.send(
+            Method::POST,
+            "/api/v1/indexes",
+            Some(index_config("team-a-new"))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        a.post("/api/v1/api-keys", json!({"name": "escalate"}))
+            .await
+            .0,
+        403
+    );
+
+    // A scroll belongs to the key that opened it.
+    let (status, page) = a
+        .post(
+            "/api/v1/_elastic/team-a-logs/_search?scroll=1m",
+            json!({"size": 1}),
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let scroll_id = page["_scroll_id"].as_str().unwrap().to_string();
+    let (status, _) = b
+        .post(
+            "/api/v1/_elastic/_search/scroll",
+            json!({"scroll_id": scroll_id}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = a
+        .post(
+            "/api/v1/_elastic/_search/scroll",
+            json!({"scroll_id": scroll_id}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["hits"]["hits"].as_array().map(Vec::len)),
+        (200, Some(1)),
+        "{body}"
+    );
+
+    // Basic auth carries the same key; _authenticate says whose it is.
+    let basic = reqwest::Client::new()
+        .get(format!(
+            "{}/api/v1/_elastic/_security/_authenticate",
+            node.endpoint
+        ))
+        .basic_auth(ADMIN_ID, Some(ADMIN_SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(basic.status().as_u16(), 200);
+
+    // Invalidation takes effect at once on this node.
+    let (_, listed) = admin.get("/api/v1/api-keys").await;
+    let team_b_id = listed["api_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["name"] == "team-b")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(listed.to_string().find("key_hash").is_none(), "{listed}");
+    let (status, body) = admin
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{team_b_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["invalidated_api_keys"], json!([team_b_id]));
+    let (status, body) = b.post("/api/v1/team-b-logs/search", json!({})).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("invalidated"));
+}
+
+/// A key created through one node works on another at once, and once revoked through one
+/// node, the other refuses it within the stated 2 s (plus a margin for a loaded machine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_through_one_node_is_refused_by_the_others_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir
+        .path()
+        .join("shared")
+        .join("indexes")
+        .display()
+        .to_string();
+    let auth = format!("auth:\n  bootstrap_api_key: {ADMIN_ID}:{ADMIN_SECRET}\n");
+    let mut first: ClusterNode = configure_with(
+        dir.path(),
+        "node-1",
+        "metastore, control_plane, indexer, searcher",
+        None,
+        &shared,
+        &shared,
+        &auth,
+    );
+    first.node.start_again().await;
+    let mut second = configure_with(
+        dir.path(),
+        "node-2",
+        "indexer, searcher",
+        Some(first.gossip_port),
+        &shared,
+        &shared,
+        &auth,
+    );
+    second.node.start_again().await;
+    let admin_first = Caller::new(&first.node, Some(&admin_key()));
+    let (status, body) = admin_first
+        .send(
+            Method::POST,
+            "/api/v1/indexes",
+            Some(index_config("team-a-logs")),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, key) = admin_first
+        .post(
+            "/api/v1/api-keys",
+            json!({"name": "reader", "role_descriptors": {"r": {"indices": [{"names": ["team-a-*"], "privileges": ["read"]}]}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{key}");
+    let reader = Caller::new(&second.node, key["encoded"].as_str());
+    let (status, body) = reader
+        .post("/api/v1/team-a-logs/search", json!({"query": "*"}))
+        .await;
+    assert_eq!(
+        status, 200,
+        "a key made on node 1 must work on node 2 at once: {body}"
+    );
+
+    let id = key["id"].as_str().unwrap();
+    let (status, _) = admin_first
+        .send(Method::DELETE, &format!("/api/v1/api-keys/{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let revoked_at = Instant::now();
+    loop {
+        let (status, _) = reader
+            .post("/api/v1/team-a-logs/search", json!({"query": "*"}))
+            .await;
+        if status == 401 {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(5),
+            "node 2 still accepts a key revoked {:?} ago",
+            revoked_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("revocation reached node 2 after {:?}", revoked_at.elapsed());
+}
+
+/// `auth.enabled` without a bootstrap key: the first start prints an admin key once, which
+/// works; a restart prints none, and the key still works.
+#[tokio::test]
+async fn the_first_start_prints_an_admin_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::start_with(dir.path(), &[], "auth:\n  enabled: true\n").await;
+    let printed = |log: &str| -> Vec<String> {
+        log.lines()
+            .filter_map(|line| line.trim().strip_prefix("encoded: "))
+            .map(str::to_string)
+            .collect()
+    };
+    let keys = printed(&node.log());
+    assert_eq!(keys.len(), 1, "log:\n{}", node.log());
+    assert!(!node.log().contains("key_hash"));
+    let admin = Caller::new(&node, Some(&keys[0]));
+    assert_eq!(admin.get("/api/v1/indexes").await.0, 200);
+    assert_eq!(Caller::new(&node, None).get("/api/v1/indexes").await.0, 401);
+    node.restart().await;
+    assert_eq!(printed(&node.log()).len(), 1, "a second key was printed");
+    assert_eq!(admin.get("/api/v1/indexes").await.0, 200);
+}
