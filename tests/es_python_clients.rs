@@ -1,5 +1,6 @@
-//! The official Elasticsearch Python clients (a pinned 8.x and 9.x) against a real node:
-//! `tests/es-python/run.sh` installs each into its own venv and runs the same suite.
+//! The official Elasticsearch Python clients (a pinned 8.x and 9.x) against a real node
+//! with authentication on, carrying an API key: `tests/es-python/run.sh` installs each into
+//! its own venv and runs the same suite.
 
 mod common;
 
@@ -19,14 +20,23 @@ async fn official_python_clients_work_unmodified() {
         );
         return;
     }
+    // With authentication on, the clients carry an API key, as they would against ES 8.
     let dir = tempfile::tempdir().unwrap();
-    let node = TestNode::start(dir.path()).await;
+    let (id, secret) = ("es-clients", "a-secret-for-the-python-clients-0123456789");
+    let bootstrap = format!("{id}:{secret}");
+    let node = TestNode::start_with_env(
+        dir.path(),
+        &[("QUARRY_BOOTSTRAP_API_KEY", bootstrap.as_str())],
+    )
+    .await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/es-python/run.sh");
     let endpoint = node.endpoint.clone();
+    let api_key = quarry_common::api_keys::encode_credential(id, secret);
     let output = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .arg(script)
             .arg(&endpoint)
+            .env("QUARRY_API_KEY", api_key)
             .output()
             .expect("run tests/es-python/run.sh")
     })

@@ -34,6 +34,8 @@ from elasticsearch import BadRequestError, Elasticsearch, NotFoundError, helpers
 
 CLIENT_MAJOR = elasticsearch.__version__[0]
 QUARRY_URL = os.environ.get("QUARRY_URL", "").rstrip("/")
+# The `encoded` form of an API key, for nodes with authentication on.
+API_KEY = os.environ.get("QUARRY_API_KEY") or None
 INDEX = os.environ.get("QUARRY_ES_INDEX") or (
     f"es-py-{CLIENT_MAJOR}-{uuid.uuid4().hex[:10]}"
 )
@@ -257,6 +259,8 @@ def native(method, path, body=None):
     request = urllib.request.Request(f"{QUARRY_URL}{path}", data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", "application/json")
+    if API_KEY:
+        request.add_header("Authorization", f"ApiKey {API_KEY}")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode()
@@ -299,7 +303,9 @@ def index_config(index_id):
 def es():
     if not QUARRY_URL:
         pytest.exit("QUARRY_URL is not set (the node root, e.g. http://127.0.0.1:7280)", 2)
-    client = Elasticsearch(f"{QUARRY_URL}/api/v1/_elastic", request_timeout=60, max_retries=0)
+    client = Elasticsearch(
+        f"{QUARRY_URL}/api/v1/_elastic", request_timeout=60, max_retries=0, api_key=API_KEY
+    )
     yield client
     client.close()
 
@@ -352,6 +358,18 @@ def total(response):
 
 # --------------------------------------------------------------------------------------
 # Cluster information
+
+
+def test_requests_without_the_api_key_are_refused():
+    if not API_KEY:
+        pytest.skip("the node runs without authentication")
+    from elasticsearch import AuthenticationException
+
+    anonymous = Elasticsearch(f"{QUARRY_URL}/api/v1/_elastic", request_timeout=60, max_retries=0)
+    with pytest.raises(AuthenticationException) as refused:
+        anonymous.search(index="*", size=1)
+    assert refused.value.meta.status == 401
+    anonymous.close()
 
 
 def test_info_reports_an_elasticsearch_8_version(es):
@@ -889,7 +907,7 @@ def test_fields_with_date_formats(es, loaded):
 def test_gzip_request_bodies(loaded):
     # `http_compress=True` gzips request bodies (Content-Encoding: gzip).
     client = Elasticsearch(f"{QUARRY_URL}/api/v1/_elastic", request_timeout=60, max_retries=0,
-                           http_compress=True)
+                           http_compress=True, api_key=API_KEY)
     query = {"term": {"severity_text": "ERROR"}}
     expected = count_of(lambda doc, _: doc["severity_text"] == "ERROR")
     try:
