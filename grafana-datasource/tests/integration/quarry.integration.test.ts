@@ -20,8 +20,8 @@ import { lastValueFrom } from 'rxjs';
 import { QuarryDatasource } from '../../src/datasource';
 import { QuarryQuery } from '../../src/types';
 import { makeDatasource } from '../support/datasourceFactory';
-import { QuarryNode, postJson, startQuarry } from '../support/quarryNode';
-import { requests, setTemplateVariables } from '../support/runtimeMock';
+import { PROXY_AUTHORIZATION, QuarryNode, postJson, startQuarry } from '../support/quarryNode';
+import { requests, setProxyHeaders, setTemplateVariables } from '../support/runtimeMock';
 
 const QUARRY_BIN = process.env.QUARRY_BIN;
 if (!QUARRY_BIN) {
@@ -160,6 +160,7 @@ describeLive('Quarry datasource against a live node', () => {
 
   beforeAll(async () => {
     node = await startQuarry(QUARRY_BIN!);
+    setProxyHeaders({ Authorization: PROXY_AUTHORIZATION });
     await postJson(`${node.baseUrl}/api/v1/indexes`, INDEX_CONFIG);
     const ingest = await postJson(`${node.baseUrl}/api/v1/logs/ingest?commit=force`, toNdjson(DOCS), 'application/x-ndjson');
     expect(ingest.num_ingested_docs).toBe(DOCS.length);
@@ -181,6 +182,18 @@ describeLive('Quarry datasource against a live node', () => {
     expect(result).toEqual({ status: 'success', message: expect.stringContaining('1 index(es) match (logs)') });
     expect(requests.length).toBeGreaterThan(0);
     expect(requests.every((r) => r.url.startsWith(`${node.baseUrl}/api/v1/`))).toBe(true);
+  });
+
+  it('reports missing credentials in words when the proxy sends none', async () => {
+    setProxyHeaders({});
+    try {
+      const result = await ds.testDatasource();
+      expect(result.status).toBe('error');
+      expect(result.message).toContain('(401)');
+      expect(result.message).toContain('missing credentials');
+    } finally {
+      setProxyHeaders({ Authorization: PROXY_AUTHORIZATION });
+    }
   });
 
   describe('logs mode', () => {

@@ -45,13 +45,30 @@ async function waitReady(baseUrl: string, child: ChildProcess, log: () => string
   throw new Error(`quarry was not ready within ${timeoutMs} ms:\n${log()}`);
 }
 
+/**
+ * The node runs with authentication on. Grafana's data proxy sends the datasource's Basic
+ * auth settings (user = the API key's id, password = its secret) with every request; the
+ * test's HTTP client does the same with these.
+ */
+export const API_KEY_ID = 'grafana';
+export const API_KEY_SECRET = 'a-secret-for-the-grafana-datasource-0123';
+export const PROXY_AUTHORIZATION = `Basic ${Buffer.from(`${API_KEY_ID}:${API_KEY_SECRET}`).toString('base64')}`;
+
 export async function startQuarry(binary: string): Promise<QuarryNode> {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-grafana-it-'));
   const configPath = path.join(dataDir, 'node.yaml');
   fs.writeFileSync(
     configPath,
-    ['node_id: grafana-plugin-test', 'rest:', `  listen_port: ${port}`, `data_dir: ${path.join(dataDir, 'qdata')}`, ''].join('\n')
+    [
+      'node_id: grafana-plugin-test',
+      'rest:',
+      `  listen_port: ${port}`,
+      `data_dir: ${path.join(dataDir, 'qdata')}`,
+      'auth:',
+      `  bootstrap_api_key: ${API_KEY_ID}:${API_KEY_SECRET}`,
+      '',
+    ].join('\n')
   );
   const child = spawn(binary, ['run', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
@@ -88,7 +105,7 @@ export async function startQuarry(binary: string): Promise<QuarryNode> {
 export async function postJson(url: string, body: unknown, contentType = 'application/json'): Promise<any> {
   const response = await fetch(url, {
     method: 'POST',
-    headers: { 'Content-Type': contentType },
+    headers: { 'Content-Type': contentType, Authorization: PROXY_AUTHORIZATION },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   const text = await response.text();

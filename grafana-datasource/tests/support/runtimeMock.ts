@@ -27,10 +27,17 @@ type FetchHandler = (options: FetchOptions) => Promise<FetchResult>;
 
 export const requests: FetchOptions[] = [];
 
+/** What Grafana's data proxy adds to every request: the datasource's credentials. */
+let proxyHeaders: Record<string, string> = {};
+
+export function setProxyHeaders(headers: Record<string, string>) {
+  proxyHeaders = headers;
+}
+
 async function realHttp(options: FetchOptions): Promise<FetchResult> {
   const response = await fetch(options.url, {
     method: options.method ?? 'GET',
-    headers: options.headers,
+    headers: { ...proxyHeaders, ...options.headers },
     body: typeof options.data === 'string' || options.data === undefined ? options.data : JSON.stringify(options.data),
   });
   const text = await response.text();
