@@ -239,6 +239,11 @@ async fn tenants_see_only_their_indexes_on_every_path() {
     assert_eq!(status, 200);
     let wrong = Caller::new(&node, Some(&encode(ADMIN_ID, "not-the-secret")));
     assert_eq!(wrong.get("/api/v1/indexes").await.0, 401);
+    // Without a cluster secret, node-to-node routes are no way around the keys.
+    let (status, body) = anonymous
+        .post("/internal/v1/metastore", json!({"method": "list_api_keys"}))
+        .await;
+    assert_eq!(status, 403, "{body}");
 
     create_tenants(&admin).await;
     let team_a = admin
@@ -577,4 +582,28 @@ async fn the_first_start_prints_an_admin_key_once() {
     node.restart().await;
     assert_eq!(printed(&node.log()).len(), 1, "a second key was printed");
     assert_eq!(admin.get("/api/v1/indexes").await.0, 200);
+}
+
+/// A cluster node with authentication on needs a cluster secret, or its internal routes
+/// would bypass the keys: it refuses to start, saying so.
+#[tokio::test]
+async fn a_secured_cluster_node_without_a_cluster_secret_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = TestNode::configure(
+        dir.path(),
+        &[],
+        &format!(
+            "node_id: lonely\npeer_seeds: [127.0.0.1:9]\nauth:\n  bootstrap_api_key: {ADMIN_ID}:{ADMIN_SECRET}\n"
+        ),
+    );
+    node.spawn_unchecked();
+    let status = node
+        .wait_exit(Duration::from_secs(30))
+        .expect("the node must exit");
+    assert!(!status.success());
+    assert!(
+        node.log().contains("`cluster_secret` is not"),
+        "{}",
+        node.log()
+    );
 }

@@ -55,6 +55,12 @@ impl Node {
         {
             config.auth.bootstrap_api_key = Some(key);
         }
+        if config.auth_enabled() && !config.peer_seeds.is_empty() && config.cluster_secret.is_none()
+        {
+            anyhow::bail!(
+                "authentication is on in a cluster (peer_seeds are set) but `cluster_secret` is not: internal routes would bypass API keys; set the same cluster_secret on every node"
+            );
+        }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data_dir `{}`", config.data_dir.display()))?;
         let resolver = StorageResolver::new(config.storage.s3.clone().unwrap_or_default());

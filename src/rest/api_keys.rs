@@ -252,25 +252,34 @@ async fn invalidate(state: &AppState, request: InvalidateApiKeys) -> Result<Valu
     }))
 }
 
+/// Which API a request came through: errors answer in its shape.
+#[derive(Clone, Copy)]
+enum Api {
+    Native,
+    Elastic,
+}
+
+fn respond(result: Result<Value, KeyError>, api: Api) -> Response {
+    match (result, api) {
+        (Ok(answer), _) => Json(answer).into_response(),
+        (Err(error), Api::Native) => error.native(),
+        (Err(error), Api::Elastic) => error.elastic(),
+    }
+}
+
 pub(crate) async fn create_native(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> Response {
-    match create(&state, &principal, &body).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(error) => error.native(),
-    }
+    respond(create(&state, &principal, &body).await, Api::Native)
 }
 
 pub(crate) async fn list_native(
     State(state): State<Arc<AppState>>,
     Query(filter): Query<KeyFilter>,
 ) -> Response {
-    match list(&state, &filter).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(error) => error.native(),
-    }
+    respond(list(&state, &filter).await, Api::Native)
 }
 
 pub(crate) async fn invalidate_native(
@@ -281,10 +290,7 @@ pub(crate) async fn invalidate_native(
         id: Some(key_id),
         ..Default::default()
     };
-    match invalidate(&state, request).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(error) => error.native(),
-    }
+    respond(invalidate(&state, request).await, Api::Native)
 }
 
 pub(crate) async fn create_elastic(
@@ -292,34 +298,25 @@ pub(crate) async fn create_elastic(
     Extension(principal): Extension<Principal>,
     body: axum::body::Bytes,
 ) -> Response {
-    match create(&state, &principal, &body).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(error) => error.elastic(),
-    }
+    respond(create(&state, &principal, &body).await, Api::Elastic)
 }
 
 pub(crate) async fn list_elastic(
     State(state): State<Arc<AppState>>,
     Query(filter): Query<KeyFilter>,
 ) -> Response {
-    match list(&state, &filter).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(error) => error.elastic(),
-    }
+    respond(list(&state, &filter).await, Api::Elastic)
 }
 
 pub(crate) async fn invalidate_elastic(
     State(state): State<Arc<AppState>>,
     body: axum::body::Bytes,
 ) -> Response {
-    let request = match parse_body::<InvalidateApiKeys>(&body, "invalidate API key") {
-        Ok(request) => request,
-        Err(error) => return error.elastic(),
+    let result = match parse_body::<InvalidateApiKeys>(&body, "invalidate API key") {
+        Ok(request) => invalidate(&state, request).await,
+        Err(error) => Err(error),
     };
-    match invalidate(&state, request).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(error) => error.elastic(),
-    }
+    respond(result, Api::Elastic)
 }
 
 /// Elasticsearch's `_security/_authenticate`: who the credentials are.

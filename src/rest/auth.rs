@@ -344,6 +344,15 @@ pub(crate) async fn authorize(
         return next.run(request).await;
     }
     if rule == Rule::Open {
+        // Node-to-node routes answer to the cluster secret alone (checked before this).
+        // Without one they would be a way around every key: refused instead.
+        if path.starts_with("/internal/") && state.cluster_secret.is_none() {
+            return refuse(
+                &path,
+                StatusCode::FORBIDDEN,
+                "internal routes are closed on a node with authentication on and no `cluster_secret`",
+            );
+        }
         return next.run(request).await;
     }
     let authorization = request
