@@ -15,6 +15,10 @@ pub(crate) struct Metrics {
     pub http_requests: IntCounterVec,
     /// Requests refused for a missing, unknown, expired or invalidated API key.
     pub auth_failures: IntCounter,
+    /// Requests refused with 429 for a key's limits, by key id and limit.
+    pub tenant_throttled: IntCounterVec,
+    /// Ingest body bytes received, by key id (keys with an ingest limit).
+    pub tenant_ingest_bytes: IntCounterVec,
     pub search_latency: HistogramVec,
     /// Node-to-node requests served, by route: leaf searches, fetches, metastore calls.
     pub internal_request_latency: HistogramVec,
@@ -59,6 +63,22 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let auth_failures = IntCounter::new(
         "auth_failures_total",
         "Requests refused with 401: missing, unknown, expired or invalidated API keys",
+    )
+    .unwrap_or_else(|_| unreachable!());
+    let tenant_throttled = IntCounterVec::new(
+        Opts::new(
+            "tenant_throttled_total",
+            "Requests refused with 429 because an API key was over one of its limits",
+        ),
+        &["key_id", "limit"],
+    )
+    .unwrap_or_else(|_| unreachable!());
+    let tenant_ingest_bytes = IntCounterVec::new(
+        Opts::new(
+            "tenant_ingest_bytes_total",
+            "Ingest and _bulk body bytes received from API keys with an ingest limit",
+        ),
+        &["key_id"],
     )
     .unwrap_or_else(|_| unreachable!());
     let search_latency = HistogramVec::new(
@@ -298,6 +318,8 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(ingested_bytes.clone()),
         Box::new(http_requests.clone()),
         Box::new(auth_failures.clone()),
+        Box::new(tenant_throttled.clone()),
+        Box::new(tenant_ingest_bytes.clone()),
         Box::new(search_latency.clone()),
         Box::new(internal_request_latency.clone()),
         Box::new(leaf_requests.clone()),
@@ -319,6 +341,8 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ingested_bytes,
         http_requests,
         auth_failures,
+        tenant_throttled,
+        tenant_ingest_bytes,
         search_latency,
         internal_request_latency,
         cluster_live_nodes,

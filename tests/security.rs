@@ -607,3 +607,132 @@ async fn a_secured_cluster_node_without_a_cluster_secret_refuses_to_start() {
         node.log()
     );
 }
+
+/// Per-key limits: over them a tenant gets 429 with `Retry-After`, counted per key in
+/// `/metrics`, while another tenant on the same indexes goes on unhindered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_limits_answer_429_and_spare_other_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_secured(dir.path()).await;
+    let admin = Caller::new(&node, Some(&admin_key()));
+    create_tenants(&admin).await;
+    let create = |name: &str, limits: Value| {
+        let admin = &admin;
+        let name = name.to_string();
+        async move {
+            let (status, key) = admin
+                .post(
+                    "/api/v1/api-keys",
+                    json!({
+                        "name": name,
+                        "role_descriptors": {"r": {"indices": [{"names": ["team-a-*"], "privileges": ["read", "write"]}]}},
+                        "limits": limits,
+                    }),
+                )
+                .await;
+            assert_eq!(status, 200, "{key}");
+            (
+                key["id"].as_str().unwrap().to_string(),
+                key["encoded"].as_str().unwrap().to_string(),
+            )
+        }
+    };
+    let (limited_id, limited) = create(
+        "limited",
+        json!({"ingest_bytes_per_second": 2000, "max_concurrent_searches": 1}),
+    )
+    .await;
+    let (_, free) = create("free", Value::Null).await;
+    let limited = Caller::new(&node, Some(&limited));
+    let free = Caller::new(&node, Some(&free));
+    let (_, listed) = admin.get("/api/v1/api-keys?name=limited").await;
+    assert_eq!(
+        listed["api_keys"][0]["limits"]["max_concurrent_searches"], 1,
+        "{listed}"
+    );
+
+    // 10 KB at 2 KB/s: accepted, and the next request waits about 4 s.
+    let big: String = (0..100)
+        .map(|n| json!({"ts": 1_767_225_600 + n, "body": "x".repeat(60)}).to_string() + "\n")
+        .collect();
+    assert!(big.len() > 8_000);
+    let (status, body) = limited
+        .send(
+            Method::POST,
+            "/api/v1/team-a-logs/ingest",
+            Some(big.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/team-a-logs/ingest", node.endpoint))
+        .header("authorization", limited.authorization.clone().unwrap())
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((2..=6).contains(&retry_after), "Retry-After: {retry_after}");
+    let (status, body) = limited
+        .send(Method::POST, "/api/v1/_elastic/_bulk", Some("{\"index\": {\"_index\": \"team-a-logs\"}}\n{\"ts\": 1767225600, \"body\": \"b\"}\n".to_string()))
+        .await;
+    assert_eq!(status, 429, "_bulk shares the ingest limit: {body}");
+    assert_eq!(
+        body["error"]["type"], "es_rejected_execution_exception",
+        "{body}"
+    );
+    let (status, body) = free
+        .send(Method::POST, "/api/v1/team-a-logs/ingest", Some(big))
+        .await;
+    assert_eq!(status, 200, "another tenant is not held back: {body}");
+
+    // One search at a time: of several at once, some are turned away; not the free key's.
+    let msearch: String = (0..40)
+        .map(|_| "{\"index\": \"team-a-logs\"}\n{\"size\": 5, \"aggs\": {\"per_second\": {\"date_histogram\": {\"field\": \"ts\", \"fixed_interval\": \"1s\"}}}}\n")
+        .collect();
+    let statuses: Vec<u16> = futures::future::join_all((0..6).map(|_| {
+        limited.send(
+            Method::POST,
+            "/api/v1/_elastic/_msearch",
+            Some(msearch.clone()),
+        )
+    }))
+    .await
+    .into_iter()
+    .map(|(status, _)| status)
+    .collect();
+    assert!(
+        statuses.contains(&200) && statuses.contains(&429),
+        "{statuses:?}"
+    );
+    let statuses: Vec<u16> = futures::future::join_all((0..6).map(|_| {
+        free.send(
+            Method::POST,
+            "/api/v1/_elastic/_msearch",
+            Some(msearch.clone()),
+        )
+    }))
+    .await
+    .into_iter()
+    .map(|(status, _)| status)
+    .collect();
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+
+    let (_, metrics) = admin.get("/metrics").await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    for limit in ["ingest_bytes", "searches"] {
+        assert!(
+            metrics
+                .lines()
+                .any(|line| line.starts_with("quarry_tenant_throttled_total")
+                    && line.contains(&limited_id)
+                    && line.contains(&format!("limit=\"{limit}\""))),
+            "no {limit} throttling counted for the key in:\n{metrics}"
+        );
+    }
+}

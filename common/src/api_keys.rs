@@ -32,6 +32,21 @@ pub struct ApiKeyRecord {
     /// The id of the key that created this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creator: Option<String>,
+    /// What one tenant may take of a node, so that it cannot starve the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<TenantLimits>,
+}
+
+/// Per-key limits, enforced by each node on the requests it serves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantLimits {
+    /// Bytes of ingest and `_bulk` request bodies per second, as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_bytes_per_second: Option<u64>,
+    /// Searches (search, count, msearch, scroll) running at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_searches: Option<u32>,
 }
 
 /// What a role allows, as Elasticsearch writes it.
@@ -351,6 +366,7 @@ mod tests {
             role_descriptors: serde_json::from_str(roles).unwrap(),
             limited_by: limited_by.map(|limits| serde_json::from_str(limits).unwrap()),
             creator: None,
+            limits: None,
         }
     }
 

@@ -26,6 +26,7 @@ pub(crate) async fn bootstrap_admin_key(
         role_descriptors: superuser_roles(),
         limited_by: None,
         creator: None,
+        limits: None,
     };
     if let Some(text) = bootstrap_key {
         let (id, secret) = parse_bootstrap_key(text)?;

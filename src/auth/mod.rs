@@ -4,6 +4,7 @@
 
 mod bootstrap;
 mod key_store;
+mod limits;
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use quarry_searcher::IndexFilter;
 
 pub(crate) use bootstrap::bootstrap_admin_key;
 pub(crate) use key_store::{now_ms, AuthError, KeyStore};
+pub(crate) use limits::{TenantLimiter, Throttled};
 
 /// The caller of a request.
 #[derive(Clone, Debug)]

@@ -276,6 +276,7 @@ impl Node {
             scrolls: crate::rest::ScrollStore::new(&config.node_id),
             keys,
             auth_enabled,
+            tenant_limits: Default::default(),
         });
         let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
         let app = router(state);

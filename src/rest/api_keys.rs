@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use quarry_common::api_keys::{
     encode_credential, generate_key, hash_secret, parse_expiration, superuser_roles, ApiKeyRecord,
-    RoleDescriptor,
+    RoleDescriptor, TenantLimits,
 };
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -28,6 +28,9 @@ pub(crate) struct CreateApiKey {
     expiration: Option<String>,
     #[serde(default)]
     role_descriptors: BTreeMap<String, RoleDescriptor>,
+    /// Quarry's own: what the key's tenant may take of each node.
+    #[serde(default)]
+    limits: Option<TenantLimits>,
     /// Kept by Elasticsearch for its users; Quarry accepts and ignores it.
     #[serde(default)]
     #[allow(dead_code)]
@@ -159,6 +162,7 @@ async fn create(state: &AppState, principal: &Principal, body: &[u8]) -> Result<
         role_descriptors,
         limited_by,
         creator,
+        limits: request.limits,
     };
     let created = state
         .keys
@@ -198,6 +202,9 @@ fn describe(record: &ApiKeyRecord) -> Value {
     }
     if let Some(creator) = &record.creator {
         value["creator"] = json!(creator);
+    }
+    if let Some(limits) = &record.limits {
+        value["limits"] = json!(limits);
     }
     value
 }

@@ -377,8 +377,64 @@ pub(crate) async fn authorize(
     if let Err(message) = check_rule(&principal, rule, params.as_ref().ok()) {
         return refuse(&path, StatusCode::FORBIDDEN, &message);
     }
+    let limited = match &principal {
+        Principal::Key(key) => key.limits.map(|limits| (key.id.clone(), limits)),
+        Principal::Unrestricted => None,
+    };
     request.extensions_mut().insert(principal);
-    next.run(request).await
+    let Some((key_id, limits)) = limited else {
+        return next.run(request).await;
+    };
+    match rule {
+        Rule::IndexPath(IndexAction::Read) | Rule::Handler(IndexAction::Read) => {
+            let permit = match state.tenant_limits.admit_search(&key_id, &limits) {
+                Ok(permit) => permit,
+                Err(throttled) => return too_many(&path, &key_id, "searches", throttled),
+            };
+            let response = next.run(request).await;
+            drop(permit);
+            response
+        }
+        Rule::IndexPath(IndexAction::Write) | Rule::Handler(IndexAction::Write) => {
+            if let Err(throttled) = state.tenant_limits.admit_ingest(&key_id, &limits) {
+                return too_many(&path, &key_id, "ingest_bytes", throttled);
+            }
+            // The body is paid for as it is read: what was received, compressed or not.
+            let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let counter = received.clone();
+            let (parts, body) = request.into_parts();
+            let counted = futures::StreamExt::map(body.into_data_stream(), move |chunk| {
+                if let Ok(bytes) = &chunk {
+                    counter.fetch_add(bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                chunk
+            });
+            let request = Request::from_parts(parts, axum::body::Body::from_stream(counted));
+            let response = next.run(request).await;
+            let bytes = received.load(std::sync::atomic::Ordering::Relaxed);
+            state.tenant_limits.charge_ingest(&key_id, &limits, bytes);
+            crate::metrics::METRICS
+                .tenant_ingest_bytes
+                .with_label_values(&[key_id.as_str()])
+                .inc_by(bytes);
+            response
+        }
+        _ => next.run(request).await,
+    }
+}
+
+/// 429 with `Retry-After`, so that clients and shippers back off and retry.
+fn too_many(path: &str, key_id: &str, limit: &str, throttled: crate::auth::Throttled) -> Response {
+    crate::metrics::METRICS
+        .tenant_throttled
+        .with_label_values(&[key_id, limit])
+        .inc();
+    let mut response = refuse(path, StatusCode::TOO_MANY_REQUESTS, &throttled.message);
+    let seconds = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 fn check_rule(
@@ -439,8 +495,12 @@ pub(crate) fn index_refusal(principal: &Principal, action: IndexAction, indexes:
 /// A refusal in the shape the route's clients parse: Elasticsearch's on its API.
 pub(crate) fn refuse(path: &str, status: StatusCode, message: &str) -> Response {
     let mut response = if path.starts_with("/api/v1/_elastic") {
-        let mut response =
-            super::elastic::es_error(status, "security_exception", message).into_response();
+        let error_type = match status {
+            StatusCode::TOO_MANY_REQUESTS => "es_rejected_execution_exception",
+            status if status.is_server_error() => "exception",
+            _ => "security_exception",
+        };
+        let mut response = super::elastic::es_error(status, error_type, message).into_response();
         response.headers_mut().insert(
             axum::http::HeaderName::from_static("x-elastic-product"),
             HeaderValue::from_static("Elasticsearch"),

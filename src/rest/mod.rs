@@ -49,6 +49,8 @@ pub(crate) struct AppState {
     /// The API keys, which requests must carry when `auth_enabled`.
     pub keys: Arc<crate::auth::KeyStore>,
     pub auth_enabled: bool,
+    /// Each key's share of this node (`ApiKeyRecord::limits`).
+    pub tenant_limits: crate::auth::TenantLimiter,
 }
 
 /// The router and every path it serves, so that a test can hold each path to an access

@@ -13,6 +13,10 @@ fn record(id: &str) -> ApiKeyRecord {
         role_descriptors: superuser_roles(),
         limited_by: None,
         creator: None,
+        limits: Some(crate::api_keys::TenantLimits {
+            ingest_bytes_per_second: Some(1_000),
+            max_concurrent_searches: None,
+        }),
     }
 }
 
