@@ -68,6 +68,7 @@ impl From<WireClaim> for IdClaim {
 }
 
 pub(crate) struct BulkIds {
+    transport: quarry_common::node_transport::NodeTransport,
     ingest_service: Arc<IngestService>,
     /// With PostgreSQL, the window is in the database.
     postgres: Option<Arc<PostgresMetastore>>,
@@ -85,7 +86,7 @@ impl BulkIds {
         self_node_id: String,
         postgres: Option<Arc<PostgresMetastore>>,
         window: Duration,
-        cluster_secret: Option<&str>,
+        transport: &quarry_common::node_transport::NodeTransport,
     ) -> BulkIds {
         BulkIds {
             ingest_service,
@@ -93,10 +94,9 @@ impl BulkIds {
             window_secs: window.as_secs() as i64,
             cluster,
             self_node_id,
-            http: reqwest::Client::builder()
-                .default_headers(quarry_common::cluster_secret::client_headers(
-                    cluster_secret,
-                ))
+            transport: transport.clone(),
+            http: transport
+                .client_builder()
                 .connect_timeout(Duration::from_secs(2))
                 .timeout(Duration::from_secs(30))
                 .build()
@@ -191,7 +191,7 @@ impl BulkIds {
         for attempt in 1.. {
             let outcome = self
                 .http
-                .post(format!("http://{host}{DEDUP_ENDPOINT}"))
+                .post(self.transport.url(&host, DEDUP_ENDPOINT))
                 .json(&request)
                 .send()
                 .await;

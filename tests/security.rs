@@ -736,3 +736,269 @@ async fn tenant_limits_answer_429_and_spare_other_tenants() {
         );
     }
 }
+
+/// A CA and a certificate for 127.0.0.1 that it signed, made with openssl for the test.
+fn test_certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl must be installed to test TLS");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=quarry test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ];
+    ca.extend(ec);
+    ca.extend([
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    openssl(&ca);
+    let mut request = vec![
+        "req",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "node.key",
+        "-out",
+        "node.csr",
+    ];
+    request.extend(ec);
+    openssl(&request);
+    std::fs::write(
+        dir.join("node.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "node.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "node.pem",
+        "-extfile",
+        "node.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("node.pem"),
+        dir.join("node.key"),
+    )
+}
+
+fn tls_yaml(ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> String {
+    format!(
+        "  tls:\n    cert_path: {}\n    key_path: {}\n    ca_path: {}\n",
+        cert.display(),
+        key.display(),
+        ca.display()
+    )
+}
+
+/// An HTTPS client that trusts the test CA only.
+fn https_client(ca: &std::path::Path) -> reqwest::Client {
+    let pem = std::fs::read(ca).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn wait_ready_https(client: &reqwest::Client, node: &TestNode) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = client
+            .get(format!("{}/health/readyz", node.endpoint))
+            .send()
+            .await
+        {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node not ready over TLS; log:\n{}",
+            node.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The REST API over TLS, on one node and between the nodes of a cluster: API keys travel
+/// encrypted, clients that do not trust the CA are refused, plain HTTP gets nothing, and
+/// nodes reach each other's metastore and leaf routes over HTTPS with the cluster's CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rest_api_and_node_to_node_calls_run_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let https = https_client(&ca);
+    let shared = dir
+        .path()
+        .join("shared")
+        .join("indexes")
+        .display()
+        .to_string();
+    let extra = format!(
+        "auth:\n  bootstrap_api_key: {ADMIN_ID}:{ADMIN_SECRET}\nrest:\n  listen_port: PORT\n{}",
+        tls_yaml(&ca, &cert, &key)
+    );
+    let mut nodes = Vec::new();
+    let mut seed = None;
+    for (node_id, services) in [
+        ("node-1", "metastore, control_plane, indexer, searcher"),
+        ("node-2", "indexer, searcher"),
+    ] {
+        let mut node = configure_with(dir.path(), node_id, services, seed, &shared, &shared, "");
+        // The REST section of the config gains TLS; the port stays the one picked.
+        let config_path = node.node.data_dir.join("node.yaml");
+        let config = std::fs::read_to_string(&config_path).unwrap();
+        let port = node.node.endpoint.rsplit(':').next().unwrap().to_string();
+        let config = config.replacen(&format!("rest:\n  listen_port: {port}\n"), "", 1);
+        std::fs::write(
+            &config_path,
+            format!("{config}{}", extra.replace("PORT", &port)),
+        )
+        .unwrap();
+        node.node.endpoint = node.node.endpoint.replacen("http://", "https://", 1);
+        node.node.spawn_unchecked();
+        wait_ready_https(&https, &node.node).await;
+        seed = Some(node.gossip_port);
+        nodes.push(node);
+    }
+    let admin = format!("ApiKey {}", admin_key());
+    let second = &nodes[1].node;
+
+    // Plain HTTP to the TLS port gets no answer; a client without the CA is refused.
+    let plain = second.endpoint.replacen("https://", "http://", 1);
+    assert!(reqwest::get(format!("{plain}/health/livez"))
+        .await
+        .map(|response| !response.status().is_success())
+        .unwrap_or(true));
+    assert!(reqwest::get(format!("{}/health/livez", second.endpoint))
+        .await
+        .is_err());
+
+    // Through node 2, which calls node 1's metastore over HTTPS.
+    let response = https
+        .post(format!("{}/api/v1/indexes", second.endpoint))
+        .header("authorization", &admin)
+        .header("content-type", "application/yaml")
+        .body(index_config("tls-logs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    for batch in 0..4 {
+        let ndjson: String = (0..5)
+            .map(|n| {
+                json!({"ts": 1_767_225_600 + batch * 10 + n, "body": "over tls"}).to_string() + "\n"
+            })
+            .collect();
+        let response = https
+            .post(format!(
+                "{}/api/v1/tls-logs/ingest?commit=force",
+                nodes[batch as usize % 2].node.endpoint
+            ))
+            .header("authorization", &admin)
+            .body(ndjson)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    // Every node's searches cover every split: some leaves run on the other node.
+    for node in &nodes {
+        let answer: Value = https
+            .post(format!("{}/api/v1/tls-logs/search", node.node.endpoint))
+            .header("authorization", &admin)
+            .json(&json!({"query": "over", "max_hits": 0}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(answer["num_hits"], 20, "{answer}");
+        assert!(
+            answer["errors"].as_array().is_none_or(Vec::is_empty),
+            "{answer}"
+        );
+    }
+    let mut remote_leaves = 0.0;
+    for node in &nodes {
+        let text = https
+            .get(format!("{}/metrics", node.node.endpoint))
+            .header("authorization", &admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        remote_leaves += text
+            .lines()
+            .find_map(|line| {
+                line.strip_prefix("quarry_searcher_leaf_requests_from_other_nodes_total ")
+            })
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    assert!(
+        remote_leaves > 0.0,
+        "no leaf request went between the nodes"
+    );
+
+    // The CLI, trusting the test CA.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(["index", "list", "--endpoint", &second.endpoint, "--ca-cert"])
+        .arg(&ca)
+        .args(["--api-key", &format!("{ADMIN_ID}:{ADMIN_SECRET}")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("tls-logs"),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

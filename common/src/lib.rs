@@ -6,6 +6,7 @@ pub mod cluster_secret;
 pub mod doc_mapper;
 pub mod ids;
 pub mod metastore;
+pub mod node_transport;
 pub mod pattern;
 pub mod split;
 pub mod storage;

@@ -19,7 +19,7 @@ pub use index_config::{
 };
 pub use node_config::{
     GossipConfig, IndexerConfig, JanitorConfig, NodeConfig, RestConfig, S3Config, SearcherConfig,
-    Service, StorageConfig,
+    Service, StorageConfig, TlsConfig,
 };
 
 /// The serialisation a config document arrives in.

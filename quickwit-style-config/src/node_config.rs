@@ -271,6 +271,21 @@ fn default_services() -> Vec<Service> {
 pub struct RestConfig {
     #[serde(default = "default_rest_port")]
     pub listen_port: u16,
+    /// HTTPS instead of HTTP on the REST port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// The REST port's certificate and key, PEM files. In a cluster every node runs TLS or
+/// none does; `ca_path` is the CA the nodes' certificates chain to, which node-to-node
+/// calls trust (without it, the platform's roots).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_path: Option<PathBuf>,
 }
 
 fn default_rest_port() -> u16 {
@@ -281,6 +296,7 @@ impl Default for RestConfig {
     fn default() -> Self {
         RestConfig {
             listen_port: default_rest_port(),
+            tls: None,
         }
     }
 }

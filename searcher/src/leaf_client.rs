@@ -2,6 +2,7 @@
 //! membership view, behind a trait so the searcher does not depend on the control plane)
 //! and the HTTP calls to their `/internal/v1` endpoints.
 
+use quarry_common::node_transport::NodeTransport;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -41,15 +42,15 @@ impl SearcherPool for LocalSearcherPool {
 #[derive(Clone)]
 pub(crate) struct LeafClient {
     http: reqwest::Client,
+    transport: NodeTransport,
 }
 
 impl LeafClient {
-    pub(crate) fn new(cluster_secret: Option<&str>) -> LeafClient {
+    pub(crate) fn new(transport: &NodeTransport) -> LeafClient {
         LeafClient {
-            http: reqwest::Client::builder()
-                .default_headers(quarry_common::cluster_secret::client_headers(
-                    cluster_secret,
-                ))
+            transport: transport.clone(),
+            http: transport
+                .client_builder()
                 .connect_timeout(Duration::from_secs(2))
                 .pool_idle_timeout(Duration::from_secs(60))
                 .tcp_nodelay(true)
@@ -68,7 +69,7 @@ impl LeafClient {
         let result = async {
             let response = self
                 .http
-                .post(format!("http://{}{path}", node.rest_address))
+                .post(self.transport.url(&node.rest_address, path))
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body)
                 .send()

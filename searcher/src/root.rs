@@ -28,6 +28,7 @@ use crate::pruning::split_may_match;
 use crate::request::{SearchRequest, SearchResponse, MAX_HITS_CAP};
 use crate::search_after::Cursor;
 use crate::sort::SortSpec;
+use quarry_common::node_transport::NodeTransport;
 
 /// How long leaves may take unless the request says otherwise.
 const DEFAULT_TIMEOUT_MS: u64 = 30_000;
@@ -181,20 +182,20 @@ impl SearchService {
             metastore,
             resolver,
             pool: Arc::new(LocalSearcherPool),
-            client: LeafClient::new(None),
+            client: LeafClient::new(&NodeTransport::default()),
             doc_mappers: Mutex::new(HashMap::new()),
         }
     }
 
     /// Fans leaf searches out to the pool's searcher nodes instead of this node alone,
-    /// proving `cluster_secret` to them.
+    /// over `transport` (the cluster secret, TLS).
     pub fn with_searcher_pool(
         mut self,
         pool: Arc<dyn SearcherPool>,
-        cluster_secret: Option<&str>,
+        transport: &NodeTransport,
     ) -> SearchService {
         self.pool = pool;
-        self.client = LeafClient::new(cluster_secret);
+        self.client = LeafClient::new(transport);
         self
     }
 

@@ -3,6 +3,14 @@ use std::time::Duration;
 use anyhow::{anyhow, Context};
 use serde_json::Value;
 
+/// How the CLI reaches a node besides its endpoint.
+pub(crate) struct Connection {
+    /// The `encoded` value of an API key, or `id:api_key`.
+    pub api_key: Option<String>,
+    /// A CA to trust for `https://` endpoints (a self-signed cluster's).
+    pub ca_cert: Option<std::path::PathBuf>,
+}
+
 /// A thin REST client that turns the node's `{"error": …}` answers into errors.
 pub(crate) struct Client {
     http: reqwest::Client,
@@ -16,24 +24,29 @@ pub(crate) enum IngestOutcome {
 }
 
 impl Client {
-    /// `api_key`: the `encoded` value of a key, or `id:api_key`.
-    pub(crate) fn new(endpoint: &str, api_key: Option<&str>) -> anyhow::Result<Client> {
+    pub(crate) fn new(endpoint: &str, connection: &Connection) -> anyhow::Result<Client> {
         let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(api_key) = api_key {
+        if let Some(api_key) = &connection.api_key {
             let encoded = match api_key.split_once(':') {
                 Some((id, secret)) => quarry_common::api_keys::encode_credential(id, secret),
-                None => api_key.to_string(),
+                None => api_key.clone(),
             };
             let mut value = reqwest::header::HeaderValue::from_str(&format!("ApiKey {encoded}"))
                 .context("the API key holds characters a header cannot carry")?;
             value.set_sensitive(true);
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(600))
-            .default_headers(headers)
-            .build()
-            .context("cannot build the HTTP client")?;
+            .default_headers(headers);
+        if let Some(path) = &connection.ca_cert {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate `{}`", path.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("`{}` is not a PEM certificate", path.display()))?;
+            builder = builder.tls_certs_merge(certificates);
+        }
+        let http = builder.build().context("cannot build the HTTP client")?;
         Ok(Client {
             http,
             endpoint: endpoint.trim_end_matches('/').to_string(),

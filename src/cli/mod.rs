@@ -23,6 +23,9 @@ struct Cli {
     /// API key for nodes with authentication on: the `encoded` value, or `id:api_key`.
     #[arg(long, global = true, env = "QUARRY_API_KEY", hide_env_values = true)]
     api_key: Option<String>,
+    /// A CA certificate (PEM) to trust for `https://` endpoints, besides the system's.
+    #[arg(long, global = true, env = "QUARRY_CA_CERT")]
+    ca_cert: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -155,7 +158,11 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run_command(cli.command, cli.api_key)) {
+    let connection = client::Connection {
+        api_key: cli.api_key,
+        ca_cert: cli.ca_cert,
+    };
+    match runtime.block_on(run_command(cli.command, connection)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -173,8 +180,7 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
 }
 
-async fn run_command(command: Command, api_key: Option<String>) -> anyhow::Result<ExitCode> {
-    let api_key = api_key.as_deref();
+async fn run_command(command: Command, connection: client::Connection) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config, demo } => {
             init_logging();
@@ -205,7 +211,7 @@ async fn run_command(command: Command, api_key: Option<String>) -> anyhow::Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::Index { command, endpoint } => {
-            let client = client::Client::new(&endpoint, api_key)?;
+            let client = client::Client::new(&endpoint, &connection)?;
             match command {
                 IndexCommand::Create { index_config } => {
                     let body = std::fs::read(&index_config)
@@ -258,7 +264,7 @@ async fn run_command(command: Command, api_key: Option<String>) -> anyhow::Resul
             concurrency,
             commit,
         } => {
-            let client = client::Client::new(&endpoint, api_key)?;
+            let client = client::Client::new(&endpoint, &connection)?;
             let commit_mode: quarry_indexer::CommitMode =
                 commit.parse().map_err(anyhow::Error::msg)?;
             let summary = ingest::ingest_file(
@@ -289,7 +295,7 @@ async fn run_command(command: Command, api_key: Option<String>) -> anyhow::Resul
             Ok(ExitCode::SUCCESS)
         }
         Command::ApiKey { command, endpoint } => {
-            let client = client::Client::new(&endpoint, api_key)?;
+            let client = client::Client::new(&endpoint, &connection)?;
             match command {
                 ApiKeyCommand::Create {
                     name,
@@ -363,7 +369,7 @@ async fn run_command(command: Command, api_key: Option<String>) -> anyhow::Resul
             sort_by,
             endpoint,
         } => {
-            let client = client::Client::new(&endpoint, api_key)?;
+            let client = client::Client::new(&endpoint, &connection)?;
             let mut request = serde_json::json!({ "query": query });
             let fields = [
                 (

@@ -4,6 +4,7 @@
 mod cluster_views;
 mod log_directory;
 mod plan_follower;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +67,22 @@ impl Node {
         let resolver = StorageResolver::new(config.storage.s3.clone().unwrap_or_default());
         // The REST port is bound first: the cluster learns this node's real address.
         let requested_addr = config.rest_listen_addr()?;
+        // TLS files are read before anything starts, so that a bad one stops the node at once.
+        let tls_server = config
+            .rest
+            .tls
+            .as_ref()
+            .map(tls::server_config)
+            .transpose()?;
+        let tls_ca = match &config.rest.tls {
+            Some(tls_config) => tls::read_ca(tls_config)?,
+            None => None,
+        };
+        let transport = quarry_common::node_transport::NodeTransport::new(
+            config.cluster_secret.as_deref(),
+            tls_server.is_some(),
+            tls_ca,
+        );
         let listener = TcpListener::bind(requested_addr).await.with_context(|| {
             format!("cannot listen on {requested_addr} (is another node running?)")
         })?;
@@ -104,7 +121,7 @@ impl Node {
             Arc::new(RemoteMetastore::new(
                 cluster_views::metastore_locator(cluster.clone()),
                 METASTORE_RETRY_WINDOW,
-                config.cluster_secret.as_deref(),
+                &transport,
             ))
         };
         // Fail fast on an unreadable metastore rather than on the first request.
@@ -150,7 +167,7 @@ impl Node {
                         cluster: cluster.clone(),
                         self_node_id: config.node_id.clone(),
                     }),
-                    config.cluster_secret.as_deref(),
+                    &transport,
                 ),
         );
         let janitor = config.is_enabled(Service::Janitor).then(|| {
@@ -268,9 +285,10 @@ impl Node {
                 config.node_id.clone(),
                 postgres,
                 Duration::from_secs(config.ingest.dedup_window_secs),
-                config.cluster_secret.as_deref(),
+                &transport,
             )),
             cluster_secret: config.cluster_secret.clone(),
+            transport: transport.clone(),
             served_metastore,
             ready: ready.clone(),
             scrolls: crate::rest::ScrollStore::new(&config.node_id),
@@ -280,13 +298,24 @@ impl Node {
         });
         let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
         let app = router(state);
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown_rx.wait_for(|stop| *stop).await;
+        let stopped = async move {
+            let _ = shutdown_rx.wait_for(|stop| *stop).await;
+        };
+        let server = match tls_server {
+            Some(tls_server) => {
+                let listener = tls::TlsListener::new(listener, tls_server)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
                 })
-                .await
-        });
+            }
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }),
+        };
         ready.store(true, Ordering::SeqCst);
         cluster.set_ready(true);
         info!(%listen_addr, node_id = %config.node_id, data_dir = %config.data_dir.display(), "node started");

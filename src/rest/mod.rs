@@ -42,6 +42,8 @@ pub(crate) struct AppState {
     pub ready: Arc<AtomicBool>,
     /// What `/internal/v1` requests must carry (`cluster_secret`), when set.
     pub cluster_secret: Option<String>,
+    /// How this node calls the others (their secret, TLS).
+    pub transport: quarry_common::node_transport::NodeTransport,
     /// Where `_bulk` `_id`s are deduplicated (this node or the cluster's host).
     pub bulk_ids: Arc<crate::bulk_ids::BulkIds>,
     /// Open Elasticsearch scroll contexts.

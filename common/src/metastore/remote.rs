@@ -297,6 +297,7 @@ pub type MetastoreLocator = Arc<dyn Fn() -> Option<String> + Send + Sync>;
 
 pub struct RemoteMetastore {
     http: reqwest::Client,
+    transport: crate::node_transport::NodeTransport,
     locate: MetastoreLocator,
     retry_window: Duration,
 }
@@ -314,15 +315,16 @@ enum CallError {
 }
 
 impl RemoteMetastore {
-    /// `cluster_secret`: what the metastore node's `/internal/v1` asks of its callers.
+    /// `transport`: how the metastore node's `/internal/v1` is reached (secret, TLS).
     pub fn new(
         locate: MetastoreLocator,
         retry_window: Duration,
-        cluster_secret: Option<&str>,
+        transport: &crate::node_transport::NodeTransport,
     ) -> RemoteMetastore {
         RemoteMetastore {
-            http: reqwest::Client::builder()
-                .default_headers(crate::cluster_secret::client_headers(cluster_secret))
+            transport: transport.clone(),
+            http: transport
+                .client_builder()
                 .connect_timeout(Duration::from_secs(2))
                 .timeout(Duration::from_secs(60))
                 .tcp_nodelay(true)
@@ -368,7 +370,7 @@ impl RemoteMetastore {
         };
         let response = self
             .http
-            .post(format!("http://{address}{METASTORE_ENDPOINT}"))
+            .post(self.transport.url(&address, METASTORE_ENDPOINT))
             .json(request)
             .send()
             .await;

@@ -293,18 +293,16 @@ async fn forward(
         .into_iter()
         .find(|member| member.node_id == owner)
         .ok_or_else(|| format!("node {owner}, which held the context, is gone"))?;
-    let response = reqwest::Client::builder()
-        .default_headers(quarry_common::cluster_secret::client_headers(
-            state.cluster_secret.as_deref(),
-        ))
+    let response = state
+        .transport
+        .client_builder()
         .build()
         .map_err(|error| format!("node {owner}: {error}"))?
         .request(
             method,
-            format!(
-                "http://{}/api/v1/_elastic/_search/scroll",
-                member.rest_address
-            ),
+            state
+                .transport
+                .url(&member.rest_address, "/api/v1/_elastic/_search/scroll"),
         )
         .header(FORWARDED_HEADER, "1")
         .headers(
