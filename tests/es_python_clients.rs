@@ -1,12 +1,12 @@
 //! The official Elasticsearch Python clients (a pinned 8.x and 9.x) against a real node
-//! with authentication on, carrying an API key: `tests/es-python/run.sh` installs each into
+//! serving HTTPS with authentication on, carrying an API key and trusting the test CA: `tests/es-python/run.sh` installs each into
 //! its own venv and runs the same suite.
 
 mod common;
 
 use std::process::Command;
 
-use common::TestNode;
+use common::{tls, TestNode};
 
 #[tokio::test]
 async fn official_python_clients_work_unmodified() {
@@ -20,15 +20,19 @@ async fn official_python_clients_work_unmodified() {
         );
         return;
     }
-    // With authentication on, the clients carry an API key, as they would against ES 8.
+    // As against Elasticsearch 8: HTTPS with the cluster's CA, and an API key.
     let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls::test_certificates(dir.path());
     let (id, secret) = ("es-clients", "a-secret-for-the-python-clients-0123456789");
     let bootstrap = format!("{id}:{secret}");
-    let node = TestNode::start_with_env(
-        dir.path(),
+    let mut node = TestNode::configure(
+        &dir.path().join("node"),
         &[("QUARRY_BOOTSTRAP_API_KEY", bootstrap.as_str())],
-    )
-    .await;
+        "node_id: es-clients\n",
+    );
+    node.serve_tls(&tls::tls_yaml(&ca, &cert, &key));
+    node.spawn_unchecked();
+    tls::wait_ready_https(&tls::https_client(&ca), &node).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/es-python/run.sh");
     let endpoint = node.endpoint.clone();
     let api_key = quarry_common::api_keys::encode_credential(id, secret);
@@ -37,6 +41,7 @@ async fn official_python_clients_work_unmodified() {
             .arg(script)
             .arg(&endpoint)
             .env("QUARRY_API_KEY", api_key)
+            .env("QUARRY_CA_CERT", ca)
             .output()
             .expect("run tests/es-python/run.sh")
     })

@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use common::cluster::{configure_with, ClusterNode};
+use common::tls::{https_client, test_certificates, tls_yaml, wait_ready_https};
 use common::TestNode;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -737,128 +738,6 @@ async fn tenant_limits_answer_429_and_spare_other_tenants() {
     }
 }
 
-/// A CA and a certificate for 127.0.0.1 that it signed, made with openssl for the test.
-fn test_certificates(
-    dir: &std::path::Path,
-) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let openssl = |args: &[&str]| {
-        let output = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl must be installed to test TLS");
-        assert!(
-            output.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec![
-        "req",
-        "-x509",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=quarry test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ];
-    ca.extend(ec);
-    ca.extend([
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(&ca);
-    let mut request = vec![
-        "req",
-        "-subj",
-        "/CN=127.0.0.1",
-        "-keyout",
-        "node.key",
-        "-out",
-        "node.csr",
-    ];
-    request.extend(ec);
-    openssl(&request);
-    std::fs::write(
-        dir.join("node.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "node.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "node.pem",
-        "-extfile",
-        "node.ext",
-    ]);
-    (
-        dir.join("ca.pem"),
-        dir.join("node.pem"),
-        dir.join("node.key"),
-    )
-}
-
-fn tls_yaml(ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path) -> String {
-    format!(
-        "  tls:\n    cert_path: {}\n    key_path: {}\n    ca_path: {}\n",
-        cert.display(),
-        key.display(),
-        ca.display()
-    )
-}
-
-/// An HTTPS client that trusts the test CA only.
-fn https_client(ca: &std::path::Path) -> reqwest::Client {
-    let pem = std::fs::read(ca).unwrap();
-    reqwest::Client::builder()
-        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&pem).unwrap())
-        .build()
-        .unwrap()
-}
-
-async fn wait_ready_https(client: &reqwest::Client, node: &TestNode) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(response) = client
-            .get(format!("{}/health/readyz", node.endpoint))
-            .send()
-            .await
-        {
-            if response.status().is_success() {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node not ready over TLS; log:\n{}",
-            node.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The REST API over TLS, on one node and between the nodes of a cluster: API keys travel
 /// encrypted, clients that do not trust the CA are refused, plain HTTP gets nothing, and
 /// nodes reach each other's metastore and leaf routes over HTTPS with the cluster's CA.
@@ -873,28 +752,15 @@ async fn the_rest_api_and_node_to_node_calls_run_over_tls() {
         .join("indexes")
         .display()
         .to_string();
-    let extra = format!(
-        "auth:\n  bootstrap_api_key: {ADMIN_ID}:{ADMIN_SECRET}\nrest:\n  listen_port: PORT\n{}",
-        tls_yaml(&ca, &cert, &key)
-    );
+    let auth = format!("auth:\n  bootstrap_api_key: {ADMIN_ID}:{ADMIN_SECRET}\n");
     let mut nodes = Vec::new();
     let mut seed = None;
     for (node_id, services) in [
         ("node-1", "metastore, control_plane, indexer, searcher"),
         ("node-2", "indexer, searcher"),
     ] {
-        let mut node = configure_with(dir.path(), node_id, services, seed, &shared, &shared, "");
-        // The REST section of the config gains TLS; the port stays the one picked.
-        let config_path = node.node.data_dir.join("node.yaml");
-        let config = std::fs::read_to_string(&config_path).unwrap();
-        let port = node.node.endpoint.rsplit(':').next().unwrap().to_string();
-        let config = config.replacen(&format!("rest:\n  listen_port: {port}\n"), "", 1);
-        std::fs::write(
-            &config_path,
-            format!("{config}{}", extra.replace("PORT", &port)),
-        )
-        .unwrap();
-        node.node.endpoint = node.node.endpoint.replacen("http://", "https://", 1);
+        let mut node = configure_with(dir.path(), node_id, services, seed, &shared, &shared, &auth);
+        node.node.serve_tls(&tls_yaml(&ca, &cert, &key));
         node.node.spawn_unchecked();
         wait_ready_https(&https, &node.node).await;
         seed = Some(node.gossip_port);

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -75,6 +76,19 @@ impl TestNode {
                 .map(|(key, value)| (key.to_string(), value.to_string()))
                 .collect(),
         }
+    }
+
+    /// Makes the node serve HTTPS: `tls_yaml` is the `rest.tls` section (indented under
+    /// `rest:`), and the endpoint becomes `https://`. Readiness must then be awaited with a
+    /// client that trusts the CA (`tls::wait_ready_https`).
+    pub fn serve_tls(&mut self, tls_yaml: &str) {
+        let config = std::fs::read_to_string(&self.config_path).unwrap();
+        let port = self.endpoint.rsplit(':').next().unwrap().to_string();
+        let rest = format!("rest:\n  listen_port: {port}\n");
+        assert!(config.contains(&rest), "{config}");
+        let config = config.replacen(&rest, &format!("{rest}{tls_yaml}"), 1);
+        std::fs::write(&self.config_path, config).unwrap();
+        self.endpoint = self.endpoint.replacen("http://", "https://", 1);
     }
 
     /// Starts the process without waiting for it.

@@ -20,7 +20,8 @@ VENV_ROOT="${QUARRY_VENV_DIR:-${TMPDIR:-/tmp}}/quarry-es-venvs"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$VENV_ROOT"
 
-if ! "$PYTHON" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1] + "/health/readyz", timeout=10)' "$QUARRY_URL" 2>/dev/null; then
+# QUARRY_CA_CERT: the CA of a node that serves HTTPS.
+if ! "$PYTHON" -c 'import os, ssl, sys, urllib.request; ca = os.environ.get("QUARRY_CA_CERT"); urllib.request.urlopen(sys.argv[1] + "/health/readyz", timeout=10, context=ssl.create_default_context(cafile=ca) if ca else None)' "$QUARRY_URL" 2>/dev/null; then
     echo "Quarry at $QUARRY_URL is not ready (GET /health/readyz failed)" >&2
     exit 2
 fi

@@ -21,6 +21,7 @@ import math
 import os
 import random
 import re
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +37,9 @@ CLIENT_MAJOR = elasticsearch.__version__[0]
 QUARRY_URL = os.environ.get("QUARRY_URL", "").rstrip("/")
 # The `encoded` form of an API key, for nodes with authentication on.
 API_KEY = os.environ.get("QUARRY_API_KEY") or None
+# The CA of a node that serves HTTPS.
+CA_CERT = os.environ.get("QUARRY_CA_CERT") or None
+SSL_CONTEXT = ssl.create_default_context(cafile=CA_CERT) if CA_CERT else None
 INDEX = os.environ.get("QUARRY_ES_INDEX") or (
     f"es-py-{CLIENT_MAJOR}-{uuid.uuid4().hex[:10]}"
 )
@@ -262,7 +266,7 @@ def native(method, path, body=None):
     if API_KEY:
         request.add_header("Authorization", f"ApiKey {API_KEY}")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=SSL_CONTEXT) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -304,7 +308,8 @@ def es():
     if not QUARRY_URL:
         pytest.exit("QUARRY_URL is not set (the node root, e.g. http://127.0.0.1:7280)", 2)
     client = Elasticsearch(
-        f"{QUARRY_URL}/api/v1/_elastic", request_timeout=60, max_retries=0, api_key=API_KEY
+        f"{QUARRY_URL}/api/v1/_elastic", request_timeout=60, max_retries=0, api_key=API_KEY,
+        ca_certs=CA_CERT,
     )
     yield client
     client.close()
@@ -365,7 +370,9 @@ def test_requests_without_the_api_key_are_refused():
         pytest.skip("the node runs without authentication")
     from elasticsearch import AuthenticationException
 
-    anonymous = Elasticsearch(f"{QUARRY_URL}/api/v1/_elastic", request_timeout=60, max_retries=0)
+    anonymous = Elasticsearch(
+        f"{QUARRY_URL}/api/v1/_elastic", request_timeout=60, max_retries=0, ca_certs=CA_CERT
+    )
     with pytest.raises(AuthenticationException) as refused:
         anonymous.search(index="*", size=1)
     assert refused.value.meta.status == 401
@@ -907,7 +914,7 @@ def test_fields_with_date_formats(es, loaded):
 def test_gzip_request_bodies(loaded):
     # `http_compress=True` gzips request bodies (Content-Encoding: gzip).
     client = Elasticsearch(f"{QUARRY_URL}/api/v1/_elastic", request_timeout=60, max_retries=0,
-                           http_compress=True, api_key=API_KEY)
+                           http_compress=True, api_key=API_KEY, ca_certs=CA_CERT)
     query = {"term": {"severity_text": "ERROR"}}
     expected = count_of(lambda doc, _: doc["severity_text"] == "ERROR")
     try:
