@@ -182,6 +182,10 @@ describeLive('Quarry datasource against a live node', () => {
     expect(result).toEqual({ status: 'success', message: expect.stringContaining('1 index(es) match (logs)') });
     expect(requests.length).toBeGreaterThan(0);
     expect(requests.every((r) => r.url.startsWith(`${node.baseUrl}/api/v1/`))).toBe(true);
+    // `tests/grafana_plugin.rs` runs this suite against a node that serves HTTPS.
+    if (process.env.QUARRY_TLS_CERT) {
+      expect(node.baseUrl.startsWith('https://')).toBe(true);
+    }
   });
 
   it('reports missing credentials in words when the proxy sends none', async () => {

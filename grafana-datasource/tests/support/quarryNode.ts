@@ -54,6 +54,21 @@ export const API_KEY_ID = 'grafana';
 export const API_KEY_SECRET = 'a-secret-for-the-grafana-datasource-0123';
 export const PROXY_AUTHORIZATION = `Basic ${Buffer.from(`${API_KEY_ID}:${API_KEY_SECRET}`).toString('base64')}`;
 
+/**
+ * With `QUARRY_TLS_CERT` and `QUARRY_TLS_KEY` (PEM files) the node serves HTTPS; Node's
+ * fetch trusts their CA through `NODE_EXTRA_CA_CERTS`, as Grafana's proxy would through
+ * the datasource's TLS settings.
+ */
+const TLS_CERT = process.env.QUARRY_TLS_CERT;
+const TLS_KEY = process.env.QUARRY_TLS_KEY;
+
+function tlsConfig(): string[] {
+  if (!TLS_CERT || !TLS_KEY) {
+    return [];
+  }
+  return ['  tls:', `    cert_path: ${TLS_CERT}`, `    key_path: ${TLS_KEY}`];
+}
+
 export async function startQuarry(binary: string): Promise<QuarryNode> {
   const port = await freePort();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'quarry-grafana-it-'));
@@ -64,6 +79,7 @@ export async function startQuarry(binary: string): Promise<QuarryNode> {
       'node_id: grafana-plugin-test',
       'rest:',
       `  listen_port: ${port}`,
+      ...tlsConfig(),
       `data_dir: ${path.join(dataDir, 'qdata')}`,
       'auth:',
       `  bootstrap_api_key: ${API_KEY_ID}:${API_KEY_SECRET}`,
@@ -78,7 +94,7 @@ export async function startQuarry(binary: string): Promise<QuarryNode> {
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const baseUrl = `${TLS_CERT ? 'https' : 'http'}://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     await waitReady(baseUrl, child, () => output, 30_000);
