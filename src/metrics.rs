@@ -15,6 +15,8 @@ pub(crate) struct Metrics {
     pub http_requests: IntCounterVec,
     /// Requests refused for a missing, unknown, expired or invalidated API key.
     pub auth_failures: IntCounter,
+    /// Requests refused because their address failed to authenticate too often.
+    pub auth_lockouts: IntCounter,
     /// Requests refused with 429 for a key's limits, by key id and limit.
     pub tenant_throttled: IntCounterVec,
     /// Ingest body bytes received, by key id (keys with an ingest limit).
@@ -63,6 +65,11 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let auth_failures = IntCounter::new(
         "auth_failures_total",
         "Requests refused with 401: missing, unknown, expired or invalidated API keys",
+    )
+    .unwrap_or_else(|_| unreachable!());
+    let auth_lockouts = IntCounter::new(
+        "auth_lockouts_total",
+        "Requests refused with 429 because their address failed to authenticate too often",
     )
     .unwrap_or_else(|_| unreachable!());
     let tenant_throttled = IntCounterVec::new(
@@ -318,6 +325,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(ingested_bytes.clone()),
         Box::new(http_requests.clone()),
         Box::new(auth_failures.clone()),
+        Box::new(auth_lockouts.clone()),
         Box::new(tenant_throttled.clone()),
         Box::new(tenant_ingest_bytes.clone()),
         Box::new(search_latency.clone()),
@@ -341,6 +349,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         ingested_bytes,
         http_requests,
         auth_failures,
+        auth_lockouts,
         tenant_throttled,
         tenant_ingest_bytes,
         search_latency,

@@ -868,3 +868,42 @@ async fn the_rest_api_and_node_to_node_calls_run_over_tls() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Guessing keys from one address is cut short: past 50 failures in a minute, the address
+/// gets 429 with `Retry-After`, even with a valid key, until the minute is over.
+#[tokio::test]
+async fn an_address_that_keeps_failing_to_authenticate_is_locked_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_secured(dir.path()).await;
+    let admin = Caller::new(&node, Some(&admin_key()));
+    let guesser = Caller::new(&node, Some(&encode(ADMIN_ID, "a-wrong-guess")));
+    let mut statuses = Vec::new();
+    for _ in 0..55 {
+        statuses.push(guesser.get("/api/v1/indexes").await.0);
+    }
+    assert!(
+        statuses[..50].iter().all(|status| *status == 401),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[50..].iter().all(|status| *status == 429),
+        "{statuses:?}"
+    );
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/indexes", node.endpoint))
+        .header("authorization", format!("ApiKey {}", admin_key()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // Open routes stay open, and the secret is never written to the log.
+    assert_eq!(admin.get("/health/livez").await.0, 200);
+    assert!(!node.log().contains("a-wrong-guess"));
+    assert!(!node.log().contains(ADMIN_SECRET));
+}

@@ -3,6 +3,7 @@
 //! `Principal` that handlers consult. The REST layer's `rest::auth` applies it per route.
 
 mod bootstrap;
+mod failed_attempts;
 mod key_store;
 mod limits;
 
@@ -12,6 +13,7 @@ use quarry_common::api_keys::{ApiKeyRecord, ClusterAction, IndexAction};
 use quarry_searcher::IndexFilter;
 
 pub(crate) use bootstrap::bootstrap_admin_key;
+pub(crate) use failed_attempts::FailedAttempts;
 pub(crate) use key_store::{now_ms, AuthError, KeyStore};
 pub(crate) use limits::{TenantLimiter, Throttled};
 
@@ -73,5 +75,19 @@ pub(crate) fn cluster_privileges_for(action: ClusterAction) -> &'static str {
         ClusterAction::Monitor => "monitor,manage,all",
         ClusterAction::Manage => "manage,all",
         ClusterAction::ManageSecurity => "manage_security,all",
+    }
+}
+
+/// The address a request came from, over plain TCP or TLS: failed authentications are
+/// counted per address.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ClientAddress(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for ClientAddress
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        ClientAddress(*stream.remote_addr())
     }
 }

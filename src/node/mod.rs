@@ -295,6 +295,7 @@ impl Node {
             keys,
             auth_enabled,
             tenant_limits: Default::default(),
+            failed_attempts: Default::default(),
         });
         let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
         let app = router(state);
@@ -305,15 +306,23 @@ impl Node {
             Some(tls_server) => {
                 let listener = tls::TlsListener::new(listener, tls_server)?;
                 tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .await
-                })
-            }
-            None => tokio::spawn(async move {
-                axum::serve(listener, app)
+                    axum::serve(
+                        listener,
+                        app.into_make_service_with_connect_info::<crate::auth::ClientAddress>(),
+                    )
                     .with_graceful_shutdown(stopped)
                     .await
+                })
+            }
+            // Clients' addresses go with their requests: failed authentications count
+            // per address.
+            None => tokio::spawn(async move {
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<crate::auth::ClientAddress>(),
+                )
+                .with_graceful_shutdown(stopped)
+                .await
             }),
         };
         ready.store(true, Ordering::SeqCst);

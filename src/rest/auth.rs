@@ -355,6 +355,26 @@ pub(crate) async fn authorize(
         }
         return next.run(request).await;
     }
+    let client_address = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::auth::ClientAddress>>()
+        .map(|info| info.0 .0.ip());
+    if let Some(wait) = client_address.and_then(|address| state.failed_attempts.locked_out(address))
+    {
+        crate::metrics::METRICS.auth_lockouts.inc();
+        let mut response = refuse(
+            &path,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "too many failed authentication attempts from this address: retry in {} s",
+                wait.as_secs().max(1)
+            ),
+        );
+        if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -370,7 +390,16 @@ pub(crate) async fn authorize(
         }
         Err(error) => {
             crate::metrics::METRICS.auth_failures.inc();
-            tracing::info!(path, "refused a request: {error}");
+            // A request without credentials guesses nothing: only wrong ones count.
+            let guessed = !matches!(
+                error,
+                AuthError::Credentials(quarry_common::api_keys::CredentialError::Missing)
+            );
+            if let Some(address) = client_address.filter(|_| guessed) {
+                state.failed_attempts.record_failure(address);
+            }
+            // The error names the key id at most, never the secret.
+            tracing::info!(path, client = ?client_address, "refused a request: {error}");
             return refuse(&path, StatusCode::UNAUTHORIZED, &error.to_string());
         }
     };

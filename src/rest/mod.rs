@@ -53,6 +53,8 @@ pub(crate) struct AppState {
     pub auth_enabled: bool,
     /// Each key's share of this node (`ApiKeyRecord::limits`).
     pub tenant_limits: crate::auth::TenantLimiter,
+    /// Failed authentications by client address.
+    pub failed_attempts: crate::auth::FailedAttempts,
 }
 
 /// The router and every path it serves, so that a test can hold each path to an access
