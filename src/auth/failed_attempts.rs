@@ -1,7 +1,7 @@
 //! Failed authentication attempts (wrong credentials, not missing ones), per client
-//! address: past `MAX_FAILURES` in a window of
-//! `WINDOW`, an address gets 429 for the rest of the window without its credentials being
-//! looked at, so that guessing keys costs an attacker time and fills no log.
+//! address: past `MAX_FAILURES` in a window of `WINDOW`, an address gets 429 for the rest
+//! of the window without its credentials being looked at, so that guessing keys costs an
+//! attacker time and fills no log.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
