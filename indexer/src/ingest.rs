@@ -130,12 +130,12 @@ pub struct IngestService {
     cut_merge_max_docs: u64,
 }
 
-struct MappedBatch {
-    docs: Vec<ParsedDoc>,
+pub(crate) struct MappedBatch {
+    pub(crate) docs: Vec<ParsedDoc>,
     /// The accepted lines, as the WAL stores them; `None` when that is the whole body, as
     /// it nearly always is (no copy then).
     accepted: Option<Vec<u8>>,
-    response: IngestResponse,
+    pub(crate) response: IngestResponse,
     /// Every rejected line: `(line number, reason)`.
     all_failures: Vec<(usize, String)>,
 }
@@ -610,6 +610,11 @@ fn truncate(text: &str, max_len: usize) -> String {
         cut -= 1;
     }
     format!("{}…", &text[..cut])
+}
+
+#[cfg(test)]
+pub(crate) fn map_batch_for_tests(doc_mapper: &DocMapper, body: &[u8]) -> MappedBatch {
+    map_batch(doc_mapper, body)
 }
 
 fn map_batch(doc_mapper: &DocMapper, body: &[u8]) -> MappedBatch {

@@ -17,6 +17,9 @@ mod publisher;
 mod uploader;
 mod wal;
 
+#[cfg(test)]
+mod property_tests;
+
 pub use adoption::{ShardRef, ADOPTED_SHARDS_CLOSED};
 pub use commit_mode::CommitMode;
 pub use dedup::{DedupError, DedupWindow, IdClaim};

@@ -482,7 +482,7 @@ fn date_anchor(text: &str) -> Option<OffsetDateTime> {
 /// `now`, `now-15m`, `now+1d/d`, `2026-01-15T13:00:00Z||+1d/d`: offsets in y, M, w, d, h,
 /// H, m, s, then optional rounding down to the unit, or up to its last millisecond. A bare
 /// date (`2026-01-15`) rounds like `||/d`: ES fills missing components up for `gt`/`lte`.
-fn date_math(
+pub(crate) fn date_math(
     expression: &str,
     now: OffsetDateTime,
     round_up: bool,

@@ -14,3 +14,6 @@ pub mod elastic_dsl;
 pub mod query_ast;
 pub mod query_builder;
 pub mod query_string;
+
+#[cfg(test)]
+mod property_tests;

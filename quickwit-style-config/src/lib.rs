@@ -6,6 +6,8 @@ mod env_interpolation;
 mod error;
 mod index_config;
 mod node_config;
+#[cfg(test)]
+mod property_tests;
 
 pub use byte_size::ByteSize;
 pub use env_interpolation::interpolate_env_vars;

@@ -123,3 +123,42 @@ pub(crate) async fn ingest(
     METRICS.rejected_docs.inc_by(response.num_rejected_docs);
     Ok(Json(response))
 }
+
+/// Property tests: gzip bodies come from clients. For any bytes, and for any damage to a
+/// real gzip stream, decompression returns the body or an error (400, or 413 past the
+/// limit), never a panic and never more than the limit.
+#[cfg(test)]
+mod property_tests {
+    use std::io::Write;
+
+    use proptest::prelude::*;
+
+    use super::gunzip;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bytes_gunzip_or_err(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+            let _ = gunzip(&bytes, 1 << 20);
+        }
+
+        #[test]
+        fn damaged_gzip_gunzips_or_errs_within_the_limit(
+            body in prop::collection::vec(any::<u8>(), 0..2000),
+            position in any::<prop::sample::Index>(),
+            flip in any::<u8>(),
+            limit in 0usize..3000,
+        ) {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder.write_all(&body).unwrap();
+            let mut compressed = encoder.finish().unwrap();
+            let at = position.index(compressed.len());
+            compressed[at] ^= flip;
+            match gunzip(&compressed, limit) {
+                Ok(decoded) => prop_assert!(decoded.len() <= limit),
+                Err(error) => prop_assert!(error.status.is_client_error(), "{}", error.message),
+            }
+        }
+    }
+}

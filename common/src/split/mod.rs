@@ -14,6 +14,9 @@ mod hotcache;
 mod range_cache;
 mod writer;
 
+#[cfg(test)]
+mod property_tests;
+
 pub use directory::{SplitDirectory, SplitOpenInfo};
 pub use extract::download_split_files;
 pub use file_table::FileTable;

@@ -11,7 +11,7 @@
 //! endian. Positions count records from 1 and never repeat, even across truncations.
 
 mod log_directory;
-mod object_format;
+pub(crate) mod object_format;
 mod object_log;
 mod reader;
 mod record;

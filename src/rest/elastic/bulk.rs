@@ -437,3 +437,50 @@ fn unsupported(action: &str) -> Value {
         &format!("the `{action}` action is not supported: Quarry indexes are append-only (use `index` or `create`)"),
     )
 }
+
+/// Property tests: `_bulk` bodies come from shippers and clients. For any body, parsing
+/// returns items or an error naming the line, never a panic, and every source line belongs
+/// to an item.
+#[cfg(test)]
+mod property_tests {
+    use proptest::prelude::*;
+
+    use super::parse_bulk;
+
+    fn bulk_body() -> impl Strategy<Value = Vec<u8>> {
+        let line = prop_oneof![
+            Just(r#"{"index": {"_index": "logs", "_id": "1"}}"#.to_string()),
+            Just(r#"{"create": {"_index": "logs"}}"#.to_string()),
+            Just(r#"{"index": {}}"#.to_string()),
+            Just(r#"{"delete": {"_index": "logs", "_id": "1"}}"#.to_string()),
+            Just(r#"{"update": {"_id": "1"}}"#.to_string()),
+            Just(r#"{"index": {"_index": 7, "_id": [1]}}"#.to_string()),
+            Just(r#"{"index": {"_type": "_doc", "pipeline": "p", "routing": "r"}}"#.to_string()),
+            Just(r#"{"message": "hello", "@timestamp": "2026-01-01T00:00:00Z"}"#.to_string()),
+            Just("[]".to_string()),
+            Just("{".to_string()),
+            Just(String::new()),
+            any::<String>(),
+        ];
+        prop::collection::vec(line, 0..16).prop_map(|lines| lines.join("\n").into_bytes())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_bulk_body_is_items_or_an_error(body in bulk_body(), default_index in any::<bool>()) {
+            let default_index = default_index.then_some("default");
+            if let Ok((items, sources)) = parse_bulk(&body, default_index) {
+                for (item, _) in &sources {
+                    prop_assert!(*item < items.len());
+                }
+            }
+        }
+
+        #[test]
+        fn any_bytes_are_items_or_an_error(body in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = parse_bulk(&body, None);
+        }
+    }
+}
