@@ -571,3 +571,31 @@ async fn hostile_queries_get_a_400_and_the_node_survives() {
     let (status, _) = node.get("/health/livez").await;
     assert_eq!(status, 200);
 }
+
+/// A fractional epoch in seconds is the instant the sender wrote: a range from the same
+/// instant in milliseconds (what Grafana sends) finds it, and it comes back to the
+/// millisecond.
+#[tokio::test]
+async fn fractional_epoch_seconds_keep_their_milliseconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    node.create_index(CONFIG).await;
+    let body = "{\"index\": {\"_id\": \"f1\"}}\n{\"ts\": 1668422437.218, \"level\": \"INFO\"}\n";
+    bulk(&node, body.to_string()).await;
+    let (status, answer) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search",
+            &json!({
+                "query": {"range": {"ts": {"gte": 1668422437218i64, "lte": 1668422437218i64, "format": "epoch_millis"}}},
+                "fields": [{"field": "ts", "format": "epoch_millis"}],
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["hits"]["total"]["value"], 1, "{answer}");
+    let millis = &answer["hits"]["hits"][0]["fields"]["ts"][0];
+    assert!(
+        millis == &json!(1668422437218i64) || millis == &json!("1668422437218"),
+        "{answer}"
+    );
+}

@@ -768,6 +768,35 @@ async fn the_rest_api_and_node_to_node_calls_run_over_tls() {
     }
     let admin = format!("ApiKey {}", admin_key());
     let second = &nodes[1].node;
+    // Searches spread over the nodes once each sees the other ready.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for node in &nodes {
+        loop {
+            let cluster: Value = https
+                .get(format!("{}/api/v1/cluster", node.node.endpoint))
+                .header("authorization", &admin)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let ready = cluster["live_nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|member| member["ready"] == json!(true))
+                .count();
+            if ready == 2 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the nodes never saw each other: {cluster}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 
     // Plain HTTP to the TLS port gets no answer; a client without the CA is refused.
     let plain = second.endpoint.replacen("https://", "http://", 1);

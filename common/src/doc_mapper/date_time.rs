@@ -66,16 +66,31 @@ pub fn parse_date_time_integer(value: i64, formats: &[DateTimeInputFormat]) -> O
 
 /// Parses a number of seconds/milliseconds/microseconds/nanoseconds since the epoch, if
 /// one of `formats` is a unix timestamp format.
+///
+/// A fraction is rounded to the microsecond for seconds and milliseconds: a double holds
+/// today's seconds to about a quarter of a microsecond, so `1668422437.218` is
+/// `…37.2179999351` in binary, and multiplying it into nanoseconds would store
+/// `…37.217999872` where the sender meant `.218` (and a range from `1668422437218` ms
+/// would miss it). Nothing finer than that was sent in a double anyway.
 pub fn parse_date_time_number(number: f64, formats: &[DateTimeInputFormat]) -> Option<DateTime> {
     if !number.is_finite() {
         return None;
     }
     formats.iter().find_map(|format| {
-        let nanos = number * nanos_per_unit(format, number.abs())? as f64;
-        if nanos.abs() >= i64::MAX as f64 {
+        let per_unit = nanos_per_unit(format, number.abs())?;
+        // Whole microseconds (or nanoseconds) in the double, then exact integers: a double
+        // cannot hold today's nanoseconds to the unit.
+        let (count, per_count) = if per_unit >= 1_000_000 {
+            ((number * (per_unit / 1_000) as f64).round(), 1_000)
+        } else {
+            ((number * per_unit as f64).round(), 1)
+        };
+        if count.abs() >= i64::MAX as f64 {
             return None;
         }
-        Some(DateTime::from_timestamp_nanos(nanos as i64))
+        (count as i64)
+            .checked_mul(per_count)
+            .map(DateTime::from_timestamp_nanos)
     })
 }
 
@@ -238,6 +253,23 @@ mod tests {
             Some(DateTime::from_timestamp_millis(1_500))
         );
         assert_eq!(parse_date_time_number(1.0, &formats(&["rfc3339"])), None);
+        // Fractions are what the sender wrote, to the microsecond, not the binary double.
+        assert_eq!(
+            parse_date_time_number(1_668_422_437.218, &auto),
+            Some(DateTime::from_timestamp_millis(1_668_422_437_218))
+        );
+        assert_eq!(
+            parse_date_time_number(1_668_422_437.218_001, &formats(&["unix_timestamp_secs"])),
+            Some(DateTime::from_timestamp_micros(1_668_422_437_218_001))
+        );
+        assert_eq!(
+            parse_date_time_number(1_668_422_437_218.5, &formats(&["unix_timestamp_millis"])),
+            Some(DateTime::from_timestamp_micros(1_668_422_437_218_500))
+        );
+        assert_eq!(
+            parse_date_time_number(-0.25, &formats(&["unix_timestamp_secs"])),
+            Some(DateTime::from_timestamp_millis(-250))
+        );
         assert_eq!(parse_date_time_number(f64::NAN, &auto), None);
         assert_eq!(
             parse_date_time_integer(1_668_422_437_218, &auto),
