@@ -355,6 +355,59 @@ impl<'de> Deserialize<'de> for DateTimeInputFormat {
     }
 }
 
+/// How hits show a field's values (`output_format`): bytes fields take `base64` or `hex`,
+/// datetime fields a date format as Quickwit names them (`rfc3339`, `rfc2822`, `iso8601`,
+/// `unix_timestamp_secs|millis|micros|nanos` or a strptime pattern).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Binary(BinaryFormat),
+    DateTime(DateTimeInputFormat),
+}
+
+impl FromStr for OutputFormat {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "base64" => return Ok(OutputFormat::Binary(BinaryFormat::Base64)),
+            "hex" => return Ok(OutputFormat::Binary(BinaryFormat::Hex)),
+            // Unambiguous on input (told apart by magnitude), but hits need one unit.
+            "unix_timestamp" => {}
+            text => {
+                if let Ok(format) = text.parse::<DateTimeInputFormat>() {
+                    return Ok(OutputFormat::DateTime(format));
+                }
+            }
+        }
+        Err(format!(
+            "unknown output_format `{text}` (expected base64 or hex for bytes fields; rfc3339, rfc2822, iso8601, unix_timestamp_secs, unix_timestamp_millis, unix_timestamp_micros, unix_timestamp_nanos or a strptime pattern like `%Y-%m-%d %H:%M:%S` for datetime fields)"
+        ))
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutputFormat::Binary(BinaryFormat::Base64) => f.write_str("base64"),
+            OutputFormat::Binary(BinaryFormat::Hex) => f.write_str("hex"),
+            OutputFormat::DateTime(format) => format.fmt(f),
+        }
+    }
+}
+
+impl Serialize for OutputFormat {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OutputFormat {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One entry of `field_mappings`. Options that do not apply to the field's type are
 /// rejected by validation rather than silently ignored.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -386,9 +439,10 @@ pub struct FieldMapping {
     /// Bytes fields: how documents and queries write the values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_format: Option<BinaryFormat>,
-    /// Bytes fields: how hits show the values.
+    /// How hits show the values: bytes fields in base64 or hex, datetime fields in a date
+    /// format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output_format: Option<BinaryFormat>,
+    pub output_format: Option<OutputFormat>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub field_mappings: Vec<FieldMapping>,
 }
@@ -946,12 +1000,22 @@ fn validate_field_options(path: &str, mapping: &FieldMapping) -> Result<(), Conf
     if mapping.expand_dots.is_some() && leaf != Some(LeafFieldType::Json) {
         return reject("expand_dots", "json fields");
     }
-    if leaf != Some(LeafFieldType::Bytes) {
-        if mapping.input_format.is_some() {
-            return reject("input_format", "bytes fields");
-        }
-        if mapping.output_format.is_some() {
-            return reject("output_format", "bytes fields");
+    if leaf != Some(LeafFieldType::Bytes) && mapping.input_format.is_some() {
+        return reject("input_format", "bytes fields");
+    }
+    if let Some(format) = &mapping.output_format {
+        let fits = match format {
+            OutputFormat::Binary(_) => leaf == Some(LeafFieldType::Bytes),
+            OutputFormat::DateTime(_) => leaf == Some(LeafFieldType::Datetime),
+        };
+        if !fits {
+            return Err(ConfigError::invalid(
+                format!("{path}.output_format"),
+                format!(
+                    "output_format `{format}` does not apply to field `{}` of type `{type_name}` (base64 and hex are for bytes fields, date formats for datetime fields)",
+                    mapping.name
+                ),
+            ));
         }
     }
     if mapping.field_type == FieldType::Object && mapping.fast {

@@ -15,7 +15,7 @@ pub use error::ConfigError;
 pub use index_config::{
     validate_index_id, BinaryFormat, DatePrecision, DateTimeInputFormat, DocMapping,
     DynamicMapping, FieldMapping, FieldType, IndexConfig, IndexRecord, IndexingSettings,
-    LeafFieldType, MergePolicyConfig, Mode, RetentionPolicy, SearchSettings,
+    LeafFieldType, MergePolicyConfig, Mode, OutputFormat, RetentionPolicy, SearchSettings,
     StableLogMergePolicyConfig, TokenizerName, DOC_ID_FIELD_NAME, DYNAMIC_FIELD_NAME,
     SOURCE_FIELD_NAME,
 };

@@ -156,6 +156,31 @@ fn strptime_to_format_items(pattern: &str) -> Option<OwnedFormatItem> {
 
 /// The output format for datetimes in hits: RFC 3339 in UTC, with milli-, micro- or
 /// nanoseconds as the value needs them (log timestamps are usually written that way).
+/// A datetime as a field's `output_format` shows it in hits: text for the text formats,
+/// an integer for the unix timestamp units.
+pub fn format_date_time(date_time: DateTime, format: &DateTimeInputFormat) -> serde_json::Value {
+    let nanos = date_time.into_timestamp_nanos();
+    let utc = date_time.into_utc();
+    let text = match format {
+        DateTimeInputFormat::UnixTimestampSecs => return nanos.div_euclid(1_000_000_000).into(),
+        DateTimeInputFormat::UnixTimestampMillis => return nanos.div_euclid(1_000_000).into(),
+        DateTimeInputFormat::UnixTimestampMicros => return nanos.div_euclid(1_000).into(),
+        DateTimeInputFormat::UnixTimestampNanos => return nanos.into(),
+        DateTimeInputFormat::Rfc2822 => utc
+            .format(&time::format_description::well_known::Rfc2822)
+            .ok(),
+        DateTimeInputFormat::Iso8601 => utc
+            .format(&time::format_description::well_known::Iso8601::DEFAULT)
+            .ok(),
+        DateTimeInputFormat::Strptime(pattern) => {
+            strptime_to_format_items(pattern).and_then(|items| utc.format(&items).ok())
+        }
+        DateTimeInputFormat::Rfc3339 | DateTimeInputFormat::UnixTimestamp => None,
+    };
+    // A date a format cannot show (rfc2822 before 1900, say) keeps the default form.
+    serde_json::Value::String(text.unwrap_or_else(|| format_rfc3339(date_time)))
+}
+
 pub fn format_rfc3339(date_time: DateTime) -> String {
     let utc = date_time.into_utc();
     let nanos = utc.nanosecond();

@@ -1,13 +1,13 @@
 use std::net::Ipv6Addr;
 
 use base64::Engine;
-use quarry_config::{FieldType, LeafFieldType, SOURCE_FIELD_NAME};
+use quarry_config::{BinaryFormat, FieldType, LeafFieldType, OutputFormat, SOURCE_FIELD_NAME};
 use serde_json::{Map, Value};
 use tantivy::schema::document::{CompactDocValue, ReferenceValue, ReferenceValueLeaf, Value as _};
 use tantivy::TantivyDocument;
 
 use super::binary_format::encode_binary;
-use super::date_time::format_rfc3339;
+use super::date_time::{format_date_time, format_rfc3339};
 use super::DocMapper;
 
 impl DocMapper {
@@ -26,10 +26,20 @@ impl DocMapper {
         let mut out = Map::new();
         for mapped in &self.fields {
             let values: Vec<Value> = if mapped.leaf_type == LeafFieldType::Bytes {
-                let format = mapped.mapping.output_format.unwrap_or_default();
+                let format = match &mapped.mapping.output_format {
+                    Some(OutputFormat::Binary(format)) => *format,
+                    _ => BinaryFormat::default(),
+                };
                 doc.get_all(mapped.field)
                     .filter_map(|value| value.as_bytes())
                     .map(|bytes| Value::String(encode_binary(format, bytes)))
+                    .collect()
+            } else if let (LeafFieldType::Datetime, Some(OutputFormat::DateTime(format))) =
+                (mapped.leaf_type, &mapped.mapping.output_format)
+            {
+                doc.get_all(mapped.field)
+                    .filter_map(|value| value.as_datetime())
+                    .map(|date_time| format_date_time(date_time, format))
                     .collect()
             } else {
                 doc.get_all(mapped.field).map(compact_to_json).collect()

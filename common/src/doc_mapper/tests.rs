@@ -238,3 +238,16 @@ fn bytes_fields_take_and_show_hex_or_base64() {
         "field `trace_id`: expected hex-encoded bytes, got \"not hex\""
     );
 }
+
+#[test]
+fn datetime_fields_show_their_output_format() {
+    let mapper = mapper(
+        "index_id: dates\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ms, type: datetime, input_formats: [unix_timestamp], output_format: unix_timestamp_millis, fast: true}\n    - {name: secs, type: datetime, output_format: unix_timestamp_secs}\n    - {name: day, type: datetime, output_format: \"%Y-%m-%d\"}\n    - {name: plain, type: datetime}\n  timestamp_field: ms\n",
+    );
+    let line = br#"{"ms": 1668422437.218, "secs": "2026-01-01T00:00:09.9Z", "day": "2026-01-02T03:04:05Z", "plain": "2026-01-01T00:00:19.184Z"}"#;
+    let parsed = mapper.doc_from_json_bytes(line).unwrap();
+    assert_eq!(
+        serde_json::Value::Object(mapper.doc_to_json(&parsed.doc)),
+        json!({"ms": 1668422437218i64, "secs": 1767225609, "day": "2026-01-02", "plain": "2026-01-01T00:00:19.184Z"})
+    );
+}

@@ -109,6 +109,10 @@ fn validation_errors_name_the_field_and_the_problem() {
         ("input_formats on text", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: text, input_formats: [rfc3339]}"),
         ("input_format on text", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: text, input_format: hex}"),
         ("unknown bytes format", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: bytes, input_format: base32}"),
+        ("date output format on bytes", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: bytes, output_format: rfc3339}"),
+        ("bytes output format on datetime", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: datetime, output_format: hex}"),
+        ("output format on text", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: text, output_format: rfc3339}"),
+        ("output format without a unit", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: datetime, output_format: unix_timestamp}"),
         ("reserved name", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: _source, type: text}"),
         ("dotted name", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a.b, type: text}"),
         ("empty object", "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {name: a, type: object}"),
@@ -134,4 +138,30 @@ fn validation_errors_name_the_field_and_the_problem() {
         report.push_str(&format!("{name}: {err}\n"));
     }
     insta::assert_snapshot!(report);
+}
+
+/// Quickwit configs give datetime fields an `output_format`; they load as they are.
+#[test]
+fn datetime_output_formats_of_quickwit_configs_are_accepted() {
+    for format in [
+        "rfc3339",
+        "rfc2822",
+        "iso8601",
+        "unix_timestamp_secs",
+        "unix_timestamp_millis",
+        "unix_timestamp_micros",
+        "unix_timestamp_nanos",
+        "'%Y-%m-%d %H:%M:%S'",
+    ] {
+        let yaml = format!(
+            "index_id: logs\ndoc_mapping:\n  field_mappings:\n    - {{name: ts, type: datetime, fast: true, output_format: {format}}}\n  timestamp_field: ts"
+        );
+        let config = IndexConfig::parse(yaml.as_bytes(), ConfigFormat::Yaml)
+            .unwrap_or_else(|error| panic!("{format}: {error}"));
+        let round_trip = serde_json::to_string(&config).unwrap();
+        assert_eq!(
+            IndexConfig::parse(round_trip.as_bytes(), ConfigFormat::Json).unwrap(),
+            config
+        );
+    }
 }
