@@ -454,9 +454,13 @@ impl Parser<'_> {
                     return Ok(text);
                 }
                 Some('\\') => {
-                    if let Some(&escaped) = self.chars.get(self.position + 1) {
-                        text.push(escaped);
-                    }
+                    let Some(&escaped) = self.chars.get(self.position + 1) else {
+                        return Err(QueryParseError {
+                            position: open,
+                            message: "unterminated phrase: missing closing `\"`".to_string(),
+                        });
+                    };
+                    text.push(escaped);
                     self.position += 2;
                 }
                 Some(c) => {
@@ -494,9 +498,10 @@ impl Parser<'_> {
                 break;
             }
             if c == '\\' {
-                if let Some(&escaped) = self.chars.get(self.position + 1) {
-                    value.push(escaped);
-                }
+                let Some(&escaped) = self.chars.get(self.position + 1) else {
+                    return Err(self.error("`\\` at the end of the query escapes nothing"));
+                };
+                value.push(escaped);
                 self.position += 2;
                 continue;
             }

@@ -117,3 +117,17 @@ fn hostile_nesting_is_an_error_not_a_stack_overflow() {
     assert_eq!(parse(&nots).unwrap(), parse("a").unwrap());
     assert!(parse(&"(".repeat(100_000)).is_err());
 }
+
+/// Found by the property tests: a trailing `\` in a range bound or a phrase pointed the
+/// error past the end of the query.
+#[test]
+fn a_trailing_backslash_is_an_error_inside_the_query() {
+    for query in ["\"\">=\\", "a:>=\\", "\"abc\\"] {
+        let error = parse(query).unwrap_err();
+        assert!(error.position < query.chars().count(), "{query:?}: {error}");
+    }
+    assert!(parse("a:>=\\")
+        .unwrap_err()
+        .message
+        .contains("escapes nothing"));
+}
