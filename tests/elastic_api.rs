@@ -599,3 +599,40 @@ async fn fractional_epoch_seconds_keep_their_milliseconds() {
         "{answer}"
     );
 }
+
+/// An item `_bulk` indexed without an `_id` is answered with the id Quarry gave it, and
+/// searches return the same id: one id per document, everywhere.
+#[tokio::test]
+async fn generated_bulk_ids_are_the_ids_hits_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    node.create_index(CONFIG).await;
+    let body = "{\"index\": {}}\n{\"ts\": 1767225600, \"level\": \"INFO\"}\n{\"create\": {}}\n{\"ts\": 1767225601, \"level\": \"WARN\"}\n";
+    let answer = bulk(&node, body.to_string()).await;
+    let answered: HashSet<String> = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let action = item.as_object().unwrap().values().next().unwrap();
+            action["_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(answered.len(), 2, "{answer}");
+    let (status, hits) = node
+        .post_json("/api/v1/_elastic/es-logs/_search", &json!({"size": 10}))
+        .await;
+    assert_eq!(status, 200, "{hits}");
+    let returned: HashSet<String> = hits["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| hit["_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(returned, answered, "{hits}");
+    let source = &hits["hits"]["hits"][0]["_source"];
+    assert!(
+        source.get("_id").is_none(),
+        "the id is not part of the source: {source}"
+    );
+}

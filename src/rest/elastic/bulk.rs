@@ -151,7 +151,9 @@ async fn run_bulk(
         let mut ndjson = Vec::new();
         for (item_index, source) in &lines {
             let item = &items[*item_index];
-            match item.doc_id.as_deref().filter(|_| item.explicit_id) {
+            // Generated ids too: the `_id` an item is answered with is the one its hits
+            // carry, and it survives merges (it is stored with the document).
+            match item.doc_id.as_deref() {
                 Some(doc_id) => push_with_doc_id(&mut ndjson, source, doc_id),
                 None => ndjson.extend_from_slice(source),
             }
