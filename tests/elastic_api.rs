@@ -635,4 +635,33 @@ async fn generated_bulk_ids_are_the_ids_hits_carry() {
         source.get("_id").is_none(),
         "the id is not part of the source: {source}"
     );
+    // The get API and `ids` queries find documents by that id, given or generated.
+    bulk(&node, bulk_body(0..3)).await;
+    let generated = answered.iter().next().unwrap().clone();
+    for id in [generated.as_str(), "doc-1"] {
+        let (status, found) = node
+            .get(&format!("/api/v1/_elastic/es-logs/_doc/{id}"))
+            .await;
+        assert_eq!(
+            (status, found["found"].clone()),
+            (200, json!(true)),
+            "{found}"
+        );
+        assert_eq!(found["_id"], id);
+        assert!(found["_source"].get("ts").is_some(), "{found}");
+    }
+    let (status, missing) = node.get("/api/v1/_elastic/es-logs/_doc/nope").await;
+    assert_eq!(
+        (status, missing["found"].clone()),
+        (404, json!(false)),
+        "{missing}"
+    );
+    let (status, by_ids) = node
+        .post_json(
+            "/api/v1/_elastic/es-logs/_search",
+            &json!({"query": {"ids": {"values": ["doc-0", "doc-2", generated]}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{by_ids}");
+    assert_eq!(by_ids["hits"]["total"]["value"], 3, "{by_ids}");
 }

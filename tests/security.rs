@@ -183,7 +183,8 @@ async fn every_route_enforces_its_access_rule() {
             .replace("{index_id}", "team-a-logs")
             .replace("{expression}", "team-a-logs")
             .replace("{key_id}", "no-such-key")
-            .replace("{scroll_id}", "no-such-scroll");
+            .replace("{scroll_id}", "no-such-scroll")
+            .replace("{doc_id}", "no-such-doc");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let what = format!("{method} {path} ({rule})");
         let (status, body) = anonymous.send(method.clone(), &concrete, None).await;

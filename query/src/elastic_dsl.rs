@@ -225,6 +225,20 @@ impl DslParser<'_> {
                 Ok(QueryAst::or(clauses))
             }
             "range" => self.range(body),
+            // Documents by their stable id (`_id`).
+            "ids" => {
+                let values = body
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .ok_or_else(|| error("`ids` needs `values`, a list of ids"))?
+                    .iter()
+                    .map(|value| as_text("ids", value))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(QueryAst::TermSet {
+                    field: quarry_config::DOC_ID_FIELD_NAME.to_string(),
+                    values,
+                })
+            }
             "exists" => {
                 let field = body
                     .get("field")

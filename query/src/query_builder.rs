@@ -1,5 +1,6 @@
 //! `QueryAst` → tantivy `Query`, against one index's doc mapper.
 
+use quarry_config::DOC_ID_FIELD_NAME;
 use std::net::{IpAddr, Ipv6Addr};
 use std::ops::Bound;
 
@@ -134,6 +135,9 @@ impl<'a> QueryBuilder<'a> {
     }
 
     fn build_term(&self, field: &str, value: &str) -> BuildResult {
+        if field == DOC_ID_FIELD_NAME {
+            return self.build_term_set(field, std::slice::from_ref(&value.to_string()));
+        }
         match self.resolve(field)? {
             ResolvedField::Mapped(mapped) => {
                 if !mapped.mapping.indexed {
@@ -392,6 +396,14 @@ impl<'a> QueryBuilder<'a> {
     }
 
     fn build_term_set(&self, field: &str, values: &[String]) -> BuildResult {
+        // Ids are matched whole, as sent.
+        if field == DOC_ID_FIELD_NAME {
+            let id_field = self.doc_mapper.doc_id_field();
+            let terms = values
+                .iter()
+                .map(|value| Term::from_field_text(id_field, value));
+            return Ok(Box::new(TermSetQuery::new(terms)));
+        }
         match self.resolve(field)? {
             ResolvedField::Mapped(mapped) => {
                 let mut terms = Vec::with_capacity(values.len());

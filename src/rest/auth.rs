@@ -241,6 +241,11 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
         Rule::IndexPath(IndexAction::Read),
     ),
     (
+        "GET",
+        "/api/v1/_elastic/{index_id}/_doc/{doc_id}",
+        Rule::IndexPath(IndexAction::Read),
+    ),
+    (
         "POST",
         "/api/v1/_elastic/_security/api_key",
         Rule::Cluster(ClusterAction::ManageSecurity),

@@ -105,6 +105,11 @@ impl DocMapper {
         }
     }
 
+    /// The column of documents' stable ids (`_id`): the client's, or the one `_bulk` gave.
+    pub fn doc_id_field(&self) -> Field {
+        self.doc_id_field
+    }
+
     pub fn schema(&self) -> &Schema {
         &self.schema
     }

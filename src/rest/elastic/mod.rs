@@ -75,6 +75,10 @@ pub(crate) fn routes() -> Routes {
             post(search::count).get(search::count),
         )
         .route(
+            "/api/v1/_elastic/{index_id}/_doc/{doc_id}",
+            get(search::get_doc).head(search::get_doc),
+        )
+        .route(
             "/api/v1/_elastic/_security/api_key",
             post(api_keys::create_elastic)
                 .put(api_keys::create_elastic)

@@ -405,6 +405,52 @@ pub(crate) async fn count(
     }
 }
 
+/// Elasticsearch's get API, `GET /{index}/_doc/{id}`: the document with that stable id.
+pub(crate) async fn get_doc(
+    State(state): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    Path((index_id, doc_id)): Path<(String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    if index_id.contains('*') || index_id.contains(',') {
+        return es_error(
+            StatusCode::BAD_REQUEST,
+            "illegal_argument_exception",
+            &format!("the get API needs one concrete index, not [{index_id}]"),
+        );
+    }
+    let body = Bytes::from(json!({"query": {"ids": {"values": [doc_id]}}, "size": 1}).to_string());
+    let request = match build_request(&HashMap::new(), &body, false) {
+        Ok(request) => request,
+        Err(reason) => return es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
+    };
+    let options = match render_options(&params, &body) {
+        Ok(options) => options,
+        Err(reason) => return es_error(StatusCode::BAD_REQUEST, "parsing_exception", &reason),
+    };
+    let (rendered, _) = match run_search(&state, &principal, &index_id, request, &options).await {
+        Ok(searched) => searched,
+        Err(response) => return response,
+    };
+    match rendered["hits"]["hits"].get(0) {
+        Some(hit) => Json(json!({
+            "_index": index_id,
+            "_id": doc_id,
+            "_version": 1,
+            "_seq_no": 0,
+            "_primary_term": 1,
+            "found": true,
+            "_source": hit["_source"],
+        }))
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"_index": index_id, "_id": doc_id, "found": false})),
+        )
+            .into_response(),
+    }
+}
+
 pub(crate) async fn msearch(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
