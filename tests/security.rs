@@ -72,6 +72,16 @@ impl Caller {
         self.send(Method::POST, path, Some(body.to_string())).await
     }
 
+    /// The statuses of `count` identical POSTs sent at once.
+    async fn concurrent_statuses(&self, count: usize, path: &str, body: &str) -> Vec<u16> {
+        let requests = (0..count).map(|_| self.send(Method::POST, path, Some(body.to_string())));
+        futures::future::join_all(requests)
+            .await
+            .into_iter()
+            .map(|(status, _)| status)
+            .collect()
+    }
+
     /// Creates a key with one role and returns its `encoded` credential.
     async fn create_key(&self, name: &str, role: Value) -> String {
         let (status, key) = self
@@ -697,32 +707,16 @@ async fn tenant_limits_answer_429_and_spare_other_tenants() {
     let msearch: String = (0..40)
         .map(|_| "{\"index\": \"team-a-logs\"}\n{\"size\": 5, \"aggs\": {\"per_second\": {\"date_histogram\": {\"field\": \"ts\", \"fixed_interval\": \"1s\"}}}}\n")
         .collect();
-    let statuses: Vec<u16> = futures::future::join_all((0..6).map(|_| {
-        limited.send(
-            Method::POST,
-            "/api/v1/_elastic/_msearch",
-            Some(msearch.clone()),
-        )
-    }))
-    .await
-    .into_iter()
-    .map(|(status, _)| status)
-    .collect();
+    let statuses = limited
+        .concurrent_statuses(6, "/api/v1/_elastic/_msearch", &msearch)
+        .await;
     assert!(
         statuses.contains(&200) && statuses.contains(&429),
         "{statuses:?}"
     );
-    let statuses: Vec<u16> = futures::future::join_all((0..6).map(|_| {
-        free.send(
-            Method::POST,
-            "/api/v1/_elastic/_msearch",
-            Some(msearch.clone()),
-        )
-    }))
-    .await
-    .into_iter()
-    .map(|(status, _)| status)
-    .collect();
+    let statuses = free
+        .concurrent_statuses(6, "/api/v1/_elastic/_msearch", &msearch)
+        .await;
     assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
 
     let (_, metrics) = admin.get("/metrics").await;
