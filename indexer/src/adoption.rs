@@ -23,6 +23,8 @@ use crate::wal::{delete_published_objects, shards_in_log, ObjectLog, ShardLog};
 /// How often an adopter that drained its shard tries again to delete the log's objects
 /// that other shards still held.
 const GENERATION_DELETE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+/// How long a generation's last pass is remembered: dead generations do not accumulate.
+const GENERATION_PASSES_KEPT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Adopted shards whose records were all published and whose objects were deleted.
 pub static ADOPTED_SHARDS_CLOSED: AtomicU64 = AtomicU64::new(0);
@@ -151,6 +153,7 @@ impl IngestService {
             Err(error) => return Err(error.to_string()),
         }
         log.truncate(last);
+        let published_at = std::time::Instant::now();
         ADOPTED_SHARDS_CLOSED.fetch_add(1, Ordering::Relaxed);
         info!(
             index_id = shard.index_uid.index_id(),
@@ -162,8 +165,13 @@ impl IngestService {
         // the last one to finish deletes them all. Until then the plan keeps this shard
         // here, and the pass is tried again.
         loop {
+            let fresh_since = published_at.max(
+                std::time::Instant::now()
+                    .checked_sub(GENERATION_DELETE_INTERVAL)
+                    .unwrap_or(published_at),
+            );
             match self
-                .delete_published_objects(storage.as_ref(), &shard.shard_id)
+                .delete_published_objects(storage.as_ref(), &shard.shard_id, fresh_since)
                 .await
             {
                 Ok(0) => return Ok(()),
@@ -181,8 +189,29 @@ impl IngestService {
     }
 
     /// Deletes the objects of a dead generation's log whose every shard is published (or
-    /// whose index is gone); returns how many remain.
+    /// whose index is gone); returns how many remain. The adopters of one generation share
+    /// the passes: a pass that started after `fresh_since` answers for all of them, so a
+    /// dead node's hundred shards cost one listing per interval, not a hundred.
     async fn delete_published_objects(
+        &self,
+        storage: &dyn Storage,
+        shard_id: &str,
+        fresh_since: std::time::Instant,
+    ) -> Result<usize, String> {
+        let mut passes = self.generation_passes.lock().await;
+        if let Some((started, remaining)) = passes.get(shard_id) {
+            if *started >= fresh_since {
+                return Ok(*remaining);
+            }
+        }
+        let started = std::time::Instant::now();
+        let remaining = self.delete_published_objects_now(storage, shard_id).await?;
+        passes.retain(|_, (at, _)| at.elapsed() < GENERATION_PASSES_KEPT);
+        passes.insert(shard_id.to_string(), (started, remaining));
+        Ok(remaining)
+    }
+
+    async fn delete_published_objects_now(
         &self,
         storage: &dyn Storage,
         shard_id: &str,

@@ -118,6 +118,9 @@ pub struct IngestService {
     pub(crate) tocs: Arc<TocCache>,
     /// Shards of other nodes' logs this node indexes (see `adoption`).
     pub(crate) adopted: Mutex<HashMap<(IndexUid, String), crate::adoption::AdoptedShard>>,
+    /// The last pass deleting each adopted generation's published objects: when it started
+    /// and how many objects it left (see `adoption`).
+    pub(crate) generation_passes: Mutex<HashMap<String, (std::time::Instant, usize)>>,
     scratch_dir: PathBuf,
     wal_root: PathBuf,
     limits: IngestLimits,
@@ -178,6 +181,7 @@ impl IngestService {
             node_log: std::sync::OnceLock::new(),
             tocs: Arc::new(TocCache::default()),
             adopted: Mutex::new(HashMap::new()),
+            generation_passes: Mutex::new(HashMap::new()),
             metastore,
             scratch_dir,
             wal_root,
