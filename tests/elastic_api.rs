@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashSet;
 
-use common::TestNode;
+use common::{bulk_item_results, TestNode};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -39,20 +39,6 @@ async fn bulk(node: &TestNode, body: String) -> Value {
     answer
 }
 
-fn results(answer: &Value) -> Vec<String> {
-    answer["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| {
-            item["index"]["result"]
-                .as_str()
-                .unwrap_or("error")
-                .to_string()
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn bulk_ids_are_indexed_once_even_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,13 +47,15 @@ async fn bulk_ids_are_indexed_once_even_after_a_restart() {
 
     let first = bulk(&node, bulk_body(0..100)).await;
     assert_eq!(first["errors"], json!(false), "{first}");
-    assert!(results(&first).iter().all(|result| result == "created"));
+    assert!(bulk_item_results(&first)
+        .iter()
+        .all(|result| result == "created"));
 
     // A shipper's retry of a batch that half went through, plus an id repeated within it.
     let mut retry = bulk_body(50..150);
     retry.push_str(&bulk_body(149..150));
     let second = bulk(&node, retry).await;
-    let outcomes = results(&second);
+    let outcomes = bulk_item_results(&second);
     assert_eq!(outcomes.iter().filter(|r| *r == "noop").count(), 51);
     assert_eq!(outcomes.iter().filter(|r| *r == "created").count(), 50);
     assert_eq!(second["items"][0]["index"]["status"], json!(200));
@@ -76,17 +64,17 @@ async fn bulk_ids_are_indexed_once_even_after_a_restart() {
     // The window survives a restart.
     node.restart().await;
     let third = bulk(&node, bulk_body(140..160)).await;
-    let outcomes = results(&third);
+    let outcomes = bulk_item_results(&third);
     assert_eq!(outcomes.iter().filter(|r| *r == "noop").count(), 10);
     assert_eq!(outcomes.iter().filter(|r| *r == "created").count(), 10);
     assert_eq!(node.count("es-logs", "*").await, 160);
 
     // A document the mapping refused is indexed when retried corrected.
     let bad = "{\"index\": {\"_id\": \"fixed\"}}\n{\"ts\": \"not a date\"}\n".to_string();
-    assert_eq!(results(&bulk(&node, bad).await), vec!["error"]);
+    assert_eq!(bulk_item_results(&bulk(&node, bad).await), vec!["error"]);
     let good =
         "{\"index\": {\"_id\": \"fixed\"}}\n{\"ts\": \"2026-03-01T01:00:00Z\"}\n".to_string();
-    assert_eq!(results(&bulk(&node, good).await), vec!["created"]);
+    assert_eq!(bulk_item_results(&bulk(&node, good).await), vec!["created"]);
 
     // Hits carry the ids given, not internal addresses.
     let (status, answer) = node

@@ -64,6 +64,30 @@ impl Caller {
         )
     }
 
+    /// The status and the `Retry-After` seconds of a request.
+    async fn status_and_retry_after(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> (u16, Option<u64>) {
+        let mut request =
+            reqwest::Client::new().request(method, format!("{}{path}", self.endpoint));
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("request");
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok());
+        (response.status().as_u16(), retry_after)
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         self.send(Method::GET, path, None).await
     }
@@ -676,20 +700,18 @@ async fn tenant_limits_answer_429_and_spare_other_tenants() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/team-a-logs/ingest", node.endpoint))
-        .header("authorization", limited.authorization.clone().unwrap())
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 429);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((2..=6).contains(&retry_after), "Retry-After: {retry_after}");
+    let (status, retry_after) = limited
+        .status_and_retry_after(
+            Method::POST,
+            "/api/v1/team-a-logs/ingest",
+            Some(big.clone()),
+        )
+        .await;
+    assert_eq!(status, 429);
+    assert!(
+        retry_after.is_some_and(|seconds| (2..=6).contains(&seconds)),
+        "Retry-After: {retry_after:?}"
+    );
     let (status, body) = limited
         .send(Method::POST, "/api/v1/_elastic/_bulk", Some("{\"index\": {\"_index\": \"team-a-logs\"}}\n{\"ts\": 1767225600, \"body\": \"b\"}\n".to_string()))
         .await;
@@ -913,19 +935,14 @@ async fn an_address_that_keeps_failing_to_authenticate_is_locked_out() {
         statuses[50..].iter().all(|status| *status == 429),
         "{statuses:?}"
     );
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v1/indexes", node.endpoint))
-        .header("authorization", format!("ApiKey {}", admin_key()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 429);
-    let retry_after: u64 = response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let (status, retry_after) = admin
+        .status_and_retry_after(Method::GET, "/api/v1/indexes", None)
+        .await;
+    assert_eq!(status, 429);
+    assert!(
+        retry_after.is_some_and(|seconds| (1..=60).contains(&seconds)),
+        "Retry-After: {retry_after:?}"
+    );
     // Open routes stay open, and the secret is never written to the log.
     assert_eq!(admin.get("/health/livez").await.0, 200);
     assert!(!node.log().contains("a-wrong-guess"));

@@ -390,17 +390,7 @@ impl TestNode {
             )
             .await;
         assert_eq!(status, 200, "{answer}");
-        answer["items"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|item| {
-                item["index"]["result"]
-                    .as_str()
-                    .unwrap_or("error")
-                    .to_string()
-            })
-            .collect()
+        bulk_item_results(&answer).into_iter().collect()
     }
 
     pub async fn count(&self, index: &str, query: &str) -> u64 {
@@ -445,4 +435,19 @@ pub fn segments_per_split(data_dir: &Path, index_id: &str) -> Vec<usize> {
         counts.push(segments.len());
     }
     counts
+}
+
+/// Each `_bulk` item's `result` (`created`, `noop`, …), `error` for a failed one.
+pub fn bulk_item_results(answer: &Value) -> Vec<String> {
+    answer["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|item| {
+            item["index"]["result"]
+                .as_str()
+                .unwrap_or("error")
+                .to_string()
+        })
+        .collect()
 }
