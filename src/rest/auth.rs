@@ -367,18 +367,11 @@ pub(crate) async fn authorize(
     if let Some(wait) = client_address.and_then(|address| state.failed_attempts.locked_out(address))
     {
         crate::metrics::METRICS.auth_lockouts.inc();
-        let mut response = refuse(
-            &path,
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "too many failed authentication attempts from this address: retry in {} s",
-                wait.as_secs().max(1)
-            ),
+        let message = format!(
+            "too many failed authentication attempts from this address: retry in {} s",
+            wait.as_secs().max(1)
         );
-        if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-        return response;
+        return retry_after(refuse(&path, StatusCode::TOO_MANY_REQUESTS, &message), wait);
     }
     let authorization = request
         .headers()
@@ -463,8 +456,13 @@ fn too_many(path: &str, key_id: &str, limit: &str, throttled: crate::auth::Throt
         .tenant_throttled
         .with_label_values(&[key_id, limit])
         .inc();
-    let mut response = refuse(path, StatusCode::TOO_MANY_REQUESTS, &throttled.message);
-    let seconds = throttled.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let response = refuse(path, StatusCode::TOO_MANY_REQUESTS, &throttled.message);
+    retry_after(response, throttled.retry_after)
+}
+
+/// Tells the client how long to wait, in whole seconds (at least one).
+fn retry_after(mut response: Response, wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
     if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
