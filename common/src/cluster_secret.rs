@@ -1,6 +1,7 @@
 //! The shared secret nodes of a cluster prove to each other on `/internal/v1` (node config
 //! `cluster_secret`). Every node-to-node HTTP client sends it; the server refuses internal
-//! requests without it. Gossip itself is not authenticated by it.
+//! requests without it. Gossip is sealed with a key derived from it (`quarry-control-plane`'s
+//! `gossip_seal`).
 
 /// The header that carries the secret.
 pub const CLUSTER_SECRET_HEADER: &str = "x-quarry-cluster-secret";

@@ -8,11 +8,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chitchat::transport::{Socket, UdpSocket};
 use chitchat::{
     spawn_chitchat, Chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, ProtocolVersion,
 };
@@ -25,10 +24,11 @@ use tracing::{error, info, warn};
 use crate::config::ClusterConfig;
 use crate::error::ClusterError;
 use crate::gossip_keys::{self, initial_key_values, member_from_keys, NodeIdentity};
+use crate::gossip_seal::GossipKey;
 use crate::member::{ClusterMember, ClusterSnapshot};
 use crate::membership::{build_view, GossipedNode, MembershipView};
 use crate::seeds::{usable_seeds, OwnGossipAddrs};
-use crate::transport::BoundUdpTransport;
+use crate::transport::{bind_gossip_socket, BoundUdpTransport};
 
 /// chitchat needs two heartbeats before it calls a peer live, and a seed may answer a round or
 /// two late; ten rounds without any peer means nobody is there.
@@ -46,6 +46,8 @@ pub struct Cluster {
 struct Inner {
     cluster_id: String,
     shared: Arc<Shared>,
+    /// Gossip datagrams dropped because they did not open with the gossip secret's key.
+    rejected_gossip_datagrams: Arc<AtomicU64>,
     /// None for a node that does not gossip.
     gossip: Option<Gossip>,
 }
@@ -152,12 +154,22 @@ impl Cluster {
     /// ready: call `set_ready(true)` once it serves requests.
     pub async fn join(config: ClusterConfig) -> Result<Cluster, ClusterError> {
         config.validate()?;
-        let socket = UdpSocket::open(config.gossip_listen_addr)
-            .await
-            .map_err(|error| ClusterError::GossipBind {
-                addr: config.gossip_listen_addr,
-                reason: error.root_cause().to_string(),
+        let key = config
+            .gossip_secret
+            .as_deref()
+            .map(|secret| GossipKey::derive(secret, &config.cluster_id))
+            .transpose()
+            .map_err(|error| ClusterError::GossipStart {
+                reason: error.to_string(),
             })?;
+        let sealed = key.is_some();
+        let rejected_gossip_datagrams = Arc::new(AtomicU64::new(0));
+        let socket = bind_gossip_socket(
+            config.gossip_listen_addr,
+            key,
+            rejected_gossip_datagrams.clone(),
+        )
+        .await?;
         let bound = socket
             .local_addr()
             .map_err(|error| ClusterError::GossipStart {
@@ -242,12 +254,14 @@ impl Cluster {
             gossip_listen_addr = %bound,
             gossip_advertise_addr = %advertised,
             seeds = ?seeds,
+            sealed,
             "gossip started"
         );
         Ok(Cluster {
             inner: Arc::new(Inner {
                 cluster_id: config.cluster_id,
                 shared,
+                rejected_gossip_datagrams,
                 gossip: Some(Gossip {
                     self_keys_tx,
                     gossip_interval: config.gossip_interval,
@@ -289,6 +303,7 @@ impl Cluster {
             inner: Arc::new(Inner {
                 cluster_id: config.cluster_id.clone(),
                 shared: Arc::new(Shared::new(self_node)),
+                rejected_gossip_datagrams: Arc::new(AtomicU64::new(0)),
                 gossip: None,
             }),
         }
@@ -296,6 +311,13 @@ impl Cluster {
 
     pub fn cluster_id(&self) -> &str {
         &self.inner.cluster_id
+    }
+
+    /// Gossip datagrams dropped since the start because they were not sealed with this
+    /// cluster's gossip secret: a node configured with another secret or none, or an attacker.
+    /// Always 0 without a secret, where chitchat reads every datagram itself.
+    pub fn rejected_gossip_datagrams(&self) -> u64 {
+        self.inner.rejected_gossip_datagrams.load(Ordering::Relaxed)
     }
 
     pub fn self_member(&self) -> ClusterMember {
@@ -573,6 +595,7 @@ mod tests {
             gossip_interval: Duration::from_millis(50),
             failure_detection: Duration::from_secs(1),
             dead_node_grace_period: Duration::from_secs(60),
+            gossip_secret: None,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What a node needs to know to join the cluster, and how our two timing knobs map onto
 //! chitchat's phi-accrual failure detector (which has five, none of them a duration to wait).
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use quarry_config::Service;
 
 use crate::error::ClusterError;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClusterConfig {
     /// Nodes gossiping with another cluster id are refused, so two clusters can share a network.
     pub cluster_id: String,
@@ -36,6 +37,37 @@ pub struct ClusterConfig {
     /// How long a dead node stays listed in `dead_nodes` (and its state kept) before it is
     /// forgotten. An hour lets operators see what died; tests use tens of seconds.
     pub dead_node_grace_period: Duration,
+    /// Seals every gossip datagram (AES-256-GCM, with a key derived from this secret and the
+    /// cluster id), because plain gossip lets anyone who reaches the UDP port read the cluster's
+    /// state, or join it as an indexer and be given shards. Nodes only gossip with nodes of the
+    /// same secret: with another one, or none, they are not members of each other's cluster.
+    /// Nodes take their `cluster_secret`. None gossips in the clear, as a single-node demo may.
+    pub gossip_secret: Option<String>,
+}
+
+/// By hand, to keep the secret out of logs.
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("ClusterConfig")
+            .field("cluster_id", &self.cluster_id)
+            .field("node_id", &self.node_id)
+            .field("generation", &self.generation)
+            .field("gossip_listen_addr", &self.gossip_listen_addr)
+            .field("gossip_advertise_addr", &self.gossip_advertise_addr)
+            .field("rest_advertise_addr", &self.rest_advertise_addr)
+            .field("enabled_services", &self.enabled_services)
+            .field("peer_seeds", &self.peer_seeds)
+            .field("indexing_capacity", &self.indexing_capacity)
+            .field("gossip_interval", &self.gossip_interval)
+            .field("failure_detection", &self.failure_detection)
+            .field("dead_node_grace_period", &self.dead_node_grace_period)
+            .field(
+                "gossip_secret",
+                &self.gossip_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl ClusterConfig {
@@ -47,6 +79,14 @@ impl ClusterConfig {
         }
         if self.node_id.is_empty() {
             return Err(ClusterError::EmptyIdentifier { field: "node_id" });
+        }
+        // Anyone can derive the key of an empty secret.
+        if self
+            .gossip_secret
+            .as_deref()
+            .is_some_and(|secret| secret.trim().is_empty())
+        {
+            return Err(ClusterError::EmptyGossipSecret);
         }
         if self.gossip_interval.is_zero() || self.failure_detection < self.gossip_interval * 2 {
             return Err(ClusterError::InvalidTimings {
@@ -96,6 +136,7 @@ mod tests {
             gossip_interval: Duration::from_millis(500),
             failure_detection: Duration::from_secs(5),
             dead_node_grace_period: Duration::from_secs(3600),
+            gossip_secret: None,
         }
     }
 
@@ -157,5 +198,29 @@ mod tests {
         .validate()
         .unwrap_err();
         assert_eq!(error.to_string(), "cluster_id must not be empty");
+        let error = ClusterConfig {
+            gossip_secret: Some(" ".to_string()),
+            ..config()
+        }
+        .validate()
+        .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "gossip_secret must not be empty: leave it out to gossip in the clear"
+        );
+    }
+
+    #[test]
+    fn the_gossip_secret_stays_out_of_debug_output() {
+        let config = ClusterConfig {
+            gossip_secret: Some("hunter2".to_string()),
+            ..config()
+        };
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(
+            debug.contains("gossip_secret: Some(\"<redacted>\")"),
+            "{debug}"
+        );
     }
 }

@@ -23,4 +23,6 @@ pub enum ClusterError {
     },
     #[error("{field} must not be empty")]
     EmptyIdentifier { field: &'static str },
+    #[error("gossip_secret must not be empty: leave it out to gossip in the clear")]
+    EmptyGossipSecret,
 }

@@ -3,18 +3,24 @@
 //! phi-accrual detector decides who is dead. See DESIGN.md, "The cluster".
 //!
 //! Files follow what a membership update goes through: `config` (how to join), `seeds` (whom to
-//! ask first), `transport` (the bound socket handed to chitchat), `gossip_keys` (what a node
+//! ask first), `transport` (the bound socket handed to chitchat), `sealed_socket` (with a gossip
+//! secret, that socket: `envelope_codec` turns chitchat's messages into bytes, `gossip_seal`
+//! seals and opens them, `rejections` counts what does not open), `gossip_keys` (what a node
 //! publishes and how peers read it), `membership` (who counts as live), `cluster` (the handle
 //! the node holds), `member` (what it hands out).
 
 mod cluster;
 mod config;
 mod control_loop;
+mod envelope_codec;
 mod error;
 mod gossip_keys;
+mod gossip_seal;
 mod indexing_plan;
 mod member;
 mod membership;
+mod rejections;
+mod sealed_socket;
 mod seeds;
 mod transport;
 

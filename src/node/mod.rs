@@ -421,6 +421,7 @@ async fn join_cluster(
         gossip_interval: Duration::from_millis(config.gossip.interval_ms),
         failure_detection: Duration::from_millis(config.gossip.failure_detection_ms),
         dead_node_grace_period: Duration::from_secs(config.gossip.dead_node_grace_period_secs),
+        gossip_secret: config.cluster_secret.clone(),
     })
     .await
     .context("cannot join the cluster")?;
