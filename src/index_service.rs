@@ -25,7 +25,7 @@ pub enum IndexServiceError {
 }
 
 /// `POST /api/v1/{index}/delete-tasks`: documents to delete, in the search API's terms.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteTaskRequest {
     pub query: String,
@@ -38,7 +38,7 @@ pub struct DeleteTaskRequest {
 }
 
 /// Summary of an index for `describe`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IndexDescription {
     pub index_id: String,
     pub index_uid: String,

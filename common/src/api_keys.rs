@@ -38,7 +38,7 @@ pub struct ApiKeyRecord {
 }
 
 /// Per-key limits, enforced by each node on the requests it serves.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantLimits {
     /// Bytes of ingest and `_bulk` request bodies per second, as received.
@@ -50,7 +50,7 @@ pub struct TenantLimits {
 }
 
 /// What a role allows, as Elasticsearch writes it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleDescriptor {
     #[serde(default)]
@@ -59,7 +59,7 @@ pub struct RoleDescriptor {
     pub indices: Vec<IndicesPrivileges>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndicesPrivileges {
     pub names: Vec<String>,

@@ -53,6 +53,19 @@ impl Serialize for IndexUid {
     }
 }
 
+impl utoipa::PartialSchema for IndexUid {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "`index_id:ULID`: the index id and the incarnation it was created with.",
+            ))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for IndexUid {}
+
 impl<'de> Deserialize<'de> for IndexUid {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer)?
@@ -62,7 +75,9 @@ impl<'de> Deserialize<'de> for IndexUid {
 }
 
 /// Split ids are ULIDs: unique without coordination and sortable by creation time.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(transparent)]
 pub struct SplitId(String);
 

@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// An inclusive range of timestamps in seconds since the epoch, as kept in split metadata
 /// for pruning.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TimeRange {
     pub start: i64,
     pub end: i64,

@@ -41,7 +41,7 @@ pub enum IngestError {
     Internal(String),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ParseFailure {
     /// 1-based line number in the request body.
     pub line: usize,
@@ -50,7 +50,7 @@ pub struct ParseFailure {
     pub document: String,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IngestResponse {
     pub num_docs_for_processing: u64,
     pub num_ingested_docs: u64,

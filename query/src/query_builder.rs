@@ -532,8 +532,12 @@ pub fn time_window_clause(
     if start.is_none() && end.is_none() {
         return None;
     }
-    let rfc3339 =
-        |secs: i64| quarry_common::doc_mapper::format_rfc3339(DateTime::from_timestamp_secs(secs));
+    // Timestamps are nanoseconds in an i64: seconds past ±292 years from 1970 overflow, and
+    // no document lies beyond them, so clamping keeps the window's meaning.
+    let rfc3339 = |secs: i64| {
+        let secs = secs.clamp(i64::MIN / 1_000_000_000, i64::MAX / 1_000_000_000);
+        quarry_common::doc_mapper::format_rfc3339(DateTime::from_timestamp_secs(secs))
+    };
     Some(QueryAst::Range {
         field: timestamp_field.to_string(),
         lower: start.map_or(RangeBound::Unbounded, |secs| {
@@ -543,4 +547,25 @@ pub fn time_window_clause(
             RangeBound::Excluded(rfc3339(secs))
         }),
     })
+}
+
+#[cfg(test)]
+mod time_window_tests {
+    use super::*;
+
+    #[test]
+    fn windows_at_the_ends_of_i64_clamp_instead_of_overflowing() {
+        let window = time_window_clause("ts", Some(i64::MIN), Some(i64::MAX));
+        let Some(QueryAst::Range { lower, upper, .. }) = window else {
+            panic!("a window with both ends is a range: {window:?}");
+        };
+        assert!(
+            matches!(&lower, RangeBound::Included(text) if text.starts_with("1677-")),
+            "{lower:?}"
+        );
+        assert!(
+            matches!(&upper, RangeBound::Excluded(text) if text.starts_with("2262-")),
+            "{upper:?}"
+        );
+    }
 }

@@ -13,11 +13,12 @@ pub const SOURCE_FIELD_NAME: &str = "_source";
 /// The id a client gave a document (`_bulk`'s `_id`), stored to be returned with hits.
 pub const DOC_ID_FIELD_NAME: &str = "_id";
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndexConfig {
     #[serde(default = "default_version")]
     pub version: String,
+    #[schema(pattern = "^[A-Za-z][A-Za-z0-9._-]{2,254}$")]
     pub index_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_uri: Option<String>,
@@ -35,7 +36,7 @@ fn default_version() -> String {
     "0.1".to_string()
 }
 
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Unknown fields go to a catch-all JSON field and stay searchable.
@@ -47,7 +48,7 @@ pub enum Mode {
     Lenient,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DocMapping {
     #[serde(default)]
@@ -70,7 +71,7 @@ pub struct DocMapping {
 
 /// How fields that are not in `field_mappings` are indexed in `dynamic` mode. The default
 /// follows Elasticsearch: strings are full-text searchable and also fast for aggregations.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DynamicMapping {
     #[serde(default = "default_true")]
@@ -129,7 +130,7 @@ pub enum LeafFieldType {
 }
 
 impl LeafFieldType {
-    const ALL: [(&'static str, LeafFieldType); 9] = [
+    pub(crate) const ALL: [(&'static str, LeafFieldType); 9] = [
         ("text", LeafFieldType::Text),
         ("u64", LeafFieldType::U64),
         ("i64", LeafFieldType::I64),
@@ -209,7 +210,7 @@ impl<'de> Deserialize<'de> for FieldType {
     }
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenizerName {
     /// The whole value is one term: ids, enums, host names.
@@ -235,7 +236,7 @@ impl TokenizerName {
 
 /// How a bytes field's values are written as text: in documents and queries
 /// (`input_format`), and in hits (`output_format`). Quickwit's names and default.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BinaryFormat {
     #[default]
@@ -244,7 +245,7 @@ pub enum BinaryFormat {
     Hex,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IndexRecord {
     /// Doc ids only.
@@ -255,7 +256,9 @@ pub enum IndexRecord {
     Position,
 }
 
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DatePrecision {
     Seconds,
@@ -410,7 +413,7 @@ impl<'de> Deserialize<'de> for OutputFormat {
 
 /// One entry of `field_mappings`. Options that do not apply to the field's type are
 /// rejected by validation rather than silently ignored.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldMapping {
     pub name: String,
@@ -444,6 +447,7 @@ pub struct FieldMapping {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_format: Option<OutputFormat>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(no_recursion)]
     pub field_mappings: Vec<FieldMapping>,
 }
 
@@ -490,7 +494,7 @@ fn default_true() -> bool {
     true
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndexingSettings {
     #[serde(default = "default_commit_timeout_secs")]
@@ -525,7 +529,7 @@ impl Default for MergePolicyConfig {
 /// `merge_factor` times bigger); `merge_factor` splits of a level merge into one of the next,
 /// at most `max_merge_factor` at once, until the result reaches `split_num_docs_target` or
 /// the splits are older than `maturation_period`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StableLogMergePolicyConfig {
     #[serde(default = "default_min_level_num_docs")]
@@ -615,7 +619,7 @@ impl Default for IndexingSettings {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IndexingResources {
     #[serde(default = "default_heap_size")]
@@ -634,14 +638,14 @@ impl Default for IndexingResources {
     }
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchSettings {
     #[serde(default)]
     pub default_search_fields: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionPolicy {
     /// e.g. `30 days`, `12 hours`.

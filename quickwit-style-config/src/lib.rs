@@ -6,6 +6,7 @@ mod env_interpolation;
 mod error;
 mod index_config;
 mod node_config;
+mod openapi_schemas;
 #[cfg(test)]
 mod property_tests;
 

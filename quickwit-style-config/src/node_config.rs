@@ -48,8 +48,9 @@ pub struct NodeConfig {
     pub peer_seeds: Vec<String>,
     #[serde(default)]
     pub gossip: GossipConfig,
-    /// Nodes prove it to each other on `/internal/v1` (header `x-quarry-cluster-secret`);
-    /// unset, internal requests are not authenticated. Use `${QUARRY_CLUSTER_SECRET}`.
+    /// Nodes prove it to each other on `/internal/v1` (header `x-quarry-cluster-secret`),
+    /// and gossip is sealed with a key derived from it; unset, neither is authenticated.
+    /// Use a random value of at least 128 bits, e.g. `${QUARRY_CLUSTER_SECRET}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_secret: Option<String>,
     #[serde(default = "default_data_dir")]
@@ -87,6 +88,10 @@ pub struct AuthConfig {
     /// variable `QUARRY_BOOTSTRAP_API_KEY` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap_api_key: Option<String>,
+    /// Wrong credentials one client address may send per minute before it is refused
+    /// (429) for the rest of that minute. Default 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed_attempts_per_minute: Option<u32>,
 }
 
 impl NodeConfig {

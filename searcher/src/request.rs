@@ -8,8 +8,11 @@ fn default_max_hits() -> usize {
 }
 
 /// The native search API's request (GET query parameters or POST JSON body).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema, utoipa::IntoParams,
+)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchRequest {
     #[serde(default)]
     pub query: String,
@@ -29,9 +32,13 @@ pub struct SearchRequest {
     pub sort_by: Option<String>,
     /// Fields that unqualified terms search, instead of the index's default fields.
     #[serde(default, deserialize_with = "comma_list")]
+    #[param(value_type = Option<String>)]
+    #[schema(value_type = Option<FieldList>)]
     pub search_field: Option<Vec<String>>,
     /// Text fields to return highlighted fragments of (`<b>` around matched terms).
     #[serde(default, deserialize_with = "comma_list")]
+    #[param(value_type = Option<String>)]
+    #[schema(value_type = Option<FieldList>)]
     pub snippet_fields: Option<Vec<String>>,
     /// Splits not searched within this many milliseconds are left out and listed in
     /// `errors` (default 30 s).
@@ -39,6 +46,7 @@ pub struct SearchRequest {
     pub timeout_ms: Option<u64>,
     /// Aggregations in Elasticsearch syntax (POST bodies).
     #[serde(default, alias = "aggregations")]
+    #[param(ignore)]
     pub aggs: Option<serde_json::Value>,
     /// An Elasticsearch DSL query, used instead of `query` (set by the ES-compatible API).
     #[serde(skip)]
@@ -46,6 +54,7 @@ pub struct SearchRequest {
     /// Where the previous page ended: the last hit's sort value and, to break ties, its
     /// `split:segment:doc` (as the ES API's `sort` values give them).
     #[serde(default)]
+    #[param(ignore)]
     pub search_after: Option<Vec<serde_json::Value>>,
     /// Highlighting options of the ES API: tags around matches, fragment length.
     #[serde(skip)]
@@ -53,6 +62,16 @@ pub struct SearchRequest {
     /// Restricts the search to these splits (a scroll's snapshot), when set.
     #[serde(skip)]
     pub only_splits: Option<std::sync::Arc<std::collections::HashSet<String>>>,
+}
+
+/// Field names as `comma_list` reads them, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum FieldList {
+    /// Comma-separated.
+    Text(String),
+    List(Vec<String>),
 }
 
 /// Accepts `"a,b"` (query strings) as well as `["a", "b"]` (JSON bodies).
@@ -77,7 +96,7 @@ fn comma_list<'de, D: serde::Deserializer<'de>>(
     })
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     /// Exact number of matching documents.
     pub num_hits: u64,

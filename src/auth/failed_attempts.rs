@@ -1,5 +1,6 @@
 //! Failed authentication attempts (wrong credentials, not missing ones), per client
-//! address: past `MAX_FAILURES` in a window of `WINDOW`, an address gets 429 for the rest
+//! address: past `max_failures` (`auth.max_failed_attempts_per_minute`, default
+//! `DEFAULT_MAX_FAILURES`) in a window of `WINDOW`, an address gets 429 for the rest
 //! of the window without its credentials being looked at, so that guessing keys costs an
 //! attacker time and fills no log.
 
@@ -8,17 +9,24 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub(crate) const MAX_FAILURES: u32 = 50;
+pub(crate) const DEFAULT_MAX_FAILURES: u32 = 50;
 pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 /// Addresses remembered at most; past it, the oldest windows are forgotten first.
 const MAX_ADDRESSES: usize = 100_000;
 
-#[derive(Default)]
 pub(crate) struct FailedAttempts {
+    max_failures: u32,
     by_address: Mutex<HashMap<IpAddr, (Instant, u32)>>,
 }
 
 impl FailedAttempts {
+    pub(crate) fn new(max_failures: u32) -> FailedAttempts {
+        FailedAttempts {
+            max_failures,
+            by_address: Mutex::default(),
+        }
+    }
+
     /// How long `address` must wait before trying again; `None` if it may try now.
     pub(crate) fn locked_out(&self, address: IpAddr) -> Option<Duration> {
         let by_address = self
@@ -27,7 +35,7 @@ impl FailedAttempts {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let (started, failures) = by_address.get(&address)?;
         let remaining = WINDOW.checked_sub(started.elapsed())?;
-        (*failures >= MAX_FAILURES).then_some(remaining)
+        (*failures >= self.max_failures).then_some(remaining)
     }
 
     pub(crate) fn record_failure(&self, address: IpAddr) {
@@ -55,10 +63,10 @@ mod tests {
 
     #[test]
     fn an_address_is_locked_out_after_too_many_failures() {
-        let attempts = FailedAttempts::default();
+        let attempts = FailedAttempts::new(DEFAULT_MAX_FAILURES);
         let attacker: IpAddr = "10.0.0.1".parse().unwrap();
         let other: IpAddr = "10.0.0.2".parse().unwrap();
-        for _ in 0..MAX_FAILURES - 1 {
+        for _ in 0..DEFAULT_MAX_FAILURES - 1 {
             attempts.record_failure(attacker);
         }
         assert!(attempts.locked_out(attacker).is_none());

@@ -13,7 +13,7 @@ use quarry_common::api_keys::{ApiKeyRecord, ClusterAction, IndexAction};
 use quarry_searcher::IndexFilter;
 
 pub(crate) use bootstrap::bootstrap_admin_key;
-pub(crate) use failed_attempts::FailedAttempts;
+pub(crate) use failed_attempts::{FailedAttempts, DEFAULT_MAX_FAILURES};
 pub(crate) use key_store::{now_ms, AuthError, KeyStore};
 pub(crate) use limits::{TenantLimiter, Throttled};
 

@@ -295,7 +295,12 @@ impl Node {
             keys,
             auth_enabled,
             tenant_limits: Default::default(),
-            failed_attempts: Default::default(),
+            failed_attempts: crate::auth::FailedAttempts::new(
+                config
+                    .auth
+                    .max_failed_attempts_per_minute
+                    .unwrap_or(crate::auth::DEFAULT_MAX_FAILURES),
+            ),
         });
         let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
         let app = router(state);

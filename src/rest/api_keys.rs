@@ -13,17 +13,19 @@ use quarry_common::api_keys::{
     encode_credential, generate_key, hash_secret, parse_expiration, superuser_roles, ApiKeyRecord,
     RoleDescriptor, TenantLimits,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::elastic::es_error;
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateApiKey {
+    #[schema(pattern = "\\S")]
     name: String,
+    /// A duration such as `1d`, `12h` or `30m`; without it the key never expires.
     #[serde(default)]
     expiration: Option<String>,
     #[serde(default)]
@@ -34,16 +36,18 @@ pub(crate) struct CreateApiKey {
     /// Kept by Elasticsearch for its users; Quarry accepts and ignores it.
     #[serde(default)]
     #[allow(dead_code)]
-    metadata: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Map<String, Value>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct KeyFilter {
     id: Option<String>,
     name: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct InvalidateApiKeys {
     #[serde(default)]
@@ -52,6 +56,52 @@ pub(crate) struct InvalidateApiKeys {
     ids: Vec<String>,
     #[serde(default)]
     name: Option<String>,
+}
+
+/// What creation answers; the secret is never shown again.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct CreatedApiKey {
+    id: String,
+    name: String,
+    api_key: String,
+    /// base64 of `id:api_key`, for `Authorization: ApiKey <encoded>`.
+    encoded: String,
+    /// Milliseconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration: Option<i64>,
+}
+
+/// A key as listed: everything but its secret.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ApiKeyDescription {
+    id: String,
+    name: String,
+    /// Milliseconds since the epoch.
+    creation: i64,
+    invalidated: bool,
+    role_descriptors: BTreeMap<String, RoleDescriptor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration: Option<i64>,
+    /// The creator's roles, which bound this key's (Elasticsearch's shape: a list of one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limited_by: Option<Vec<BTreeMap<String, RoleDescriptor>>>,
+    /// The id of the key that made this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    creator: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limits: Option<TenantLimits>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ApiKeyList {
+    api_keys: Vec<ApiKeyDescription>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct InvalidatedApiKeys {
+    invalidated_api_keys: Vec<String>,
+    previously_invalidated_api_keys: Vec<String>,
+    error_count: u32,
 }
 
 /// A failure with its status, answered in the shape of the API it came through.
@@ -100,7 +150,11 @@ fn parse_body<T: for<'de> Deserialize<'de>>(body: &[u8], what: &str) -> Result<T
         .map_err(|error| KeyError::bad_request(format!("invalid {what} request: {error}")))
 }
 
-async fn create(state: &AppState, principal: &Principal, body: &[u8]) -> Result<Value, KeyError> {
+async fn create(
+    state: &AppState,
+    principal: &Principal,
+    body: &[u8],
+) -> Result<CreatedApiKey, KeyError> {
     let request: CreateApiKey = parse_body(body, "API key")?;
     if request.name.trim().is_empty() {
         return Err(KeyError::bad_request("an API key needs a `name`"));
@@ -174,58 +228,49 @@ async fn create(state: &AppState, principal: &Principal, body: &[u8]) -> Result<
         return Err(KeyError::internal("a key with the same random id exists"));
     }
     state.keys.remember(record);
-    let mut answer = json!({
-        "id": id,
-        "name": request.name,
-        "api_key": secret,
-        "encoded": encode_credential(&id, &secret),
-    });
-    if let Some(expiration) = expiration_ms {
-        answer["expiration"] = json!(expiration);
-    }
-    Ok(answer)
+    Ok(CreatedApiKey {
+        encoded: encode_credential(&id, &secret),
+        id,
+        name: request.name,
+        api_key: secret,
+        expiration: expiration_ms,
+    })
 }
 
-fn describe(record: &ApiKeyRecord) -> Value {
-    let mut value = json!({
-        "id": record.id,
-        "name": record.name,
-        "creation": record.creation_ms,
-        "invalidated": record.invalidated,
-        "role_descriptors": record.role_descriptors,
-    });
-    if let Some(expiration) = record.expiration_ms {
-        value["expiration"] = json!(expiration);
+fn describe(record: &ApiKeyRecord) -> ApiKeyDescription {
+    ApiKeyDescription {
+        id: record.id.clone(),
+        name: record.name.clone(),
+        creation: record.creation_ms,
+        invalidated: record.invalidated,
+        role_descriptors: record.role_descriptors.clone(),
+        expiration: record.expiration_ms,
+        limited_by: record.limited_by.clone().map(|roles| vec![roles]),
+        creator: record.creator.clone(),
+        limits: record.limits,
     }
-    if let Some(limited_by) = &record.limited_by {
-        value["limited_by"] = json!([limited_by]);
-    }
-    if let Some(creator) = &record.creator {
-        value["creator"] = json!(creator);
-    }
-    if let Some(limits) = &record.limits {
-        value["limits"] = json!(limits);
-    }
-    value
 }
 
-async fn list(state: &AppState, filter: &KeyFilter) -> Result<Value, KeyError> {
+async fn list(state: &AppState, filter: &KeyFilter) -> Result<ApiKeyList, KeyError> {
     let keys = state
         .keys
         .metastore()
         .list_api_keys()
         .await
         .map_err(KeyError::internal)?;
-    let listed: Vec<Value> = keys
+    let api_keys = keys
         .iter()
         .filter(|key| filter.id.as_ref().is_none_or(|id| &key.id == id))
         .filter(|key| filter.name.as_ref().is_none_or(|name| &key.name == name))
         .map(describe)
         .collect();
-    Ok(json!({ "api_keys": listed }))
+    Ok(ApiKeyList { api_keys })
 }
 
-async fn invalidate(state: &AppState, request: InvalidateApiKeys) -> Result<Value, KeyError> {
+async fn invalidate(
+    state: &AppState,
+    request: InvalidateApiKeys,
+) -> Result<InvalidatedApiKeys, KeyError> {
     let metastore = state.keys.metastore();
     let mut ids = request.ids;
     ids.extend(request.id);
@@ -251,12 +296,15 @@ async fn invalidate(state: &AppState, request: InvalidateApiKeys) -> Result<Valu
         .map_err(KeyError::internal)?;
     // This node refuses them at once; the others within their refresh interval.
     state.keys.refresh().await.map_err(KeyError::internal)?;
-    let previously: Vec<&String> = ids.iter().filter(|id| !invalidated.contains(id)).collect();
-    Ok(json!({
-        "invalidated_api_keys": invalidated,
-        "previously_invalidated_api_keys": previously,
-        "error_count": 0,
-    }))
+    let previously_invalidated_api_keys = ids
+        .into_iter()
+        .filter(|id| !invalidated.contains(id))
+        .collect();
+    Ok(InvalidatedApiKeys {
+        invalidated_api_keys: invalidated,
+        previously_invalidated_api_keys,
+        error_count: 0,
+    })
 }
 
 /// Which API a request came through: errors answer in its shape.
@@ -266,7 +314,7 @@ enum Api {
     Elastic,
 }
 
-fn respond(result: Result<Value, KeyError>, api: Api) -> Response {
+fn respond(result: Result<impl Serialize, KeyError>, api: Api) -> Response {
     match (result, api) {
         (Ok(answer), _) => Json(answer).into_response(),
         (Err(error), Api::Native) => error.native(),
@@ -274,6 +322,14 @@ fn respond(result: Result<Value, KeyError>, api: Api) -> Response {
     }
 }
 
+/// Creates an API key; its secret is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/api-keys",
+    tag = "api-keys",
+    request_body = CreateApiKey,
+    responses((status = 200, description = "The new key.", body = CreatedApiKey)),
+)]
 pub(crate) async fn create_native(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -282,6 +338,13 @@ pub(crate) async fn create_native(
     respond(create(&state, &principal, &body).await, Api::Native)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/api-keys",
+    tag = "api-keys",
+    params(KeyFilter),
+    responses((status = 200, description = "The keys, without their secrets.", body = ApiKeyList)),
+)]
 pub(crate) async fn list_native(
     State(state): State<Arc<AppState>>,
     Query(filter): Query<KeyFilter>,
@@ -289,6 +352,14 @@ pub(crate) async fn list_native(
     respond(list(&state, &filter).await, Api::Native)
 }
 
+/// Revokes a key, on every node within seconds.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/api-keys/{key_id}",
+    tag = "api-keys",
+    params(("key_id" = String, Path, description = "The key's id.")),
+    responses((status = 200, description = "What was revoked.", body = InvalidatedApiKeys)),
+)]
 pub(crate) async fn invalidate_native(
     State(state): State<Arc<AppState>>,
     Path(key_id): Path<String>,
@@ -300,6 +371,13 @@ pub(crate) async fn invalidate_native(
     respond(invalidate(&state, request).await, Api::Native)
 }
 
+#[utoipa::path(
+    method(post, put),
+    path = "/api/v1/_elastic/_security/api_key",
+    tag = "elasticsearch",
+    request_body = CreateApiKey,
+    responses((status = 200, description = "The new key.", body = CreatedApiKey)),
+)]
 pub(crate) async fn create_elastic(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -308,6 +386,13 @@ pub(crate) async fn create_elastic(
     respond(create(&state, &principal, &body).await, Api::Elastic)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/_elastic/_security/api_key",
+    tag = "elasticsearch",
+    params(KeyFilter),
+    responses((status = 200, description = "The keys, without their secrets.", body = ApiKeyList)),
+)]
 pub(crate) async fn list_elastic(
     State(state): State<Arc<AppState>>,
     Query(filter): Query<KeyFilter>,
@@ -315,6 +400,13 @@ pub(crate) async fn list_elastic(
     respond(list(&state, &filter).await, Api::Elastic)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/_elastic/_security/api_key",
+    tag = "elasticsearch",
+    request_body = InvalidateApiKeys,
+    responses((status = 200, description = "What was revoked.", body = InvalidatedApiKeys)),
+)]
 pub(crate) async fn invalidate_elastic(
     State(state): State<Arc<AppState>>,
     body: axum::body::Bytes,
@@ -327,6 +419,13 @@ pub(crate) async fn invalidate_elastic(
 }
 
 /// Elasticsearch's `_security/_authenticate`: who the credentials are.
+/// Who the credential is, as Elasticsearch answers it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/_elastic/_security/_authenticate",
+    tag = "elasticsearch",
+    responses((status = 200, description = "The caller.", body = Object)),
+)]
 pub(crate) async fn authenticate_elastic(Extension(principal): Extension<Principal>) -> Response {
     match principal {
         Principal::Unrestricted => Json(json!({

@@ -38,6 +38,7 @@ pub(crate) enum Rule {
 pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/health/livez", Rule::Open),
     ("GET", "/health/readyz", Rule::Open),
+    ("GET", "/api/v1/openapi.json", Rule::Open),
     ("GET", "/metrics", Rule::Cluster(ClusterAction::Monitor)),
     (
         "GET",
@@ -330,6 +331,11 @@ pub(crate) async fn authorize(
     let rule = match &matched {
         Some(matched) => match rule_for(request.method(), matched) {
             Some(rule) => rule,
+            // A method the path does not take. Answered here rather than by the router, so
+            // that a routed method someone forgot to give a rule never runs unguarded.
+            None if !allowed_methods(matched).is_empty() => {
+                return method_not_allowed(&path, request.method(), &allowed_methods(matched))
+            }
             None => {
                 return refuse(
                     &path,
@@ -522,6 +528,49 @@ pub(crate) fn index_refusal(principal: &Principal, action: IndexAction, indexes:
         principal.key_id().unwrap_or_default(),
         index_privileges_for(action)
     )
+}
+
+/// The methods a route path takes, from its rules (HEAD wherever GET is).
+fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let mut methods: Vec<&'static str> = RULES
+        .iter()
+        .filter(|(_, rule_path, _)| *rule_path == path)
+        .map(|(method, _, _)| *method)
+        .collect();
+    if methods.contains(&"GET") {
+        methods.push("HEAD");
+    }
+    methods
+}
+
+/// 405 with `Allow`, in the route's API's error shape.
+fn method_not_allowed(path: &str, method: &Method, allowed: &[&str]) -> Response {
+    let message = format!(
+        "Incorrect HTTP method for uri [{path}] and method [{method}], allowed: [{}]",
+        allowed.join(", ")
+    );
+    let mut response = if path.starts_with("/api/v1/_elastic") {
+        let mut response = super::elastic::es_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed_exception",
+            &message,
+        );
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static("x-elastic-product"),
+            HeaderValue::from_static("Elasticsearch"),
+        );
+        response
+    } else {
+        ApiError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message,
+        }
+        .into_response()
+    };
+    if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(header::ALLOW, allow);
+    }
+    response
 }
 
 /// A refusal in the shape the route's clients parse: Elasticsearch's on its API.

@@ -4,7 +4,6 @@ use axum::Json;
 use quarry_common::metastore::MetastoreError;
 use quarry_indexer::IngestError;
 use quarry_searcher::SearchError;
-use serde_json::json;
 
 use crate::index_service::IndexServiceError;
 
@@ -24,12 +23,22 @@ impl ApiError {
     }
 }
 
+/// The body of every native API error.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    /// What was wrong, naming the field, value or resource at fault.
+    pub error: String,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() {
             tracing::error!(status = %self.status, "{}", self.message);
         }
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        let body = ErrorBody {
+            error: self.message,
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::TOO_MANY_REQUESTS {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,

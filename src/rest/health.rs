@@ -9,10 +9,32 @@ use serde_json::json;
 
 use super::AppState;
 
-pub(crate) async fn livez() -> impl IntoResponse {
-    Json(json!({ "status": "alive" }))
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Status {
+    status: &'static str,
 }
 
+/// The process is up.
+#[utoipa::path(
+    get,
+    path = "/health/livez",
+    tag = "health",
+    responses((status = 200, description = "Alive.", body = Status)),
+)]
+pub(crate) async fn livez() -> impl IntoResponse {
+    Json(Status { status: "alive" })
+}
+
+/// The node serves requests: not starting, not shutting down, no failed shard.
+#[utoipa::path(
+    get,
+    path = "/health/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready.", body = Status),
+        (status = 503, description = "Not ready, and why.", body = super::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let failed_shards = state.ingest_service.failed_shards();
     if !failed_shards.is_empty() {
@@ -24,7 +46,7 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoRespo
         );
     }
     if state.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
+        (StatusCode::OK, Json(json!(Status { status: "ready" })))
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -33,6 +55,13 @@ pub(crate) async fn readyz(State(state): State<Arc<AppState>>) -> impl IntoRespo
     }
 }
 
+/// Metrics in Prometheus' text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses((status = 200, description = "The metrics.", body = String, content_type = "text/plain")),
+)]
 pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     crate::metrics::METRICS
         .failed_shards
@@ -83,6 +112,13 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
     )
 }
 
+/// The cluster's members as this node sees them.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cluster",
+    tag = "cluster",
+    responses((status = 200, description = "Live and dead nodes.", body = Object)),
+)]
 pub(crate) async fn cluster(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     Json(state.cluster.snapshot())
 }

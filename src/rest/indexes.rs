@@ -6,20 +6,34 @@ use axum::http::StatusCode;
 use axum::http::{header, HeaderMap};
 use axum::{Extension, Json};
 use quarry_common::api_keys::IndexAction;
+use quarry_common::metastore::{DeleteTask, IndexMetadata, Split};
+use quarry_common::SplitId;
 use quarry_config::ConfigFormat;
-use serde_json::{json, Value};
 
 use super::auth::index_refusal;
 use super::{ApiError, AppState};
 use crate::auth::Principal;
 
-/// Accepts a YAML or JSON index config; JSON is told apart by `Content-Type`.
+/// Creates an index from a YAML or JSON index config; JSON is told apart by `Content-Type`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/indexes",
+    tag = "indexes",
+    request_body(content(
+        (quarry_config::IndexConfig = "application/json"),
+        (String = "application/yaml"),
+    )),
+    responses(
+        (status = 200, description = "The index was created.", body = IndexMetadata),
+        (status = 409, description = "An index with this id exists.", body = super::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn create_index(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IndexMetadata>, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -43,51 +57,106 @@ pub(crate) async fn create_index(
         .index_service
         .create_index(&body, ConfigFormat::sniff(content_type))
         .await?;
-    Ok(Json(serde_json::to_value(metadata).unwrap_or_default()))
+    Ok(Json(metadata))
 }
 
+/// The indexes the caller may see.
+#[utoipa::path(
+    get,
+    path = "/api/v1/indexes",
+    tag = "indexes",
+    responses((status = 200, description = "The indexes.", body = Vec<IndexMetadata>)),
+)]
 pub(crate) async fn list_indexes(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<IndexMetadata>>, ApiError> {
     let mut indexes = state.index_service.list_indexes().await?;
     indexes.retain(|index| principal.allows_index(IndexAction::ViewMetadata, index.index_id()));
-    Ok(Json(serde_json::to_value(indexes).unwrap_or_default()))
+    Ok(Json(indexes))
 }
 
+/// An index's config and the totals of its published splits.
+#[utoipa::path(
+    get,
+    path = "/api/v1/indexes/{index_id}",
+    tag = "indexes",
+    params(("index_id" = String, Path, description = "The index id.")),
+    responses((status = 200, description = "The index.", body = crate::index_service::IndexDescription)),
+)]
 pub(crate) async fn describe_index(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::index_service::IndexDescription>, ApiError> {
     let description = state.index_service.describe_index(&index_id).await?;
-    Ok(Json(serde_json::to_value(description).unwrap_or_default()))
+    Ok(Json(description))
 }
 
+/// Every split of an index, in any state.
+#[utoipa::path(
+    get,
+    path = "/api/v1/indexes/{index_id}/splits",
+    tag = "indexes",
+    params(("index_id" = String, Path, description = "The index id.")),
+    responses((status = 200, description = "The splits.", body = SplitList)),
+)]
 pub(crate) async fn list_splits(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SplitList>, ApiError> {
     let splits = state.index_service.list_splits(&index_id).await?;
-    Ok(Json(
-        json!({ "num_splits": splits.len(), "splits": splits }),
-    ))
+    Ok(Json(SplitList {
+        num_splits: splits.len(),
+        splits,
+    }))
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct SplitList {
+    num_splits: usize,
+    splits: Vec<Split>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct DeletedIndex {
+    index_id: String,
+    /// The splits removed from storage.
+    deleted_splits: Vec<SplitId>,
+}
+
+/// Deletes an index, its splits and its pipelines.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/indexes/{index_id}",
+    tag = "indexes",
+    params(("index_id" = String, Path, description = "The index id.")),
+    responses((status = 200, description = "The index is gone.", body = DeletedIndex)),
+)]
 pub(crate) async fn delete_index(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let split_ids = state.index_service.delete_index(&index_id).await?;
-    Ok(Json(
-        json!({ "index_id": index_id, "deleted_splits": split_ids }),
-    ))
+) -> Result<Json<DeletedIndex>, ApiError> {
+    let deleted_splits = state.index_service.delete_index(&index_id).await?;
+    Ok(Json(DeletedIndex {
+        index_id,
+        deleted_splits,
+    }))
 }
 
+/// Deletes the documents matching a query, in the background.
+#[utoipa::path(
+    post,
+    path = "/api/v1/{index_id}/delete-tasks",
+    tag = "indexes",
+    params(("index_id" = String, Path, description = "The index id.")),
+    request_body = crate::index_service::DeleteTaskRequest,
+    responses((status = 200, description = "The task, with its place in the index's order of deletes.", body = DeleteTask)),
+)]
 pub(crate) async fn create_delete_task(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeleteTask>, ApiError> {
     let request: crate::index_service::DeleteTaskRequest = serde_json::from_slice(&body)
         .map_err(|error| {
             ApiError::bad_request(format!(
@@ -98,14 +167,21 @@ pub(crate) async fn create_delete_task(
         .index_service
         .create_delete_task(&index_id, request)
         .await?;
-    Ok(Json(json!(task)))
+    Ok(Json(task))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/{index_id}/delete-tasks",
+    tag = "indexes",
+    params(("index_id" = String, Path, description = "The index id.")),
+    responses((status = 200, description = "The index's delete tasks.", body = Vec<DeleteTask>)),
+)]
 pub(crate) async fn list_delete_tasks(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(
-        state.index_service.list_delete_tasks(&index_id).await?
-    )))
+) -> Result<Json<Vec<DeleteTask>>, ApiError> {
+    Ok(Json(
+        state.index_service.list_delete_tasks(&index_id).await?,
+    ))
 }

@@ -93,6 +93,23 @@ async fn read_raw_body(body: Body, limit: usize, declared_len: Option<usize>) ->
 }
 
 /// `POST /api/v1/{index}/ingest?commit=auto|wait_for|force` with an NDJSON body.
+/// Ingests NDJSON documents (one JSON object per line; gzip bodies too). Acknowledged
+/// documents are in the write-ahead log.
+#[utoipa::path(
+    post,
+    path = "/api/v1/{index_id}/ingest",
+    tag = "ingest",
+    params(
+        ("index_id" = String, Path, description = "The index id."),
+        ("commit" = Option<String>, Query, description = "`auto` (default), `wait_for` (searchable before the answer) or `force` (a split now)."),
+    ),
+    request_body(content = Option<Vec<Object>>, content_type = "application/x-ndjson", description = "One JSON document per line; an empty body ingests nothing."),
+    responses(
+        (status = 200, description = "What was accepted and what was rejected, line by line.", body = IngestResponse),
+        (status = 413, description = "The body is over `ingest.max_request_body`.", body = super::error::ErrorBody),
+        (status = 429, description = "Back-pressure: retry after the delay.", body = super::error::ErrorBody),
+    ),
+)]
 pub(crate) async fn ingest(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,

@@ -9,6 +9,7 @@ mod health;
 mod indexes;
 mod ingest;
 mod internal;
+mod openapi;
 mod search;
 
 use std::sync::atomic::AtomicBool;
@@ -104,6 +105,7 @@ pub(crate) fn routes() -> Routes {
         .route("/health/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/v1/cluster", get(health::cluster))
+        .route("/api/v1/openapi.json", get(openapi::openapi_json))
         .route(
             "/api/v1/indexes",
             post(indexes::create_index).get(indexes::list_indexes),

@@ -11,6 +11,14 @@ use super::{ApiError, AppState};
 use crate::auth::Principal;
 use crate::metrics::METRICS;
 
+/// Searches an index (or a pattern or comma list of indexes) with the query language.
+#[utoipa::path(
+    get,
+    path = "/api/v1/{index_id}/search",
+    tag = "search",
+    params(("index_id" = String, Path, description = "An index id, a pattern (`logs-*`) or a comma list."), SearchRequest),
+    responses((status = 200, description = "The hits, newest first unless sorted otherwise.", body = SearchResponse)),
+)]
 pub(crate) async fn search_get(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -26,6 +34,15 @@ pub(crate) async fn search_get(
     run_search(&state, &principal, &index_id, request).await
 }
 
+/// The same search with a JSON body, which may also hold aggregations and `search_after`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/{index_id}/search",
+    tag = "search",
+    params(("index_id" = String, Path, description = "An index id, a pattern (`logs-*`) or a comma list.")),
+    request_body(content = Option<SearchRequest>, description = "An empty body searches everything."),
+    responses((status = 200, description = "The hits.", body = SearchResponse)),
+)]
 pub(crate) async fn search_post(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,

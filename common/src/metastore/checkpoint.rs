@@ -4,7 +4,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// A position in a source partition (e.g. a WAL offset). `Beginning` sorts first.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Position {
     Beginning,
@@ -21,7 +23,7 @@ impl fmt::Display for Position {
 }
 
 /// Up to where each partition of one source has been published.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceCheckpoint {
     pub partitions: BTreeMap<String, Position>,
 }

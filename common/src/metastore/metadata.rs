@@ -8,7 +8,7 @@ use super::SourceCheckpoint;
 use crate::time_range::TimeRange;
 use crate::{IndexUid, SplitId};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IndexMetadata {
     pub index_uid: IndexUid,
     pub index_config: IndexConfig,
@@ -29,7 +29,7 @@ impl IndexMetadata {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitMaturity {
     /// Will not be merged again.
@@ -38,7 +38,7 @@ pub enum SplitMaturity {
     Immature { maturation_period_secs: u64 },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SplitMetadata {
     pub split_id: SplitId,
     pub index_uid: IndexUid,
@@ -53,6 +53,7 @@ pub struct SplitMetadata {
     /// `field:value` for each tag field value present in the split; `field!` when a field
     /// had too many values to list (the split then matches any value of it).
     pub tags: BTreeSet<String>,
+    #[schema(value_type = ByteRange)]
     pub footer_offsets: Range<u64>,
     pub num_merge_ops: u32,
     pub delete_opstamp: u64,
@@ -60,7 +61,7 @@ pub struct SplitMetadata {
 
 /// The legal lifecycle: `Staged` → `Published` → `MarkedForDeletion` → forgotten;
 /// `Staged` may also be marked for deletion directly (abandoned uploads).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SplitState {
     Staged,
@@ -68,7 +69,7 @@ pub enum SplitState {
     MarkedForDeletion,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Split {
     pub split_metadata: SplitMetadata,
     pub split_state: SplitState,
@@ -79,7 +80,7 @@ pub struct Split {
 
 /// What a delete task removes: the documents of the index matching `query` (the query
 /// language of the search API) within `[start_timestamp, end_timestamp)`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeleteQuery {
     pub index_uid: IndexUid,
     pub query: String,
@@ -94,10 +95,18 @@ pub struct DeleteQuery {
 /// A delete query with its place in the index's order of deletes. A split whose
 /// `delete_opstamp` is below a task's opstamp may still hold documents the task removes;
 /// splits published after the task start at its opstamp, so later documents are untouched.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeleteTask {
     pub opstamp: u64,
     /// Seconds since the epoch.
     pub create_timestamp: i64,
     pub delete_query: DeleteQuery,
+}
+
+/// How serde writes a `Range<u64>`: `start` inclusive, `end` exclusive.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct ByteRange {
+    start: u64,
+    end: u64,
 }

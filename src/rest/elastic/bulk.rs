@@ -21,6 +21,15 @@ use crate::rest::{ApiError, AppState};
 use axum::Extension;
 use quarry_common::api_keys::IndexAction;
 
+/// Elasticsearch's bulk API: NDJSON action and document lines (gzip bodies too).
+#[utoipa::path(
+    method(post, put),
+    path = "/api/v1/_elastic/_bulk",
+    tag = "elasticsearch",
+    params(("refresh" = Option<String>, Query, description = "`true` or `wait_for`: searchable before the answer; `false` (default).")),
+    request_body(content = Vec<Object>, content_type = "application/x-ndjson", description = "One JSON object per line."),
+    responses((status = 200, description = "One item per action.", body = super::schemas::EsBulkResponse)),
+)]
 pub(crate) async fn bulk(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -31,6 +40,14 @@ pub(crate) async fn bulk(
     run_bulk(&state, &principal, None, &params, &headers, body).await
 }
 
+#[utoipa::path(
+    method(post, put),
+    path = "/api/v1/_elastic/{index_id}/_bulk",
+    tag = "elasticsearch",
+    params(("index_id" = String, Path, description = "The index of actions that name none."), ("refresh" = Option<String>, Query, description = "`true` or `wait_for`: searchable before the answer; `false` (default).")),
+    request_body(content = Vec<Object>, content_type = "application/x-ndjson", description = "One JSON object per line."),
+    responses((status = 200, description = "One item per action.", body = super::schemas::EsBulkResponse)),
+)]
 pub(crate) async fn bulk_into(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -66,6 +83,15 @@ struct BulkItem {
 
 fn item_error(status: StatusCode, error_type: &str, reason: &str) -> Value {
     json!({"status": status.as_u16(), "error": {"type": error_type, "reason": reason}})
+}
+
+/// What Elasticsearch answers a bulk or multi-search body with no action in it.
+pub(crate) fn no_requests_added() -> Response {
+    es_error(
+        StatusCode::BAD_REQUEST,
+        "action_request_validation_exception",
+        "Validation Failed: 1: no requests added;",
+    )
 }
 
 async fn run_bulk(
@@ -108,6 +134,9 @@ async fn run_bulk(
             )
         }
     };
+    if items.is_empty() {
+        return no_requests_added();
+    }
 
     // One ingest request per index, with the item each line came from.
     let mut by_index: BTreeMap<String, Vec<(usize, &[u8])>> = BTreeMap::new();

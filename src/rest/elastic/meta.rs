@@ -24,6 +24,13 @@ use crate::rest::AppState;
 /// The Elasticsearch version we answer as: clients pick their protocol from it.
 const ES_VERSION: &str = "8.13.0";
 
+/// The cluster's name and the Elasticsearch version Quarry answers as.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/_elastic",
+    tag = "elasticsearch",
+    responses((status = 200, description = "Node and version.", body = Object)),
+)]
 pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = state.cluster.snapshot();
     Json(json!({
@@ -45,6 +52,12 @@ pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/_elastic/_cluster/health",
+    tag = "elasticsearch",
+    responses((status = 200, description = "`green`, or `yellow` when a shard failed.", body = Object)),
+)]
 pub(crate) async fn cluster_health(State(state): State<Arc<AppState>>) -> Response {
     let snapshot = state.cluster.snapshot();
     let failed = state.ingest_service.failed_shards().len();
@@ -127,6 +140,13 @@ fn mapping_of(config: &IndexConfig) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/_elastic/{index_id}/_mapping",
+    tag = "elasticsearch",
+    params(("index_id" = String, Path, description = "One index id.")),
+    responses((status = 200, description = "The index's mapping, by index name.", body = Object)),
+)]
 pub(crate) async fn mapping(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,
@@ -141,6 +161,13 @@ pub(crate) async fn mapping(
 }
 
 /// `GET /{index}` (`indices.get`) and `HEAD /{index}` (`indices.exists`).
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/_elastic/{index_id}",
+    tag = "elasticsearch",
+    params(("index_id" = String, Path, description = "One index id.")),
+    responses((status = 200, description = "Mappings and settings, by index name.", body = Object)),
+)]
 pub(crate) async fn index(
     State(state): State<Arc<AppState>>,
     Path(index_id): Path<String>,
@@ -157,6 +184,14 @@ pub(crate) async fn index(
 }
 
 /// `PUT /{index}`: Quarry indexes need a doc mapping in Quarry's config shape.
+/// Indexes are created with a Quarry index config (`POST /api/v1/indexes`).
+#[utoipa::path(
+    put,
+    path = "/api/v1/_elastic/{index_id}",
+    tag = "elasticsearch",
+    params(("index_id" = String, Path, description = "An index id.")),
+    responses((status = 400, description = "Always refused, with the way to do it.", body = super::EsErrorBody)),
+)]
 pub(crate) async fn create_index_refused(Path(index_id): Path<String>) -> Response {
     es_error(
         StatusCode::BAD_REQUEST,
@@ -165,6 +200,14 @@ pub(crate) async fn create_index_refused(Path(index_id): Path<String>) -> Respon
     )
 }
 
+/// The fields of the indexes matching a pattern, with their types.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/v1/_elastic/{index_id}/_field_caps",
+    tag = "elasticsearch",
+    params(("index_id" = String, Path, description = "An index id, a pattern (`logs-*`) or a comma list."), ("fields" = Option<String>, Query, description = "Field names or patterns, comma-separated (default `*`).")),
+    responses((status = 200, description = "Field capabilities.", body = super::schemas::EsFieldCapsResponse)),
+)]
 pub(crate) async fn field_caps(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -297,6 +340,13 @@ fn resolve_error(error: quarry_searcher::SearchError) -> Response {
 
 /// Which indexes an expression (comma list, `*` patterns, `-exclusions`) names, resolved
 /// exactly as searches resolve it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/_elastic/_resolve/index/{expression}",
+    tag = "elasticsearch",
+    params(("expression" = String, Path, description = "Index names, patterns or a comma list.")),
+    responses((status = 200, description = "The matching indexes.", body = super::schemas::EsResolveIndexResponse)),
+)]
 pub(crate) async fn resolve_index(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -319,6 +369,20 @@ pub(crate) async fn resolve_index(
     }
 }
 
+/// One line per index (`format=json`: a JSON array).
+#[utoipa::path(
+    get,
+    path = "/api/v1/_elastic/_cat/indices",
+    tag = "elasticsearch",
+    params(
+        ("format" = Option<String>, Query, pattern = "^(json|text|txt)$", description = "`json` for a JSON array, `text` (the default) for lines."),
+        ("v" = Option<String>, Query, description = "A header line first (present with any value, as in Elasticsearch)."),
+    ),
+    responses((status = 200, description = "The indexes.", content(
+        (String = "text/plain"),
+        (Vec<Object> = "application/json"),
+    ))),
+)]
 pub(crate) async fn cat_indices(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -355,8 +419,16 @@ pub(crate) async fn cat_indices(
             "pri.store.size": description.size_published_splits_bytes.to_string(),
         }));
     }
-    if params.get("format").map(String::as_str) == Some("json") {
-        return Json(Value::Array(rows)).into_response();
+    match params.get("format").map(String::as_str) {
+        Some("json") => return Json(Value::Array(rows)).into_response(),
+        None | Some("text") | Some("txt") => {}
+        Some(other) => {
+            return es_error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                &format!("unsupported format [{other}]: use json or text"),
+            )
+        }
     }
     let columns = [
         "health",

@@ -5,6 +5,7 @@ mod bulk;
 mod fields;
 mod filter_path;
 mod meta;
+mod schemas;
 mod scroll;
 mod search;
 mod typed_keys;
@@ -142,11 +143,40 @@ async fn add_product_header(mut response: Response) -> Response {
 }
 
 /// Elasticsearch's error object, as clients parse it.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct EsErrorBody {
+    error: EsError,
+    /// The HTTP status, repeated.
+    status: u16,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct EsError {
+    root_cause: Vec<EsErrorCause>,
+    #[serde(rename = "type")]
+    error_type: String,
+    reason: String,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct EsErrorCause {
+    #[serde(rename = "type")]
+    error_type: String,
+    reason: String,
+}
+
 pub(crate) fn es_error(status: axum::http::StatusCode, error_type: &str, reason: &str) -> Response {
-    let body = serde_json::json!({
-        "error": {"root_cause": [{"type": error_type, "reason": reason}], "type": error_type, "reason": reason},
-        "status": status.as_u16(),
-    });
+    let body = EsErrorBody {
+        error: EsError {
+            root_cause: vec![EsErrorCause {
+                error_type: error_type.to_string(),
+                reason: reason.to_string(),
+            }],
+            error_type: error_type.to_string(),
+            reason: reason.to_string(),
+        },
+        status: status.as_u16(),
+    };
     axum::response::IntoResponse::into_response((status, axum::Json(body)))
 }
 
@@ -167,3 +197,32 @@ pub(crate) fn unknown_route(uri: &axum::http::Uri) -> Response {
     );
     response
 }
+
+/// The Elasticsearch-compatible API's part of the OpenAPI document (`super::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    meta::info,
+    meta::cluster_health,
+    meta::cat_indices,
+    meta::index,
+    meta::create_index_refused,
+    meta::mapping,
+    meta::field_caps,
+    meta::resolve_index,
+    scroll::scroll,
+    scroll::clear_scroll,
+    scroll::scroll_by_path,
+    scroll::clear_scroll_by_path,
+    search::msearch,
+    search::msearch_into,
+    search::search,
+    search::count,
+    search::get_doc,
+    bulk::bulk,
+    bulk::bulk_into,
+    api_keys::create_elastic,
+    api_keys::list_elastic,
+    api_keys::invalidate_elastic,
+    api_keys::authenticate_elastic,
+))]
+pub(crate) struct ElasticApiDoc;

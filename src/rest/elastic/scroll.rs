@@ -232,11 +232,19 @@ fn scroll_params(
         (Value::String(id), _) => id.split(',').map(str::to_string).collect(),
         (Value::Array(ids), _) => ids
             .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_string)
-            .collect(),
-        (_, Some(ids)) => ids.split(',').map(str::to_string).collect(),
-        _ => Vec::new(),
+            .map(|id| {
+                id.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("scroll ids must be strings, got {id}"))
+            })
+            .collect::<Result<_, _>>()?,
+        (Value::Null, Some(ids)) => ids.split(',').map(str::to_string).collect(),
+        (Value::Null, None) => Vec::new(),
+        (other, _) => {
+            return Err(format!(
+                "`scroll_id` must be a string or a list of strings, got {other}"
+            ))
+        }
     };
     let keep_alive = match (
         body["scroll"].as_str(),
@@ -248,6 +256,15 @@ fn scroll_params(
     Ok((scroll_ids, keep_alive))
 }
 
+/// The next page of a scroll.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/v1/_elastic/_search/scroll",
+    tag = "elasticsearch",
+    params(("scroll_id" = Option<String>, Query, description = "The scroll's id, when the body has none."), ("scroll" = Option<String>, Query, pattern = "^[0-9]+(d|h|m|s|ms|micros|nanos)$", description = "A new keep-alive (`1m`).")),
+    request_body(content = Option<super::schemas::EsScrollBody>),
+    responses((status = 200, description = "The next hits.", body = super::schemas::EsSearchResponse)),
+)]
 pub(crate) async fn scroll(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -259,6 +276,13 @@ pub(crate) async fn scroll(
 }
 
 /// The old form, with the id in the path.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/v1/_elastic/_search/scroll/{scroll_id}",
+    tag = "elasticsearch",
+    params(("scroll_id" = String, Path, description = "The scroll's id."), ("scroll" = Option<String>, Query, pattern = "^[0-9]+(d|h|m|s|ms|micros|nanos)$", description = "A new keep-alive (`1m`).")),
+    responses((status = 200, description = "The next hits.", body = super::schemas::EsSearchResponse)),
+)]
 pub(crate) async fn scroll_by_path(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -403,6 +427,18 @@ async fn continue_scroll(
     Json(rendered).into_response()
 }
 
+/// Frees scrolls before their keep-alive ends.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/_elastic/_search/scroll",
+    tag = "elasticsearch",
+    params(("scroll_id" = Option<String>, Query, description = "Scroll ids, comma-separated, or `_all`.")),
+    request_body(content = Option<super::schemas::EsClearScrollBody>),
+    responses(
+        (status = 200, description = "How many were freed.", body = super::schemas::EsClearScrollResponse),
+        (status = 404, description = "None of them was open (Elasticsearch's answer).", body = super::schemas::EsClearScrollResponse),
+    ),
+)]
 pub(crate) async fn clear_scroll(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -416,6 +452,16 @@ pub(crate) async fn clear_scroll(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/_elastic/_search/scroll/{scroll_id}",
+    tag = "elasticsearch",
+    params(("scroll_id" = String, Path, description = "Scroll ids, comma-separated, or `_all`.")),
+    responses(
+        (status = 200, description = "How many were freed.", body = super::schemas::EsClearScrollResponse),
+        (status = 404, description = "None of them was open (Elasticsearch's answer).", body = super::schemas::EsClearScrollResponse),
+    ),
+)]
 pub(crate) async fn clear_scroll_by_path(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,

@@ -109,6 +109,9 @@ fn build_request(
         serde_json::from_slice(body)
             .map_err(|error| format!("request body is not valid JSON: {error}"))?
     };
+    if !body.is_object() {
+        return Err("request body must be a JSON object".to_string());
+    }
     let number = |key: &str| -> Result<Option<usize>, String> {
         match (body.get(key), params.get(key)) {
             (Some(value), _) => value
@@ -283,6 +286,23 @@ fn integer_date_keys(value: &mut Value) {
     }
 }
 
+/// Elasticsearch's search API.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/v1/_elastic/{index_id}/_search",
+    tag = "elasticsearch",
+    params(
+        ("index_id" = String, Path, description = "An index id, a pattern (`logs-*`) or a comma list."),
+        ("q" = Option<String>, Query, description = "A query string, when the body has no `query`."),
+        ("size" = Option<u64>, Query, description = "Hits per page (default 10)."),
+        ("from" = Option<u64>, Query, description = "Hits to skip."),
+        ("sort" = Option<String>, Query, description = "`field:asc` or `field:desc`, comma-separated."),
+        ("_source" = Option<String>, Query, description = "`true`, `false`, or fields to return."),
+        ("scroll" = Option<String>, Query, pattern = "^[0-9]+(d|h|m|s|ms|micros|nanos)$", description = "Opens a scroll kept alive this long (`1m`)."),
+    ),
+    request_body(content = Option<super::schemas::EsSearchBody>, description = "An empty body matches everything."),
+    responses((status = 200, description = "The hits.", body = super::schemas::EsSearchResponse)),
+)]
 pub(crate) async fn search(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -379,6 +399,18 @@ pub(super) async fn run_search(
     Ok((render(result, options, &doc_mappers), page_end))
 }
 
+/// Elasticsearch's count API.
+#[utoipa::path(
+    method(get, post),
+    path = "/api/v1/_elastic/{index_id}/_count",
+    tag = "elasticsearch",
+    params(
+        ("index_id" = String, Path, description = "An index id, a pattern (`logs-*`) or a comma list."),
+        ("q" = Option<String>, Query, description = "A query string, when the body has no `query`."),
+    ),
+    request_body(content = Option<super::schemas::EsCountBody>),
+    responses((status = 200, description = "The number of matching documents.", body = super::schemas::EsCountResponse)),
+)]
 pub(crate) async fn count(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -406,6 +438,19 @@ pub(crate) async fn count(
 }
 
 /// Elasticsearch's get API, `GET /{index}/_doc/{id}`: the document with that stable id.
+#[utoipa::path(
+    method(get, head),
+    path = "/api/v1/_elastic/{index_id}/_doc/{doc_id}",
+    tag = "elasticsearch",
+    params(
+        ("index_id" = String, Path, description = "One concrete index id."),
+        ("doc_id" = String, Path, description = "The document's `_id`."),
+    ),
+    responses(
+        (status = 200, description = "The document.", body = super::schemas::EsGetResponse),
+        (status = 404, description = "No document has this id (`found: false`), or no such index.", body = Object),
+    ),
+)]
 pub(crate) async fn get_doc(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -451,6 +496,14 @@ pub(crate) async fn get_doc(
     }
 }
 
+/// Several searches in one request: NDJSON header/body line pairs.
+#[utoipa::path(
+    post,
+    path = "/api/v1/_elastic/_msearch",
+    tag = "elasticsearch",
+    request_body(content = Vec<Object>, content_type = "application/x-ndjson", description = "One JSON object per line."),
+    responses((status = 200, description = "One answer per search.", body = super::schemas::EsMultiSearchResponse)),
+)]
 pub(crate) async fn msearch(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -460,6 +513,14 @@ pub(crate) async fn msearch(
     run_msearch(&state, &principal, None, &params, &body).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/_elastic/{index_id}/_msearch",
+    tag = "elasticsearch",
+    params(("index_id" = String, Path, description = "An index id, a pattern (`logs-*`) or a comma list.")),
+    request_body(content = Vec<Object>, content_type = "application/x-ndjson", description = "One JSON object per line."),
+    responses((status = 200, description = "One answer per search.", body = super::schemas::EsMultiSearchResponse)),
+)]
 pub(crate) async fn msearch_into(
     State(state): State<Arc<AppState>>,
     Extension(principal): Extension<Principal>,
@@ -479,6 +540,9 @@ async fn run_msearch(
     params: &HashMap<String, String>,
     body: &[u8],
 ) -> Response {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return super::bulk::no_requests_added();
+    }
     let started = std::time::Instant::now();
     let mut lines = body
         .split(|byte| *byte == b'\n')
