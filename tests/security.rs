@@ -900,6 +900,39 @@ async fn the_rest_api_and_node_to_node_calls_run_over_tls() {
         "no leaf request went between the nodes"
     );
 
+    // A key's limits hold for the cluster: each of the two nodes admits half of the rate,
+    // so a second 70 KB body right after a first one is over this node's 50 KB/s share
+    // (a node holding the whole 100 KB/s would take both).
+    let created: Value = https
+        .post(format!("{}/api/v1/api-keys", nodes[0].node.endpoint))
+        .header("authorization", &admin)
+        .json(&json!({
+            "name": "limited-writer",
+            "role_descriptors": {"w": {"indices": [{"names": ["tls-logs"], "privileges": ["write"]}]}},
+            "limits": {"ingest_bytes_per_second": 100_000},
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let limited = format!("ApiKey {}", created["encoded"].as_str().unwrap());
+    let body =
+        (json!({"ts": 1_767_225_700, "body": "x".repeat(690)}).to_string() + "\n").repeat(100);
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let response = https
+            .post(format!("{}/api/v1/tls-logs/ingest", second.endpoint))
+            .header("authorization", &limited)
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 429], "the cluster share was not applied");
+
     // The CLI, trusting the test CA.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
         .args(["index", "list", "--endpoint", &second.endpoint, "--ca-cert"])

@@ -22,7 +22,7 @@ pub use index_config::{
 };
 pub use node_config::{
     GossipConfig, IndexerConfig, JanitorConfig, NodeConfig, RestConfig, S3Config, SearcherConfig,
-    Service, StorageConfig, TlsConfig,
+    Service, StorageConfig, TenantLimitsScope, TlsConfig,
 };
 
 /// The serialisation a config document arrives in.

@@ -92,6 +92,22 @@ pub struct AuthConfig {
     /// (429) for the rest of that minute. Default 50.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_failed_attempts_per_minute: Option<u32>,
+    /// Whether a key's `limits` hold for the whole cluster (the default) or for each node.
+    #[serde(default)]
+    pub tenant_limits_scope: TenantLimitsScope,
+}
+
+/// How the nodes share a key's limits.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantLimitsScope {
+    /// Each node takes an equal share of the limit among the ready nodes that serve the
+    /// traffic (indexers for ingest, searchers for searches), as Loki's `global` strategy
+    /// does: right when a load balancer spreads a tenant's requests over the nodes.
+    #[default]
+    Cluster,
+    /// Each node enforces the whole limit on what it serves.
+    Node,
 }
 
 impl NodeConfig {

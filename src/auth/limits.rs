@@ -1,7 +1,8 @@
 //! Per-key limits (`ApiKeyRecord::limits`): ingest bytes per second and searches at once,
-//! so that one tenant cannot starve the others on a node. Each node enforces them on the
-//! requests it serves; a tenant spreading requests over N nodes gets up to N times as
-//! much.
+//! so that one tenant cannot starve the others. Each node enforces its share
+//! (`node_share`): by default an equal part of the limit among the ready nodes serving that
+//! traffic, so that the cluster as a whole holds the limit when requests are spread over
+//! the nodes; with `auth.tenant_limits_scope: node`, the whole limit on each node.
 //!
 //! Ingest uses a token bucket in debt: a request is admitted while the bucket is not in
 //! debt and pays for its bytes once they are read, so a body larger than a second's
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use quarry_common::api_keys::TenantLimits;
+use quarry_config::TenantLimitsScope;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Why a request was turned away, and when to come back.
@@ -35,6 +37,31 @@ impl Bucket {
         // One second of allowance at most: an idle tenant does not bank a burst.
         self.tokens = (self.tokens + elapsed * rate).min(rate);
         self.refilled_at = now;
+    }
+}
+
+/// This node's part of `limits` when `ingest_nodes` ready nodes take ingest and
+/// `search_nodes` take searches (this one among them, or about to be). Rounded up, and never
+/// below one search, so that a limit smaller than the cluster still lets work through.
+pub(crate) fn node_share(
+    limits: TenantLimits,
+    scope: TenantLimitsScope,
+    ingest_nodes: usize,
+    search_nodes: usize,
+) -> TenantLimits {
+    if scope == TenantLimitsScope::Node {
+        return limits;
+    }
+    let share = |limit: u64, nodes: usize| limit.div_ceil(nodes.max(1) as u64);
+    TenantLimits {
+        ingest_bytes_per_second: limits
+            .ingest_bytes_per_second
+            .map(|rate| share(rate, ingest_nodes)),
+        max_concurrent_searches: limits.max_concurrent_searches.map(|max| {
+            u32::try_from(share(u64::from(max), search_nodes))
+                .unwrap_or(u32::MAX)
+                .max(1)
+        }),
     }
 }
 
@@ -75,7 +102,7 @@ impl TenantLimiter {
         Err(Throttled {
             retry_after: wait.max(Duration::from_secs(1)),
             message: format!(
-                "API key [{key_id}] is over its ingest limit of {rate} bytes per second: retry later"
+                "API key [{key_id}] is over its ingest limit of {rate} bytes per second on this node: retry later"
             ),
         })
     }
@@ -122,7 +149,7 @@ impl TenantLimiter {
             .map_err(|_| Throttled {
                 retry_after: Duration::from_secs(1),
                 message: format!(
-                    "API key [{key_id}] already runs {max} searches at once, its limit: retry later"
+                    "API key [{key_id}] already runs {max} searches at once on this node, its limit: retry later"
                 ),
             })
     }
@@ -154,6 +181,21 @@ mod tests {
         // Another key is not affected, nor a key without a limit.
         assert!(limiter.admit_ingest("b", &limits).is_ok());
         assert!(limiter.admit_ingest("a", &TenantLimits::default()).is_ok());
+    }
+
+    #[test]
+    fn a_cluster_shares_each_limit_among_the_nodes_serving_it() {
+        let whole = limits(Some(1_000_000), Some(10));
+        let share = node_share(whole, TenantLimitsScope::Cluster, 3, 4);
+        assert_eq!(share.ingest_bytes_per_second, Some(333_334));
+        assert_eq!(share.max_concurrent_searches, Some(3));
+        // More nodes than searches: each still admits one.
+        let share = node_share(limits(None, Some(2)), TenantLimitsScope::Cluster, 1, 5);
+        assert_eq!(share.max_concurrent_searches, Some(1));
+        assert_eq!(share.ingest_bytes_per_second, None);
+        // A node that sees no ready peer yet (starting) takes the whole limit.
+        assert_eq!(node_share(whole, TenantLimitsScope::Cluster, 0, 0), whole);
+        assert_eq!(node_share(whole, TenantLimitsScope::Node, 3, 4), whole);
     }
 
     #[test]

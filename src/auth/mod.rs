@@ -15,6 +15,7 @@ use quarry_searcher::IndexFilter;
 pub(crate) use bootstrap::bootstrap_admin_key;
 pub(crate) use failed_attempts::{FailedAttempts, DEFAULT_MAX_FAILURES};
 pub(crate) use key_store::{now_ms, AuthError, KeyStore};
+pub(crate) use limits::node_share;
 pub(crate) use limits::{TenantLimiter, Throttled};
 
 /// The caller of a request.

@@ -295,6 +295,7 @@ impl Node {
             keys,
             auth_enabled,
             tenant_limits: Default::default(),
+            tenant_limits_scope: config.auth.tenant_limits_scope,
             failed_attempts: crate::auth::FailedAttempts::new(
                 config
                     .auth

@@ -418,6 +418,18 @@ pub(crate) async fn authorize(
     let Some((key_id, limits)) = limited else {
         return next.run(request).await;
     };
+    let limits = crate::auth::node_share(
+        limits,
+        state.tenant_limits_scope,
+        state
+            .cluster
+            .ready_members_with(quarry_config::Service::Indexer)
+            .len(),
+        state
+            .cluster
+            .ready_members_with(quarry_config::Service::Searcher)
+            .len(),
+    );
     match rule {
         Rule::IndexPath(IndexAction::Read) | Rule::Handler(IndexAction::Read) => {
             let permit = match state.tenant_limits.admit_search(&key_id, &limits) {

@@ -54,6 +54,7 @@ pub(crate) struct AppState {
     pub auth_enabled: bool,
     /// Each key's share of this node (`ApiKeyRecord::limits`).
     pub tenant_limits: crate::auth::TenantLimiter,
+    pub tenant_limits_scope: quarry_config::TenantLimitsScope,
     /// Failed authentications by client address.
     pub failed_attempts: crate::auth::FailedAttempts,
 }
