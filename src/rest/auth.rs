@@ -561,39 +561,23 @@ fn method_not_allowed(path: &str, method: &Method, allowed: &[&str]) -> Response
         "Incorrect HTTP method for uri [{path}] and method [{method}], allowed: [{}]",
         allowed.join(", ")
     );
-    let mut response = if path.starts_with("/api/v1/_elastic") {
-        let mut response = super::elastic::es_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed_exception",
-            &message,
-        );
-        response.headers_mut().insert(
-            axum::http::HeaderName::from_static("x-elastic-product"),
-            HeaderValue::from_static("Elasticsearch"),
-        );
-        response
-    } else {
-        ApiError {
-            status: StatusCode::METHOD_NOT_ALLOWED,
-            message,
-        }
-        .into_response()
-    };
+    let mut response = error_for_route(
+        path,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed_exception",
+        &message,
+    );
     if let Ok(allow) = HeaderValue::from_str(&allowed.join(", ")) {
         response.headers_mut().insert(header::ALLOW, allow);
     }
     response
 }
 
-/// A refusal in the shape the route's clients parse: Elasticsearch's on its API.
-pub(crate) fn refuse(path: &str, status: StatusCode, message: &str) -> Response {
-    let mut response = if path.starts_with("/api/v1/_elastic") {
-        let error_type = match status {
-            StatusCode::TOO_MANY_REQUESTS => "es_rejected_execution_exception",
-            status if status.is_server_error() => "exception",
-            _ => "security_exception",
-        };
-        let mut response = super::elastic::es_error(status, error_type, message).into_response();
+/// An error in the shape the route's clients parse: Elasticsearch's (of `es_error_type`) on
+/// its API, ours elsewhere.
+fn error_for_route(path: &str, status: StatusCode, es_error_type: &str, message: &str) -> Response {
+    if path.starts_with("/api/v1/_elastic") {
+        let mut response = super::elastic::es_error(status, es_error_type, message);
         response.headers_mut().insert(
             axum::http::HeaderName::from_static("x-elastic-product"),
             HeaderValue::from_static("Elasticsearch"),
@@ -605,7 +589,17 @@ pub(crate) fn refuse(path: &str, status: StatusCode, message: &str) -> Response 
             message: message.to_string(),
         }
         .into_response()
+    }
+}
+
+/// A refusal in the shape the route's clients parse: Elasticsearch's on its API.
+pub(crate) fn refuse(path: &str, status: StatusCode, message: &str) -> Response {
+    let es_error_type = match status {
+        StatusCode::TOO_MANY_REQUESTS => "es_rejected_execution_exception",
+        status if status.is_server_error() => "exception",
+        _ => "security_exception",
     };
+    let mut response = error_for_route(path, status, es_error_type, message);
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
