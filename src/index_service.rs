@@ -86,7 +86,15 @@ impl IndexService {
         body: &[u8],
         format: ConfigFormat,
     ) -> Result<IndexMetadata, IndexServiceError> {
-        let mut config = IndexConfig::parse(body, format)?;
+        let config = IndexConfig::parse(body, format)?;
+        self.create_index_from_config(config).await
+    }
+
+    /// Creates an index from a config already parsed and validated (an index template's).
+    pub(crate) async fn create_index_from_config(
+        &self,
+        mut config: IndexConfig,
+    ) -> Result<IndexMetadata, IndexServiceError> {
         let index_uri = match &config.index_uri {
             Some(uri) => StorageResolver::normalize_uri(uri)?,
             None => {

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod demo;
 pub mod demo_logs;
 pub(crate) mod index_service;
+mod index_templates;
 mod metrics;
 pub mod node;
 mod rest;

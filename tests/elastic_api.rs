@@ -1,6 +1,6 @@
 //! The Elasticsearch-compatible API's stateful parts against a real node: `_bulk` `_id`
-//! deduplication across a restart, scroll over a snapshot of splits, and date formats in
-//! `fields`.
+//! deduplication across a restart, indexes created on first use from templates, scroll over
+//! a snapshot of splits, and date formats in `fields`.
 
 mod common;
 
@@ -652,4 +652,91 @@ async fn generated_bulk_ids_are_the_ids_hits_carry() {
         .await;
     assert_eq!(status, 200, "{by_ids}");
     assert_eq!(by_ids["hits"]["total"]["value"], 3, "{by_ids}");
+}
+
+/// Log shippers write to indexes nobody created, in their own `_bulk` dialects: rsyslog's
+/// `omelasticsearch` (`create` with `_type`), Fluent Bit's `es` output (`index` with
+/// `_type`), Vector's sink (`pipeline`/`routing` parameters). An index matching a template
+/// is created on first use, timed by `@timestamp`; other unknown names are refused.
+#[tokio::test]
+async fn shipper_bulk_creates_indexes_from_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start_with(
+        dir.path(),
+        &[],
+        "index_templates:\n  - template_id: shipped-logs\n    index_id_patterns: [logs-*]\n    doc_mapping:\n      tag_fields: [host]\n      field_mappings:\n        - {name: host, type: text, tokenizer: raw, fast: true}\n",
+    )
+    .await;
+    let body = [
+        r#"{"create": {"_index": "logs-rsyslog", "_type": "_doc"}}"#,
+        r#"{"@timestamp": "2026-01-01T00:00:00.000Z", "host": "web-1", "message": "sshd accepted"}"#,
+        r#"{"index": {"_index": "logs-fluentbit", "_type": "flb_type"}}"#,
+        r#"{"@timestamp": "2026-01-01T00:00:01.000Z", "host": "web-2", "log": "GET /"}"#,
+        r#"{"index": {"_index": "logs-fluentbit"}}"#,
+        r#"{"host": "web-3", "log": "no timestamp"}"#,
+        r#"{"index": {"_index": "metrics-cpu"}}"#,
+        r#"{"@timestamp": "2026-01-01T00:00:02.000Z", "value": 1}"#,
+    ]
+    .map(|line| format!("{line}\n"))
+    .concat();
+    let (status, answer) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/_bulk?pipeline=shipper&routing=r1&refresh=true",
+            "application/x-ndjson",
+            body.clone(),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["errors"], true, "{answer}");
+    let statuses: Vec<u64> = answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let (_, result) = item.as_object().unwrap().iter().next().unwrap();
+            result["status"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(statuses, [201, 201, 400, 404], "{answer}");
+    let reason = answer["items"][2]["index"]["error"]["reason"]
+        .as_str()
+        .unwrap();
+    assert!(reason.contains("@timestamp"), "{reason}");
+    assert_eq!(
+        answer["items"][3]["index"]["error"]["type"],
+        "index_not_found_exception"
+    );
+
+    let (status, description) = node.get("/api/v1/indexes/logs-rsyslog").await;
+    assert_eq!(status, 200, "{description}");
+    assert_eq!(description["timestamp_field"], "@timestamp");
+    assert_eq!(
+        description["index_config"]["doc_mapping"]["tag_fields"],
+        json!(["host"])
+    );
+    assert_eq!(node.count("logs-*", "*").await, 2);
+    assert_eq!(node.count("logs-rsyslog", "host:web-1").await, 1);
+    assert_eq!(node.get("/api/v1/indexes/metrics-cpu").await.0, 404);
+
+    // The same batch again: the indexes exist now, and nothing is created twice.
+    let (status, answer) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/_bulk?refresh=true",
+            "application/x-ndjson",
+            body,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(node.count("logs-*", "*").await, 4);
+    let (_, indexes) = node.get("/api/v1/indexes").await;
+    let mut ids: Vec<&str> = indexes
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|index| index["index_config"]["index_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["logs-fluentbit", "logs-rsyslog"]);
 }

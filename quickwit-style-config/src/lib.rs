@@ -5,6 +5,7 @@ mod byte_size;
 mod env_interpolation;
 mod error;
 mod index_config;
+mod index_template;
 mod node_config;
 mod openapi_schemas;
 #[cfg(test)]
@@ -20,6 +21,7 @@ pub use index_config::{
     StableLogMergePolicyConfig, TokenizerName, DOC_ID_FIELD_NAME, DYNAMIC_FIELD_NAME,
     SOURCE_FIELD_NAME,
 };
+pub use index_template::{IndexTemplate, SHIPPER_TIMESTAMP_FIELD};
 pub use node_config::{
     GossipConfig, IndexerConfig, JanitorConfig, NodeConfig, RestConfig, S3Config, SearcherConfig,
     Service, StorageConfig, TenantLimitsScope, TlsConfig,

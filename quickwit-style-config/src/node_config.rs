@@ -73,6 +73,10 @@ pub struct NodeConfig {
     pub janitor: JanitorConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    /// The configs of indexes a `_bulk` request creates on first use (see
+    /// `ingest.auto_create_indexes`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index_templates: Vec<crate::IndexTemplate>,
 }
 
 /// API-key authentication of the REST API.
@@ -382,6 +386,15 @@ pub struct IngestConfig {
     /// …or as soon as this many bytes are waiting, whichever comes first.
     #[serde(default = "default_wal_flush_bytes")]
     pub wal_flush_bytes: ByteSize,
+    /// A `_bulk` item for an index that does not exist creates it when one of
+    /// `index_templates` matches its name; without a matching template, it is refused
+    /// (`index_not_found_exception`) whatever this says.
+    #[serde(default = "default_true")]
+    pub auto_create_indexes: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_wal_flush_interval_ms() -> u64 {
@@ -428,6 +441,7 @@ impl Default for IngestConfig {
             wal_uri: None,
             wal_flush_interval_ms: default_wal_flush_interval_ms(),
             wal_flush_bytes: default_wal_flush_bytes(),
+            auto_create_indexes: default_true(),
         }
     }
 }
@@ -455,6 +469,18 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.node_id.trim().is_empty() {
             return Err(ConfigError::invalid("node_id", "must not be empty"));
+        }
+        for (position, template) in self.index_templates.iter().enumerate() {
+            template.validate()?;
+            if self.index_templates[..position]
+                .iter()
+                .any(|earlier| earlier.template_id == template.template_id)
+            {
+                return Err(ConfigError::invalid(
+                    "index_templates",
+                    format!("two templates have the id `{}`", template.template_id),
+                ));
+            }
         }
         self.rest_listen_addr()?;
         if self.enabled_services.is_empty() {

@@ -296,6 +296,10 @@ impl Node {
             auth_enabled,
             tenant_limits: Default::default(),
             tenant_limits_scope: config.auth.tenant_limits_scope,
+            index_templates: crate::index_templates::IndexTemplates::new(
+                config.index_templates.clone(),
+                config.ingest.auto_create_indexes,
+            ),
             failed_attempts: crate::auth::FailedAttempts::new(
                 config
                     .auth

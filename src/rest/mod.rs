@@ -57,6 +57,8 @@ pub(crate) struct AppState {
     pub tenant_limits_scope: quarry_config::TenantLimitsScope,
     /// Failed authentications by client address.
     pub failed_attempts: crate::auth::FailedAttempts,
+    /// What `_bulk` creates indexes on first use from.
+    pub index_templates: crate::index_templates::IndexTemplates,
 }
 
 /// The router and every path it serves, so that a test can hold each path to an access

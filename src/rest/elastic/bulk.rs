@@ -161,6 +161,26 @@ async fn run_bulk(
             }
             continue;
         }
+        // Write on an index includes creating it from its template, as Elasticsearch's
+        // `auto_configure` is part of `write`.
+        if let Err(error) = state
+            .index_templates
+            .ensure_index(&state.index_service, &index_id)
+            .await
+        {
+            let error = crate::rest::ApiError::from(error);
+            for (item_index, _) in &lines {
+                items[*item_index].outcome = Some(item_error(
+                    error.status,
+                    "index_creation_exception",
+                    &format!(
+                        "cannot create index [{index_id}] from its template: {}",
+                        error.message
+                    ),
+                ));
+            }
+            continue;
+        }
         let lines = match skip_duplicate_ids(state, &index_id, &mut items, &lines).await {
             Ok(new_lines) => new_lines,
             Err(reason) => {
@@ -229,6 +249,7 @@ async fn run_bulk(
                     // Nothing to remember for an index that does not exist; names sent by
                     // mistake must not accumulate.
                     state.bulk_ids.forget_index(&index_id).await;
+                    state.index_templates.forget(&index_id);
                 } else {
                     settle_ids(state, &index_id, Vec::new(), rejected_ids).await;
                 }
