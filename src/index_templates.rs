@@ -60,6 +60,21 @@ impl IndexTemplates {
         let Some(template) = self.template_for(index_id) else {
             return Ok(false);
         };
+        self.ensure_index_from(index_service, index_id, template)
+            .await
+    }
+
+    /// Creates `index_id` from `template` if it does not exist yet (and creating indexes
+    /// on first use is on).
+    pub(crate) async fn ensure_index_from(
+        &self,
+        index_service: &IndexService,
+        index_id: &str,
+        template: &IndexTemplate,
+    ) -> Result<bool, IndexServiceError> {
+        if !self.enabled || self.lock().contains(index_id) {
+            return Ok(false);
+        }
         let metastore = index_service.metastore();
         match metastore.index_metadata(index_id).await {
             Ok(_) => {

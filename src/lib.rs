@@ -7,6 +7,7 @@ pub mod demo;
 pub mod demo_logs;
 pub(crate) mod index_service;
 mod index_templates;
+mod loki_push;
 mod metrics;
 pub mod node;
 mod rest;

@@ -39,6 +39,11 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/health/livez", Rule::Open),
     ("GET", "/health/readyz", Rule::Open),
     ("GET", "/api/v1/openapi.json", Rule::Open),
+    (
+        "POST",
+        "/loki/api/v1/push",
+        Rule::Handler(IndexAction::Write),
+    ),
     ("GET", "/metrics", Rule::Cluster(ClusterAction::Monitor)),
     (
         "GET",

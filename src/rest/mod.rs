@@ -9,6 +9,7 @@ mod health;
 mod indexes;
 mod ingest;
 mod internal;
+mod loki;
 mod openapi;
 mod search;
 
@@ -130,6 +131,7 @@ pub(crate) fn routes() -> Routes {
             "/api/v1/{index_id}/search",
             get(search::search_get).post(search::search_post),
         )
+        .route("/loki/api/v1/push", post(loki::push))
         .route(
             "/api/v1/api-keys",
             post(api_keys::create_native).get(api_keys::list_native),

@@ -39,6 +39,7 @@ use super::{api_keys, health, indexes, ingest, search};
         indexes::create_delete_task,
         indexes::list_delete_tasks,
         ingest::ingest,
+        super::loki::push,
         search::search_get,
         search::search_post,
         api_keys::create_native,
