@@ -128,6 +128,11 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ),
     (
         "GET",
+        "/api/v1/_elastic/_cat/health",
+        Rule::Cluster(ClusterAction::Monitor),
+    ),
+    (
+        "GET",
         "/api/v1/_elastic/_cat/indices",
         Rule::Handler(IndexAction::ViewMetadata),
     ),

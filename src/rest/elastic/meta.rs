@@ -52,6 +52,81 @@ pub(crate) async fn info(State(state): State<Arc<AppState>>) -> Response {
     .into_response()
 }
 
+/// The cluster's health as one line (`format=json`: a JSON array of one row). Shippers
+/// such as rsyslog's `omelasticsearch` ask it before sending.
+#[utoipa::path(
+    get,
+    path = "/api/v1/_elastic/_cat/health",
+    tag = "elasticsearch",
+    params(
+        ("format" = Option<String>, Query, pattern = "^(json|text|txt)$", description = "`json` for a JSON array, `text` (the default) for a line."),
+        ("v" = Option<String>, Query, description = "A header line first (present with any value, as in Elasticsearch)."),
+    ),
+    responses((status = 200, description = "The cluster's health.", content(
+        (String = "text/plain"),
+        (Vec<Object> = "application/json"),
+    ))),
+)]
+pub(crate) async fn cat_health(
+    State(state): State<Arc<AppState>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let snapshot = state.cluster.snapshot();
+    let failed = state.ingest_service.failed_shards().len();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let nodes = snapshot.ready_nodes.len().to_string();
+    let row = [
+        ("epoch", now.to_string()),
+        (
+            "timestamp",
+            format!(
+                "{:02}:{:02}:{:02}",
+                now / 3600 % 24,
+                now / 60 % 60,
+                now % 60
+            ),
+        ),
+        ("cluster", snapshot.cluster_id.clone()),
+        (
+            "status",
+            if failed == 0 { "green" } else { "yellow" }.to_string(),
+        ),
+        ("node.total", nodes.clone()),
+        ("node.data", nodes),
+        ("unassign", failed.to_string()),
+    ];
+    match params.get("format").map(String::as_str) {
+        Some("json") => {
+            let object: serde_json::Map<String, Value> = row
+                .iter()
+                .map(|(column, value)| (column.to_string(), Value::String(value.clone())))
+                .collect();
+            return Json(json!([object])).into_response();
+        }
+        None | Some("text") | Some("txt") => {}
+        Some(other) => {
+            return es_error(
+                StatusCode::BAD_REQUEST,
+                "illegal_argument_exception",
+                &format!("unsupported format [{other}]: use json or text"),
+            )
+        }
+    }
+    let mut text = String::new();
+    if params.contains_key("v") {
+        let header: Vec<&str> = row.iter().map(|(column, _)| *column).collect();
+        text.push_str(&header.join(" "));
+        text.push('\n');
+    }
+    let values: Vec<&str> = row.iter().map(|(_, value)| value.as_str()).collect();
+    text.push_str(&values.join(" "));
+    text.push('\n');
+    ([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], text).into_response()
+}
+
 #[utoipa::path(
     get,
     path = "/api/v1/_elastic/_cluster/health",

@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Routes {
             get(meta::cluster_health),
         )
         .route("/api/v1/_elastic/_cat/indices", get(meta::cat_indices))
+        .route("/api/v1/_elastic/_cat/health", get(meta::cat_health))
         .route(
             "/api/v1/_elastic/{index_id}",
             get(meta::index)
@@ -204,6 +205,7 @@ pub(crate) fn unknown_route(uri: &axum::http::Uri) -> Response {
     meta::info,
     meta::cluster_health,
     meta::cat_indices,
+    meta::cat_health,
     meta::index,
     meta::create_index_refused,
     meta::mapping,
