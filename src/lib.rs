@@ -10,6 +10,7 @@ mod index_templates;
 mod loki_push;
 mod metrics;
 pub mod node;
+mod otlp_logs;
 mod rest;
 
 pub use index_service::IndexService;

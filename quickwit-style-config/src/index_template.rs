@@ -86,7 +86,7 @@ impl IndexTemplate {
         }
         for pattern in &self.index_id_patterns {
             // A pattern must name ids an index may have: try it with its stars filled in.
-            let example = pattern.replace('*', "x");
+            let example = pattern.replace('*', "any");
             crate::validate_index_id(&example).map_err(|error| {
                 ConfigError::invalid(
                     field("index_id_patterns"),
@@ -94,7 +94,7 @@ impl IndexTemplate {
                 )
             })?;
         }
-        let example = self.index_id_patterns[0].replace('*', "x");
+        let example = self.index_id_patterns[0].replace('*', "any");
         self.index_config(&example).map(|_| ()).map_err(|error| {
             ConfigError::invalid(
                 field("doc_mapping"),

@@ -44,6 +44,11 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
         "/loki/api/v1/push",
         Rule::Handler(IndexAction::Write),
     ),
+    (
+        "POST",
+        "/api/v1/otlp/v1/logs",
+        Rule::Handler(IndexAction::Write),
+    ),
     ("GET", "/metrics", Rule::Cluster(ClusterAction::Monitor)),
     (
         "GET",

@@ -11,6 +11,7 @@ mod ingest;
 mod internal;
 mod loki;
 mod openapi;
+mod otlp;
 mod search;
 
 use std::sync::atomic::AtomicBool;
@@ -132,6 +133,7 @@ pub(crate) fn routes() -> Routes {
             get(search::search_get).post(search::search_post),
         )
         .route("/loki/api/v1/push", post(loki::push))
+        .route("/api/v1/otlp/v1/logs", post(otlp::export_logs))
         .route(
             "/api/v1/api-keys",
             post(api_keys::create_native).get(api_keys::list_native),

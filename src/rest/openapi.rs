@@ -40,6 +40,7 @@ use super::{api_keys, health, indexes, ingest, search};
         indexes::list_delete_tasks,
         ingest::ingest,
         super::loki::push,
+        super::otlp::export_logs,
         search::search_get,
         search::search_post,
         api_keys::create_native,
