@@ -103,6 +103,16 @@ impl IndexTemplates {
         Ok(created)
     }
 
+    /// The template for `index_id` from the node config, or else `builtin`: an ingest
+    /// protocol's own mapping (Loki's, OpenTelemetry's).
+    pub(crate) fn template_or<'a>(
+        &'a self,
+        index_id: &str,
+        builtin: &'a Option<IndexTemplate>,
+    ) -> Option<&'a IndexTemplate> {
+        self.template_for(index_id).or(builtin.as_ref())
+    }
+
     /// Ingest found `index_id` gone: the next request may create it again.
     pub(crate) fn forget(&self, index_id: &str) {
         self.lock().remove(index_id);
@@ -115,9 +125,26 @@ impl IndexTemplates {
     }
 }
 
+/// A built-in template from its YAML. The tests below hold every built-in to parse and
+/// validate, so `None` never happens in a build that passed them.
+pub(crate) fn builtin(yaml: &str) -> Option<IndexTemplate> {
+    serde_yaml_ng::from_str(yaml).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_builtin_mappings_are_valid_templates() {
+        for yaml in [
+            crate::loki_push::DEFAULT_TEMPLATE,
+            crate::otlp_logs::DEFAULT_TEMPLATE,
+        ] {
+            let template: IndexTemplate = serde_yaml_ng::from_str(yaml).unwrap();
+            template.validate().unwrap();
+        }
+    }
 
     fn template(id: &str, patterns: &[&str], priority: u32) -> IndexTemplate {
         let yaml = format!(

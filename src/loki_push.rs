@@ -340,13 +340,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_mapping_is_a_valid_template() {
-        let template: quarry_config::IndexTemplate =
-            serde_yaml_ng::from_str(DEFAULT_TEMPLATE).unwrap();
-        template.validate().unwrap();
-    }
-
-    #[test]
     fn labels_parse_with_escapes_and_refuse_what_is_not_labels() {
         assert_eq!(
             parse_labels(r#"{job="varlogs", host = "web-1",msg="say \"hi\"\n\\"}"#).unwrap(),

@@ -300,13 +300,6 @@ mod tests {
     }
 
     #[test]
-    fn the_default_mapping_is_a_valid_template() {
-        let template: quarry_config::IndexTemplate =
-            serde_yaml_ng::from_str(DEFAULT_TEMPLATE).unwrap();
-        template.validate().unwrap();
-    }
-
-    #[test]
     fn records_become_documents_of_the_otel_mapping() {
         let record = LogRecord {
             time_unix_nano: 1_767_225_600_000_000_007,

@@ -25,7 +25,7 @@ pub(crate) const INDEX_HEADER: &str = "x-quarry-index";
 pub(crate) const DEFAULT_INDEX: &str = "loki-logs";
 
 static LOKI_TEMPLATE: LazyLock<Option<IndexTemplate>> =
-    LazyLock::new(|| serde_yaml_ng::from_str(DEFAULT_TEMPLATE).ok());
+    LazyLock::new(|| crate::index_templates::builtin(DEFAULT_TEMPLATE));
 
 /// A protobuf push body: `PushRequest`, snappy-compressed (block format).
 pub(crate) struct ProtobufBody;
@@ -114,10 +114,7 @@ pub(crate) async fn push(
     if entries == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let template = state
-        .index_templates
-        .template_for(&index_id)
-        .or(LOKI_TEMPLATE.as_ref());
+    let template = state.index_templates.template_or(&index_id, &LOKI_TEMPLATE);
     if let Some(template) = template {
         state
             .index_templates

@@ -32,7 +32,7 @@ use crate::otlp_logs::{
 const INDEX_HEADERS: [&str; 2] = ["x-quarry-index", "qw-otel-logs-index"];
 
 static OTEL_TEMPLATE: LazyLock<Option<IndexTemplate>> =
-    LazyLock::new(|| serde_yaml_ng::from_str(DEFAULT_TEMPLATE).ok());
+    LazyLock::new(|| crate::index_templates::builtin(DEFAULT_TEMPLATE));
 
 /// `google.rpc.Status`, the body of OTLP/HTTP error answers.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -161,10 +161,7 @@ pub(crate) async fn export_logs(
     let documents = to_documents(&request);
     let mut rejected = documents.rejected;
     if documents.count > 0 {
-        let template = state
-            .index_templates
-            .template_for(&index_id)
-            .or(OTEL_TEMPLATE.as_ref());
+        let template = state.index_templates.template_or(&index_id, &OTEL_TEMPLATE);
         if let Some(template) = template {
             if let Err(error) = state
                 .index_templates

@@ -78,7 +78,7 @@ pub(crate) async fn cat_health(
         .unwrap_or_default()
         .as_secs();
     let nodes = snapshot.ready_nodes.len().to_string();
-    let row = [
+    let row = vec![
         ("epoch", now.to_string()),
         (
             "timestamp",
@@ -98,33 +98,8 @@ pub(crate) async fn cat_health(
         ("node.data", nodes),
         ("unassign", failed.to_string()),
     ];
-    match params.get("format").map(String::as_str) {
-        Some("json") => {
-            let object: serde_json::Map<String, Value> = row
-                .iter()
-                .map(|(column, value)| (column.to_string(), Value::String(value.clone())))
-                .collect();
-            return Json(json!([object])).into_response();
-        }
-        None | Some("text") | Some("txt") => {}
-        Some(other) => {
-            return es_error(
-                StatusCode::BAD_REQUEST,
-                "illegal_argument_exception",
-                &format!("unsupported format [{other}]: use json or text"),
-            )
-        }
-    }
-    let mut text = String::new();
-    if params.contains_key("v") {
-        let header: Vec<&str> = row.iter().map(|(column, _)| *column).collect();
-        text.push_str(&header.join(" "));
-        text.push('\n');
-    }
-    let values: Vec<&str> = row.iter().map(|(_, value)| value.as_str()).collect();
-    text.push_str(&values.join(" "));
-    text.push('\n');
-    ([(header::CONTENT_TYPE, "text/plain; charset=UTF-8")], text).into_response()
+    let columns: Vec<&str> = row.iter().map(|(column, _)| *column).collect();
+    cat_table(&columns, vec![row], &params)
 }
 
 #[utoipa::path(
@@ -481,21 +456,57 @@ pub(crate) async fn cat_indices(
         let Ok(description) = state.index_service.describe_index(index.index_id()).await else {
             continue;
         };
-        rows.push(json!({
-            "health": "green",
-            "status": "open",
-            "index": description.index_id,
-            "uuid": description.index_uid,
-            "pri": "1",
-            "rep": "0",
-            "docs.count": description.num_published_docs.to_string(),
-            "docs.deleted": "0",
-            "store.size": description.size_published_splits_bytes.to_string(),
-            "pri.store.size": description.size_published_splits_bytes.to_string(),
-        }));
+        let size = description.size_published_splits_bytes.to_string();
+        rows.push(vec![
+            ("health", "green".to_string()),
+            ("status", "open".to_string()),
+            ("index", description.index_id),
+            ("uuid", description.index_uid),
+            ("pri", "1".to_string()),
+            ("rep", "0".to_string()),
+            ("docs.count", description.num_published_docs.to_string()),
+            ("docs.deleted", "0".to_string()),
+            ("store.size", size.clone()),
+            ("pri.store.size", size),
+        ]);
     }
+    cat_table(&CAT_INDICES_COLUMNS, rows, &params)
+}
+
+const CAT_INDICES_COLUMNS: [&str; 10] = [
+    "health",
+    "status",
+    "index",
+    "uuid",
+    "pri",
+    "rep",
+    "docs.count",
+    "docs.deleted",
+    "store.size",
+    "pri.store.size",
+];
+
+/// A `_cat` answer: space-separated lines (a header first with `v`), or with
+/// `format=json` an array of objects, one per row.
+fn cat_table(
+    columns: &[&str],
+    rows: Vec<Vec<(&'static str, String)>>,
+    params: &HashMap<String, String>,
+) -> Response {
     match params.get("format").map(String::as_str) {
-        Some("json") => return Json(Value::Array(rows)).into_response(),
+        Some("json") => {
+            let objects: Vec<Value> = rows
+                .into_iter()
+                .map(|row| {
+                    Value::Object(
+                        row.into_iter()
+                            .map(|(column, value)| (column.to_string(), Value::String(value)))
+                            .collect(),
+                    )
+                })
+                .collect();
+            return Json(Value::Array(objects)).into_response();
+        }
         None | Some("text") | Some("txt") => {}
         Some(other) => {
             return es_error(
@@ -505,28 +516,13 @@ pub(crate) async fn cat_indices(
             )
         }
     }
-    let columns = [
-        "health",
-        "status",
-        "index",
-        "uuid",
-        "pri",
-        "rep",
-        "docs.count",
-        "docs.deleted",
-        "store.size",
-        "pri.store.size",
-    ];
     let mut text = String::new();
     if params.contains_key("v") {
         text.push_str(&columns.join(" "));
         text.push('\n');
     }
     for row in &rows {
-        let cells: Vec<&str> = columns
-            .iter()
-            .map(|column| row[*column].as_str().unwrap_or_default())
-            .collect();
+        let cells: Vec<&str> = row.iter().map(|(_, value)| value.as_str()).collect();
         text.push_str(&cells.join(" "));
         text.push('\n');
     }
