@@ -1,4 +1,4 @@
-//! The requests Grafana's Elasticsearch datasource sends (../shared/es-contract/grafana),
+//! The requests Grafana's Elasticsearch datasource sends (`tests/fixtures/grafana`),
 //! answered in the shapes Grafana parses.
 
 mod common;
@@ -12,26 +12,9 @@ const START_MS: i64 = 1_668_422_437_218;
 const END_MS: i64 = 1_668_422_625_668;
 const NUM_DOCS: i64 = 300;
 
-/// The fixtures live in the team's shared folder beside the checkout (or where
-/// `QUARRY_SHARED_DIR` says); they are not ours to copy into the repository.
-fn contract_dir() -> Option<PathBuf> {
-    let shared = std::env::var("QUARRY_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    let dir = shared.join("es-contract/grafana");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "CI must run the Grafana contract test: {} not found (set QUARRY_SHARED_DIR)",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: Grafana contract test: {} not found (set QUARRY_SHARED_DIR)",
-        dir.display()
-    );
-    None
+/// The request bodies, kept in the repository (`tests/fixtures/grafana/README.md`).
+fn contract_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/grafana")
 }
 
 fn check_hits_total(response: &Value) {
@@ -68,9 +51,7 @@ fn check_buckets(aggregation: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_requests_get_elasticsearch_shapes() {
-    let Some(dir) = contract_dir() else {
-        return;
-    };
+    let dir = contract_dir();
     let tmp = tempfile::tempdir().unwrap();
     let node = TestNode::start(tmp.path()).await;
     let config = "index_id: grafana-logs\ndoc_mapping:\n  field_mappings:\n    - {name: testtime, type: datetime, fast: true, input_formats: [unix_timestamp_millis], fast_precision: milliseconds}\n    - {name: label, type: text, tokenizer: raw, fast: true}\n    - {name: float, type: f64, fast: true}\n    - {name: line, type: text}\n  timestamp_field: testtime\n";
