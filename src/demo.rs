@@ -102,7 +102,16 @@ pub async fn load_demo(node: &Node) -> anyhow::Result<()> {
 pub fn print_examples(endpoint: &str) {
     println!(
         r#"
-Quarry is running on {endpoint} with the `{DEMO_INDEX_ID}` index. Try:
+Quarry is running on {endpoint} with the `{DEMO_INDEX_ID}` index.
+
+Open the web UI in a browser:
+
+  {endpoint}/ui/
+
+  or go straight to the errors of the payments service:
+  {endpoint}/ui/?index={DEMO_INDEX_ID}&query=severity_text%3AERROR%20AND%20service_name%3Apayments
+
+From a terminal:
 
   curl '{endpoint}/api/v1/{DEMO_INDEX_ID}/search?query=severity_text:ERROR%20AND%20service_name:payments&max_hits=3'
 

@@ -12,6 +12,7 @@ mod metrics;
 pub mod node;
 mod otlp_logs;
 mod rest;
+mod ui;
 
 pub use index_service::IndexService;
 pub use rest::access_rules;

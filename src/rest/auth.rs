@@ -39,6 +39,11 @@ pub(crate) const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/health/livez", Rule::Open),
     ("GET", "/health/readyz", Rule::Open),
     ("GET", "/api/v1/openapi.json", Rule::Open),
+    // The web UI's page holds no data: its calls to the API carry the user's key.
+    ("GET", "/", Rule::Open),
+    ("GET", "/ui", Rule::Open),
+    ("GET", "/ui/", Rule::Open),
+    ("GET", "/ui/{*path}", Rule::Open),
     (
         "POST",
         "/loki/api/v1/push",

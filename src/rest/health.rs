@@ -112,13 +112,29 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
     )
 }
 
-/// The cluster's members as this node sees them.
+/// `/api/v1/cluster`: the members, and the control plane's indexing plan.
+#[derive(serde::Serialize)]
+struct ClusterState {
+    #[serde(flatten)]
+    snapshot: quarry_control_plane::ClusterSnapshot,
+    /// The node whose plan counts (the live, ready control plane with the lowest id).
+    control_plane: Option<String>,
+    /// Which indexer drains which orphan shard; absent before a control plane published one.
+    indexing_plan: Option<quarry_control_plane::IndexingPlan>,
+}
+
+/// The cluster's members as this node sees them, and the indexing plan.
 #[utoipa::path(
     get,
     path = "/api/v1/cluster",
     tag = "cluster",
-    responses((status = 200, description = "Live and dead nodes.", body = Object)),
+    responses((status = 200, description = "Live and dead nodes, the acting control plane and its indexing plan.", body = Object)),
 )]
 pub(crate) async fn cluster(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    Json(state.cluster.snapshot())
+    Json(ClusterState {
+        snapshot: state.cluster.snapshot(),
+        control_plane: quarry_control_plane::acting_control_plane(&state.cluster)
+            .map(|member| member.node_id),
+        indexing_plan: quarry_control_plane::current_plan(&state.cluster),
+    })
 }

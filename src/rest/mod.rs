@@ -13,6 +13,7 @@ mod loki;
 mod openapi;
 mod otlp;
 mod search;
+mod ui;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -111,6 +112,10 @@ pub(crate) fn routes() -> Routes {
         .route("/metrics", get(health::metrics))
         .route("/api/v1/cluster", get(health::cluster))
         .route("/api/v1/openapi.json", get(openapi::openapi_json))
+        .route("/", get(ui::root))
+        .route(ui::PAGE_PATHS[0], get(ui::page))
+        .route(ui::PAGE_PATHS[1], get(ui::page))
+        .route(ui::PAGE_PATHS[2], get(ui::page))
         .route(
             "/api/v1/indexes",
             post(indexes::create_index).get(indexes::list_indexes),

@@ -295,7 +295,12 @@ mod tests {
     fn served_operations() -> BTreeSet<(String, String)> {
         super::super::auth::RULES
             .iter()
-            .filter(|(_, path, _)| !path.starts_with("/internal/"))
+            // Node-to-node calls and the web UI's page are not the public API.
+            .filter(|(_, path, _)| {
+                !path.starts_with("/internal/")
+                    && *path != "/"
+                    && !super::super::ui::PAGE_PATHS.contains(path)
+            })
             .map(|(method, path, _)| (method.to_string(), path.to_string()))
             .collect()
     }
