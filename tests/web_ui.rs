@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::TestNode;
+use common::{cluster, TestNode};
 use serde_json::{json, Value};
 
 const INDEX: &str = "ui-logs";
@@ -225,6 +225,24 @@ fn run_bounded(
     )
 }
 
+/// Runs the browser test with `spec`, failing the test if it fails; its standard output.
+async fn run_script(spec: &Value, out: &Path) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui-browser/run.sh");
+    let spec = spec.to_string();
+    let out_dir = out.to_path_buf();
+    let (success, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        run_bounded(script, &spec, &out_dir, Duration::from_secs(600))
+    })
+    .await
+    .unwrap();
+    assert!(
+        success,
+        "the browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
+        out.display()
+    );
+    stdout
+}
+
 async fn run_browser(client: &Client, node_id: &str, out: &Path, full: bool) -> Value {
     let bad_query = "body:(timeout AND";
     let live_body = format!("live line {}", now_ms());
@@ -253,19 +271,7 @@ async fn run_browser(client: &Client, node_id: &str, out: &Path, full: bool) -> 
         },
         "full": full,
     });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ui-browser/run.sh");
-    let spec = spec.to_string();
-    let out_dir = out.to_path_buf();
-    let (success, stdout, stderr) = tokio::task::spawn_blocking(move || {
-        run_bounded(script, &spec, &out_dir, Duration::from_secs(600))
-    })
-    .await
-    .unwrap();
-    assert!(
-        success,
-        "the browser test failed (screenshots in {}):\n{stdout}\n{stderr}",
-        out.display()
-    );
+    let stdout = run_script(&spec, out).await;
     let measurements: Value =
         serde_json::from_str(stdout.trim().lines().last().unwrap_or("")).unwrap();
     eprintln!(
@@ -341,6 +347,68 @@ async fn with_auth_on_the_ui_asks_for_a_key_and_searches_with_it() {
     );
     client.load().await;
     run_browser(&client, "ui-secured", &output_dir("secured"), false).await;
+}
+
+/// The UI on a cluster: the cluster page of the surviving node shows the one killed with
+/// `kill -9` as dead, and its search finds the documents the dead node indexed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_ui_shows_a_dead_node_and_searches_what_it_indexed() {
+    if let Some(reason) = browser_missing() {
+        skip_unless_ci("the browser test", &reason);
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = cluster::configure(
+        dir.path(),
+        "node-1",
+        "metastore, control_plane, indexer, searcher, janitor",
+        None,
+    );
+    first.node.start_again().await;
+    let mut second = cluster::configure(
+        dir.path(),
+        "node-2",
+        "indexer, searcher",
+        Some(first.gossip_port),
+    );
+    second.node.start_again().await;
+    for member in [&first, &second] {
+        cluster::wait_for_members(&member.node, &["node-1", "node-2"], Duration::from_secs(60))
+            .await;
+    }
+    first.node.create_index(&index_config(INDEX)).await;
+    second
+        .node
+        .ingest(INDEX, documents(now_ms()), "force")
+        .await;
+    second.node.kill9();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, cluster) = first.node.get("/api/v1/cluster").await;
+        let dead = cluster["dead_nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if dead.iter().any(|node| node["node_id"] == "node-2") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node-2 never died for node-1: {cluster}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = output_dir("cluster");
+    let spec = json!({
+        "mode": "cluster",
+        "endpoint": first.node.endpoint,
+        "out": out,
+        "index": INDEX,
+        "total": NUM_DOCS,
+        "live_node": "node-1",
+        "dead_node": "node-2",
+    });
+    run_script(&spec, &out).await;
 }
 
 #[tokio::test]

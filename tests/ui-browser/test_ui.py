@@ -259,6 +259,25 @@ def cluster_page(page, spec):
     page.screenshot(path=f"{spec['out']}/cluster.png")
 
 
+def cluster_view(page, spec):
+    """A cluster where one node was killed: the page shows it dead beside the live one,
+    and the search on the live node finds what the dead one indexed."""
+    page.goto(f"{spec['endpoint']}/ui/cluster")
+    nodes = page.locator("table[aria-label=Nodes]")
+    live = nodes.locator("tr", has=page.locator(f"code:text-is('{spec['live_node']}')"))
+    dead = nodes.locator("tr", has=page.locator(f"code:text-is('{spec['dead_node']}')"))
+    expect(live).to_contain_text("ready", timeout=TIMEOUT_MS)
+    expect(live).to_contain_text("control_plane")
+    expect(dead.first).to_contain_text("dead", timeout=TIMEOUT_MS)
+    expect(page.locator("main")).to_contain_text("Indexing plan")
+    page.screenshot(path=f"{spec['out']}/cluster.png")
+    page.click("header nav >> text=Search")
+    page.fill("#index-input", spec["index"])
+    page.press("#index-input", "Enter")
+    wait_for_count(page, spec["total"])
+    page.screenshot(path=f"{spec['out']}/search.png")
+
+
 def dark_theme(browser, spec):
     context = browser.new_context(color_scheme="dark", viewport={"width": 1280, "height": 800})
     page = context.new_page()
@@ -284,8 +303,11 @@ def main():
             console_errors = []
             page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
             page.on("pageerror", lambda error: console_errors.append(str(error)))
-            search_page(page, spec, measurements)
-            if spec.get("full", True):
+            if spec.get("mode") == "cluster":
+                cluster_view(page, spec)
+            else:
+                search_page(page, spec, measurements)
+            if spec.get("mode") != "cluster" and spec.get("full", True):
                 indexes_pages(page, spec)
                 cluster_page(page, spec)
                 dark_theme(browser, spec)
