@@ -77,8 +77,8 @@ export class SearchPage {
       element("label", { class: "visually-hidden", for: "index-input" }, "Index"),
       this.indexInput, this.indexList,
       element("label", { class: "visually-hidden", for: "query-input" }, "Query"),
-      this.queryInput, this.rangeSelect, this.absolute, liveLabel, this.liveStatus,
-      element("button", { type: "submit", class: "primary" }, "Search"),
+      this.queryInput, element("button", { type: "submit", class: "primary" }, "Search"),
+      this.rangeSelect, this.absolute, liveLabel, this.liveStatus,
     );
     this.errorBox = element("div", { class: "error-box", role: "alert", hidden: "" });
     this.summary = element("div", { class: "summary", "aria-live": "polite" });
@@ -161,9 +161,16 @@ export class SearchPage {
   fillForm() {
     this.indexInput.value = this.state.index;
     this.queryInput.value = this.state.query;
-    const preset = RELATIVE_RANGES.find((range) => range.from === this.state.from);
-    const absolute = !(preset && this.state.to === "now");
-    this.rangeSelect.value = absolute ? "custom" : preset.from;
+    const relative = isRelative(this.state.from) && this.state.to === "now";
+    // A relative range from a shared URL that is not a preset gets an option of its own.
+    if (relative && !this.rangeSelect.querySelector(`option[value="${CSS.escape(this.state.from)}"]`)) {
+      this.rangeSelect.insertBefore(
+        element("option", { value: this.state.from }, `Since ${this.state.from}`),
+        this.rangeSelect.lastElementChild,
+      );
+    }
+    const absolute = !relative;
+    this.rangeSelect.value = absolute ? "custom" : this.state.from;
     this.absolute.hidden = !absolute;
     if (absolute) {
       const now = Date.now();
