@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 const INDEX: &str = "ui-logs";
 const SCRATCH_INDEX: &str = "ui-scratch";
+const TIMELESS_INDEX: &str = "ui-timeless";
 const NUM_DOCS: u64 = 2_000;
 const SEVERITIES: [&str; 4] = ["INFO", "INFO", "WARN", "ERROR"];
 const SERVICES: [&str; 3] = ["api", "payments", "search"];
@@ -127,6 +128,27 @@ impl Client {
     }
 
     async fn load(&self) {
+        // No timestamp field: no range, no histogram, every document.
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/indexes",
+                "application/yaml",
+                format!(
+                    "version: 0.9\nindex_id: {TIMELESS_INDEX}\ndoc_mapping:\n  mode: dynamic\n"
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = self
+            .send(
+                reqwest::Method::POST,
+                &format!("/api/v1/{TIMELESS_INDEX}/ingest?commit=force"),
+                "application/x-ndjson",
+                "{\"msg\": \"first without time\", \"level\": \"info\"}\n{\"msg\": \"second without time\", \"level\": \"warn\"}\n{\"msg\": \"third\", \"level\": \"error\"}\n".to_string(),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
         for index in [INDEX, SCRATCH_INDEX] {
             let (status, body) = self
                 .send(
@@ -253,6 +275,7 @@ async fn run_browser(client: &Client, node_id: &str, out: &Path, full: bool) -> 
         "node_id": node_id,
         "index": INDEX,
         "scratch_index": SCRATCH_INDEX,
+        "timeless_index": TIMELESS_INDEX,
         "total": NUM_DOCS,
         "severities": ["INFO", "WARN", "ERROR"],
         "query": "body:timeout",

@@ -225,6 +225,20 @@ def search_page(page, spec, measurements):
     page.unroute("**/search")
 
 
+def timeless_index(page, spec):
+    """An index without a timestamp field: every document, no range, no histogram."""
+    page.goto(f"{spec['endpoint']}/ui/?index={spec['timeless_index']}")
+    wait_for_count(page, 3)
+    expect(page.locator("#range-select")).to_be_disabled()
+    expect(page.locator("#histogram")).to_be_hidden()
+    expect(page.locator(".summary")).to_contain_text("no timestamp field")
+    expect(page.locator(".hit .sev").first).to_have_text(re.compile("info|warn|error"))
+    page.fill("#query-input", "msg:second")
+    page.press("#query-input", "Enter")
+    wait_for_count(page, 1)
+    page.screenshot(path=f"{spec['out']}/timeless.png")
+
+
 def indexes_pages(page, spec):
     out = spec["out"]
     page.click("header nav >> text=Indexes")
@@ -308,6 +322,7 @@ def main():
             else:
                 search_page(page, spec, measurements)
             if spec.get("mode") != "cluster" and spec.get("full", True):
+                timeless_index(page, spec)
                 indexes_pages(page, spec)
                 cluster_page(page, spec)
                 dark_theme(browser, spec)

@@ -249,18 +249,23 @@ export class SearchPage {
     const bodyField = pickBodyField(names, config?.search_settings?.default_search_fields ?? []);
     const bodyType = fields.find((field) => field.name === bodyField)?.type;
     this.schema = { index, fields, timestampField, severityField, bodyField, snippets: bodyType === "text" };
+    const timeless = !timestampField;
+    this.rangeSelect.disabled = timeless;
+    this.liveInput.disabled = timeless;
+    this.canvas.hidden = timeless;
+    this.rangeSelect.title = timeless ? `${index} has no timestamp field: every document is searched` : "";
     this.topValues = new Map();
     this.renderFields();
   }
 
   searchBody(fromMs, toMs) {
     const query = this.state.query.trim();
-    const body = {
-      query: query === "" ? "*" : query,
-      start_timestamp: Math.floor(fromMs / 1000),
-      end_timestamp: Math.ceil(toMs / 1000),
-      max_hits: PAGE_SIZE,
-    };
+    const body = { query: query === "" ? "*" : query, max_hits: PAGE_SIZE };
+    // An index without a timestamp field has no time to range over: the API refuses one.
+    if (this.schema.timestampField) {
+      body.start_timestamp = Math.floor(fromMs / 1000);
+      body.end_timestamp = Math.ceil(toMs / 1000);
+    }
     if (query !== "" && this.schema.snippets && this.schema.bodyField) {
       body.snippet_fields = [this.schema.bodyField];
     }
@@ -318,7 +323,7 @@ export class SearchPage {
       // From navigation start to the first rendered results, for the browser test.
       window.quarryTimings = { firstResultsMs: performance.now(), firstSearchMs: renderMs };
     }
-    if (response.num_hits === 0) this.explainNoHits(fromMs);
+    if (response.num_hits === 0 && this.schema.timestampField) this.explainNoHits(fromMs);
     if (!live) this.refreshOpenFields();
     requestAnimationFrame(() => this.fillScreen());
   }
@@ -337,11 +342,14 @@ export class SearchPage {
 
   renderSummary(response, interval) {
     const shown = `${formatCount(response.num_hits)} ${response.num_hits === 1 ? "log" : "logs"}`;
-    const range = describeRange(this.state.from, this.state.to);
+    const range = this.schema.timestampField
+      ? describeRange(this.state.from, this.state.to)
+      : "all time (the index has no timestamp field)";
     const took = `${(response.elapsed_time_micros / 1000).toFixed(1)} ms`;
     const partial = response.errors?.length ? ` · ${response.errors.length} splits could not be searched` : "";
-    this.summary.innerHTML = `<strong id="hit-count">${shown}</strong> · ${escapeHtml(range)} · ` +
-      `${intervalLabel(interval)} buckets · took ${took}${escapeHtml(partial)}`;
+    const buckets = this.schema.timestampField ? ` · ${intervalLabel(interval)} buckets` : "";
+    this.summary.innerHTML = `<strong id="hit-count">${shown}</strong> · ${escapeHtml(range)}` +
+      `${buckets} · took ${took}${escapeHtml(partial)}`;
   }
 
   async explainNoHits(fromMs) {
