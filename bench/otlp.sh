@@ -23,12 +23,5 @@ NODE_PID=$!
 for _ in $(seq 1 100); do curl -sf "$ENDPOINT/health/readyz" >/dev/null && break; sleep 0.1; done
 
 # The OpenTelemetry Python packages of tests/otel-python (their protobuf classes).
-VENV_ROOT="${QUARRY_VENV_DIR:-${TMPDIR:-/tmp}}/quarry-otel-venvs"
-VENV="$VENV_ROOT/$(sha256sum tests/otel-python/requirements.txt | cut -c1-16)"
-if [[ ! -f "$VENV/.complete" ]]; then
-  rm -rf "$VENV"; mkdir -p "$VENV_ROOT"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/otel-python/requirements.txt
-  touch "$VENV/.complete"
-fi
+VENV=$(tests/python-venv.sh otel tests/otel-python/requirements.txt)
 "$VENV/bin/python" bench/otlp_ingest.py "$ENDPOINT" "$WORK/logs.ndjson" --batch "$BATCH"

@@ -48,15 +48,16 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let bootstrap = format!("{ADMIN_ID}:{ADMIN_SECRET}");
-    let mut node = TestNode::configure(
+    let mut node = TestNode::start_secured_with_admin(
         &dir.path().join("node"),
-        &[("QUARRY_BOOTSTRAP_API_KEY", bootstrap.as_str())],
+        "openapi",
+        ADMIN_ID,
+        ADMIN_SECRET,
         // schemathesis sends wrong credentials on purpose (to see them refused): the
         // lockout of guessing addresses would otherwise refuse the rest of the run.
-        "node_id: openapi\nauth:\n  enabled: true\n  max_failed_attempts_per_minute: 100000000\n",
-    );
-    node.start_again().await;
+        "  max_failed_attempts_per_minute: 100000000\n",
+    )
+    .await;
 
     // The document is public, like the API's description in the repository.
     let document: serde_json::Value =

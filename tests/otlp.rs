@@ -112,13 +112,14 @@ async fn otlp_logs_from_the_python_sdk_json_and_bad_input() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let bootstrap = format!("{ADMIN_ID}:{ADMIN_SECRET}");
-    let mut node = TestNode::configure(
+    let mut node = TestNode::start_secured_with_admin(
         &dir.path().join("node"),
-        &[("QUARRY_BOOTSTRAP_API_KEY", bootstrap.as_str())],
-        "node_id: otlp\nauth:\n  enabled: true\n",
-    );
-    node.start_again().await;
+        "otlp",
+        ADMIN_ID,
+        ADMIN_SECRET,
+        "",
+    )
+    .await;
     let client = Client {
         endpoint: node.endpoint.clone(),
         http: reqwest::Client::new(),

@@ -330,13 +330,14 @@ async fn with_auth_on_the_ui_asks_for_a_key_and_searches_with_it() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let bootstrap = format!("{ADMIN_ID}:{ADMIN_SECRET}");
-    let mut node = TestNode::configure(
+    let node = TestNode::start_secured_with_admin(
         &dir.path().join("node"),
-        &[("QUARRY_BOOTSTRAP_API_KEY", bootstrap.as_str())],
-        "node_id: ui-secured\nauth:\n  enabled: true\n",
-    );
-    node.start_again().await;
+        "ui-secured",
+        ADMIN_ID,
+        ADMIN_SECRET,
+        "",
+    )
+    .await;
     let key = quarry_common::api_keys::encode_credential(ADMIN_ID, ADMIN_SECRET);
     let client = Client {
         endpoint: node.endpoint.clone(),

@@ -51,6 +51,26 @@ impl TestNode {
         node
     }
 
+    /// A ready node with authentication on, whose admin key `admin_id:admin_secret` is
+    /// bootstrapped (`QUARRY_BOOTSTRAP_API_KEY`); `more_auth` adds indented lines to its
+    /// `auth:` section.
+    pub async fn start_secured_with_admin(
+        data_dir: &Path,
+        node_id: &str,
+        admin_id: &str,
+        admin_secret: &str,
+        more_auth: &str,
+    ) -> TestNode {
+        let bootstrap = format!("{admin_id}:{admin_secret}");
+        let mut node = TestNode::configure(
+            data_dir,
+            &[("QUARRY_BOOTSTRAP_API_KEY", bootstrap.as_str())],
+            &format!("node_id: {node_id}\nauth:\n  enabled: true\n{more_auth}"),
+        );
+        node.start_again().await;
+        node
+    }
+
     /// A node with `config` (YAML; it sets `node_id`), an ephemeral REST port and its data
     /// under `data_dir`, not started yet: `start_again` starts it and waits until it is
     /// ready, `spawn_unchecked` only starts the process.

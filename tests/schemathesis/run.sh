@@ -17,17 +17,7 @@ fi
 QUARRY_URL="${1%/}"
 shift
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON="${PYTHON:-python3}"
-VENV_ROOT="${QUARRY_VENV_DIR:-${TMPDIR:-/tmp}}/quarry-schemathesis-venvs"
-requirements="$HERE/requirements.txt"
-venv="$VENV_ROOT/$(sha256sum "$requirements" | cut -c1-16)"
-if [[ ! -f "$venv/.complete" ]]; then
-    rm -rf "$venv"
-    mkdir -p "$VENV_ROOT"
-    "$PYTHON" -m venv "$venv" >&2
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements" >&2
-    touch "$venv/.complete"
-fi
+venv=$("$HERE/../python-venv.sh" schemathesis "$HERE/requirements.txt")
 
 auth=()
 if [[ -n "${QUARRY_API_KEY:-}" ]]; then

@@ -7,16 +7,7 @@
 #   tests/ui-browser/run.sh measure.py ENDPOINT INDEX RUNS
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PYTHON="${PYTHON:-python3}"
-VENV_ROOT="${QUARRY_VENV_DIR:-${TMPDIR:-/tmp}}/quarry-ui-venvs"
-venv="$VENV_ROOT/$(sha256sum "$HERE/requirements.txt" | cut -c1-16)"
-if [[ ! -f "$venv/.complete" ]]; then
-    rm -rf "$venv"
-    mkdir -p "$VENV_ROOT"
-    "$PYTHON" -m venv "$venv" >&2
-    "$venv/bin/pip" install -q --disable-pip-version-check -r "$HERE/requirements.txt" >&2
-    touch "$venv/.complete"
-fi
+venv=$("$HERE/../python-venv.sh" ui "$HERE/requirements.txt")
 script="test_ui.py"
 if [[ "${1:-}" == *.py ]]; then
     script="$1"
