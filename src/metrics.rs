@@ -30,6 +30,7 @@ pub(crate) struct Metrics {
     pub own_shards: IntGauge,
     pub cluster_live_nodes: IntGauge,
     pub cluster_dead_nodes: IntGauge,
+    pub cluster_rejected_gossip_datagrams: IntGauge,
     pub adopted_shards: IntGauge,
     /// Counters kept by the searcher crate, copied in at each scrape.
     pub searcher_counters: Vec<(IntGauge, &'static std::sync::atomic::AtomicU64)>,
@@ -308,6 +309,10 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "cluster_dead_nodes",
         "Nodes this node saw die and still lists",
     );
+    let cluster_rejected_gossip_datagrams = gauge(
+        "cluster_rejected_gossip_datagrams",
+        "Gossip datagrams dropped since start because they did not open with the cluster secret: forged, damaged, or from a node with another secret",
+    );
     for (gauge, _) in background.iter().chain(&searcher_counters) {
         let _ = registry.register(Box::new(gauge.clone()));
     }
@@ -335,6 +340,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Box::new(leaf_splits_searched.clone()),
         Box::new(cluster_live_nodes.clone()),
         Box::new(cluster_dead_nodes.clone()),
+        Box::new(cluster_rejected_gossip_datagrams.clone()),
         Box::new(adopted_shards.clone()),
         Box::new(own_shards.clone()),
         Box::new(wal_flush_latency.clone()),
@@ -356,6 +362,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         internal_request_latency,
         cluster_live_nodes,
         cluster_dead_nodes,
+        cluster_rejected_gossip_datagrams,
         adopted_shards,
         own_shards,
         wal_flush_latency,

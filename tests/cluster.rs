@@ -354,6 +354,22 @@ async fn bad_peers_and_bad_internal_requests_get_clear_answers() {
         live_ready_nodes(&lonely.node).await,
         BTreeSet::from(["lonely".to_string()])
     );
+    // A datagram that is not sealed with the cluster secret is dropped, and counted.
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .send_to(
+            b"not a sealed gossip datagram",
+            ("127.0.0.1", lonely.gossip_port),
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&lonely.node, "quarry_cluster_rejected_gossip_datagrams").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the forged datagram was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(
         lonely
             .node

@@ -103,6 +103,9 @@ pub(crate) async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResp
     metrics
         .cluster_dead_nodes
         .set(snapshot.dead_nodes.len() as i64);
+    metrics
+        .cluster_rejected_gossip_datagrams
+        .set(state.cluster.rejected_gossip_datagrams() as i64);
     for (gauge, counter) in metrics.background.iter().chain(&metrics.searcher_counters) {
         gauge.set(counter.load(std::sync::atomic::Ordering::Relaxed) as i64);
     }
