@@ -43,7 +43,7 @@ doc_mapping:
 indexing_settings:
   commit_timeout_secs: 5
 search_settings:
-  default_search_fields: [body]
+  default_search_fields: [body.message]
 ";
 
 /// The documents of one export request, and the records refused with why.

@@ -745,7 +745,16 @@ impl IndexConfig {
             .enumerate()
         {
             let path = format!("search_settings.default_search_fields[{position}]");
-            match fields.get(name.as_str()) {
+            // A path inside a json field (Quickwit's OTEL logs search `body.message`).
+            let json_parent =
+                name.char_indices()
+                    .filter(|(_, c)| *c == '.')
+                    .find_map(|(dot, _)| {
+                        fields.get(&name[..dot]).filter(|mapping| {
+                            mapping.field_type == FieldType::Leaf(LeafFieldType::Json)
+                        })
+                    });
+            match fields.get(name.as_str()).or(json_parent) {
                 Some(mapping) if !mapping.indexed => {
                     return Err(ConfigError::invalid(
                         path,

@@ -28,6 +28,7 @@ test("the severity and body fields are found by their usual names", () => {
   assert.equal(pickSeverityField(["body"]), null);
   assert.equal(pickBodyField(["body", "message"], ["message"]), "message");
   assert.equal(pickBodyField(["timestamp", "msg"], []), "msg");
+  assert.equal(pickBodyField(["body", "severity_text"], ["body.message"]), "body.message");
 });
 
 test("dotted paths reach into nested and flat documents", () => {

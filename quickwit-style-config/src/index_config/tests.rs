@@ -140,6 +140,21 @@ fn validation_errors_name_the_field_and_the_problem() {
     insta::assert_snapshot!(report);
 }
 
+/// Quickwit's OTEL logs index searches `body.message`, a path inside the json field `body`.
+#[test]
+fn a_default_search_field_may_be_a_path_inside_a_json_field() {
+    let config = "index_id: logs\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: body, type: json}\n    - {name: level, type: text}\nsearch_settings:\n  default_search_fields: [body.message]";
+    IndexConfig::parse(config.as_bytes(), ConfigFormat::Yaml).unwrap();
+    let not_json = config.replace("[body.message]", "[level.message]");
+    let error = IndexConfig::parse(not_json.as_bytes(), ConfigFormat::Yaml).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("`level.message` is not in field_mappings"),
+        "{error}"
+    );
+}
+
 /// Quickwit configs give datetime fields an `output_format`; they load as they are.
 #[test]
 fn datetime_output_formats_of_quickwit_configs_are_accepted() {

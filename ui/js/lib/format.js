@@ -49,9 +49,10 @@ export function pickSeverityField(names) {
   return firstPresent(SEVERITY_FIELDS, names);
 }
 
-/** The field shown as the line: the index's first default search field, else a usual name. */
+/** The field shown as the line: the index's first default search field (which may be a
+ * path inside a json field, as OTEL's `body.message`), else a usual name. */
 export function pickBodyField(names, defaultSearchFields = []) {
-  return defaultSearchFields.find((name) => names.includes(name)) ??
+  return defaultSearchFields.find((name) => names.includes(name) || names.includes(name.split(".")[0])) ??
     firstPresent(BODY_FIELDS, names);
 }
 
