@@ -71,11 +71,17 @@ fn sha256_base64(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()))
 }
 
+fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut encoder, bytes)?;
+    encoder.finish()
+}
+
 fn build() -> Result<UiPage, BundleError> {
     let script = bundle::bundle(MODULES, ENTRY)?;
     for (what, text, closing) in [
-        ("script", &script, "</script"),
-        ("style", &STYLE.to_string(), "</style"),
+        ("script", script.as_str(), "</script"),
+        ("style", STYLE, "</style"),
     ] {
         if text.to_ascii_lowercase().contains(closing) {
             return Err(BundleError::Module {
@@ -87,14 +93,7 @@ fn build() -> Result<UiPage, BundleError> {
     let html = HTML
         .replacen(STYLE_SLOT, STYLE, 1)
         .replacen(SCRIPT_SLOT, &script, 1);
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    std::io::Write::write_all(&mut encoder, html.as_bytes()).map_err(|error| {
-        BundleError::Module {
-            module: "index.html".to_string(),
-            message: format!("gzip: {error}"),
-        }
-    })?;
-    let gzipped = encoder.finish().map_err(|error| BundleError::Module {
+    let gzipped = gzip(html.as_bytes()).map_err(|error| BundleError::Module {
         module: "index.html".to_string(),
         message: format!("gzip: {error}"),
     })?;
