@@ -280,6 +280,13 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             ),
             &quarry_searcher::REMOTE_LEAF_FAILURES,
         ),
+        (
+            gauge(
+                "searcher_histograms_from_counts_total",
+                "Split searches whose date histogram was read from the split's per-minute counts instead of visiting its documents",
+            ),
+            &quarry_searcher::HISTOGRAMS_FROM_COUNTS,
+        ),
     ];
     let leaf_requests = gauge(
         "searcher_leaf_requests_total",

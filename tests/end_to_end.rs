@@ -737,6 +737,7 @@ async fn check_aggregations(node: &TestNode, docs: &[Value]) {
     );
 
     check_more_aggregations(node, docs).await;
+    check_volume_histograms(node, docs).await;
 
     let (status, body) = node
         .post_json(
@@ -1035,6 +1036,82 @@ async fn elastic_meta_endpoints() {
 
 /// The other metric and bucket aggregations against the raw documents; approximate ones
 /// (cardinality, percentiles) within their documented error.
+/// The log-volume histogram (a date histogram by minute, optionally by a tag field, over
+/// a time window) is read from each split's per-minute counts: its answer must be the
+/// documents' own, including minutes the window cuts.
+async fn check_volume_histograms(node: &TestNode, docs: &[Value]) {
+    let metric = |metrics: &Value| -> u64 {
+        metrics
+            .as_str()
+            .unwrap()
+            .lines()
+            .find(|line| line.starts_with("quarry_searcher_histograms_from_counts_total "))
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|value| value.parse().ok())
+            .unwrap()
+    };
+    let before = metric(&node.get("/metrics").await.1);
+    let first = docs.iter().map(timestamp_secs).min().unwrap();
+    let windows = [(None, None), (Some(first + 37), Some(first + 151))];
+    for (start, end) in windows {
+        let mut request = json!({
+            "query": "*",
+            "max_hits": 0,
+            "aggs": {"volume": {
+                "date_histogram": {"field": "timestamp", "fixed_interval": "1m"},
+                "aggs": {"services": {"terms": {"field": "service_name", "size": 100}}}
+            }}
+        });
+        if let (Some(start), Some(end)) = (start, end) {
+            request["start_timestamp"] = json!(start);
+            request["end_timestamp"] = json!(end);
+        }
+        let in_window = |doc: &&Value| {
+            let secs = timestamp_secs(doc);
+            start.is_none_or(|start| secs >= start) && end.is_none_or(|end| secs < end)
+        };
+        let mut expected: std::collections::BTreeMap<i64, std::collections::BTreeMap<String, u64>> =
+            Default::default();
+        for doc in docs.iter().filter(in_window) {
+            *expected
+                .entry(timestamp_secs(doc).div_euclid(60) * 60_000)
+                .or_default()
+                .entry(doc["service_name"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        let response = node.search("e2e-logs", request).await;
+        assert_eq!(
+            response["num_hits"].as_u64().unwrap(),
+            docs.iter().filter(in_window).count() as u64
+        );
+        let mut actual: std::collections::BTreeMap<i64, std::collections::BTreeMap<String, u64>> =
+            Default::default();
+        for bucket in response["aggregations"]["volume"]["buckets"]
+            .as_array()
+            .unwrap()
+        {
+            let services = actual
+                .entry(bucket["key"].as_f64().unwrap() as i64)
+                .or_default();
+            let mut total = 0;
+            for service in bucket["services"]["buckets"].as_array().unwrap() {
+                let count = service["doc_count"].as_u64().unwrap();
+                services.insert(service["key"].as_str().unwrap().to_string(), count);
+                total += count;
+            }
+            assert_eq!(bucket["doc_count"].as_u64().unwrap(), total, "{bucket}");
+        }
+        actual.retain(|_, services| !services.is_empty());
+        assert_eq!(actual, expected, "window {start:?}..{end:?}");
+    }
+    let after = metric(&node.get("/metrics").await.1);
+    assert!(
+        after >= before + 2,
+        "the counts answered {} split searches",
+        after - before
+    );
+}
+
 async fn check_more_aggregations(node: &TestNode, docs: &[Value]) {
     let request = json!({
         "query": "severity_text:ERROR",

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use quarry_common::doc_mapper::MAX_TAG_VALUES_PER_FIELD;
 use quarry_common::metastore::{SplitMaturity, SplitMetadata};
-use quarry_common::split::write_split_file;
+use quarry_common::split::{write_split_file, VolumeSpec};
 use quarry_common::time_range::TimeRange;
 use quarry_common::{IndexUid, SplitId};
 
@@ -20,6 +20,8 @@ pub(crate) struct SplitAttributes {
     pub tags: BTreeMap<String, BTreeSet<String>>,
     /// A split at the doc target will not be merged; smaller ones may be.
     pub maturity: SplitMaturity,
+    /// What the split's per-minute counts cover.
+    pub volume: VolumeSpec,
 }
 
 /// Files of the index directory become one split file beside it. Blocking.
@@ -28,7 +30,7 @@ pub(crate) fn package(
     attributes: SplitAttributes,
 ) -> Result<PackagedSplit, IndexingError> {
     let local_path = index_dir.with_extension("split");
-    let written = write_split_file(index_dir, &local_path)?;
+    let written = write_split_file(index_dir, &local_path, &attributes.volume)?;
     let mut tags = BTreeSet::new();
     for (field, values) in attributes.tags {
         if values.len() > MAX_TAG_VALUES_PER_FIELD {

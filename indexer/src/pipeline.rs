@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use quarry_common::doc_mapper::{DocMapper, ParsedDoc, MAX_TAG_VALUES_PER_FIELD};
 use quarry_common::metastore::IndexMetadata;
+use quarry_common::split::VolumeSpec;
 use quarry_common::time_range::TimeRange;
 use quarry_common::SplitId;
 use tantivy::indexer::NoMergePolicy;
@@ -458,6 +459,7 @@ impl IndexingWorker {
             time_range: workbench.time_range,
             tags: workbench.tags,
             maturity,
+            volume: VolumeSpec::of(&self.index_metadata.index_config),
         };
         let num_docs = attributes.num_docs;
         let committed_ms = started.elapsed().as_millis() as u64;

@@ -499,6 +499,70 @@ fn regex_escape(c: char) -> String {
     }
 }
 
+/// A window `[start, end)` of the timestamp field in nanoseconds; `None` sides are open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimestampWindow {
+    pub start_nanos: Option<i64>,
+    pub end_nanos: Option<i64>,
+}
+
+impl TimestampWindow {
+    fn intersect(self, other: TimestampWindow) -> TimestampWindow {
+        let max = |a: Option<i64>, b: Option<i64>| a.max(b).or(a).or(b);
+        let min = |a: Option<i64>, b: Option<i64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        TimestampWindow {
+            start_nanos: max(self.start_nanos, other.start_nanos),
+            end_nanos: min(self.end_nanos, other.end_nanos),
+        }
+    }
+}
+
+/// `ast` as nothing but a window on the index's timestamp field (match-all, ranges on
+/// that field, and conjunctions of them), or `None` when it asks anything else. This is
+/// the query of log-volume histograms, which per-minute counts can answer.
+pub fn as_timestamp_window(ast: &QueryAst, doc_mapper: &DocMapper) -> Option<TimestampWindow> {
+    let timestamp_field = doc_mapper.timestamp_field()?;
+    match ast {
+        QueryAst::MatchAll => Some(TimestampWindow::default()),
+        QueryAst::Range {
+            field,
+            lower,
+            upper,
+        } if *field == timestamp_field.path => {
+            let nanos = |value: &str| {
+                parse_query_date(timestamp_field, value).map(DateTime::into_timestamp_nanos)
+            };
+            let start_nanos = match lower {
+                RangeBound::Unbounded => None,
+                RangeBound::Included(value) => Some(nanos(value)?),
+                RangeBound::Excluded(value) => Some(nanos(value)?.saturating_add(1)),
+            };
+            let end_nanos = match upper {
+                RangeBound::Unbounded => None,
+                RangeBound::Included(value) => Some(nanos(value)?.saturating_add(1)),
+                RangeBound::Excluded(value) => Some(nanos(value)?),
+            };
+            Some(TimestampWindow {
+                start_nanos,
+                end_nanos,
+            })
+        }
+        QueryAst::Bool(bool_query)
+            if bool_query.should.is_empty() && bool_query.must_not.is_empty() =>
+        {
+            let mut window = TimestampWindow::default();
+            for clause in bool_query.must.iter().chain(&bool_query.filter) {
+                window = window.intersect(as_timestamp_window(clause, doc_mapper)?);
+            }
+            Some(window)
+        }
+        _ => None,
+    }
+}
+
 /// The field a request's time window filters on, as a range clause.
 /// `ast` restricted to `[start, end)` seconds of the index's timestamp field.
 pub fn within_time_window(
@@ -552,6 +616,53 @@ pub fn time_window_clause(
 #[cfg(test)]
 mod time_window_tests {
     use super::*;
+
+    fn mapper() -> DocMapper {
+        let config = quarry_config::IndexConfig::parse(
+            b"index_id: windows\ndoc_mapping:\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: body, type: text}\n  timestamp_field: ts",
+            quarry_config::ConfigFormat::Yaml,
+        )
+        .unwrap();
+        DocMapper::new(&config)
+    }
+
+    #[test]
+    fn a_query_that_is_only_a_time_window_is_recognised() {
+        let mapper = mapper();
+        let window = |ast: &QueryAst| as_timestamp_window(ast, &mapper);
+        assert_eq!(
+            window(&QueryAst::MatchAll),
+            Some(TimestampWindow::default())
+        );
+        let windowed =
+            within_time_window(QueryAst::MatchAll, &mapper, "windows", Some(60), Some(120))
+                .unwrap()
+                .filtered(QueryAst::Range {
+                    field: "ts".to_string(),
+                    lower: RangeBound::Excluded("1970-01-01T00:01:30Z".to_string()),
+                    upper: RangeBound::Included("1970-01-01T00:03:00Z".to_string()),
+                });
+        assert_eq!(
+            window(&windowed),
+            Some(TimestampWindow {
+                start_nanos: Some(90_000_000_001),
+                end_nanos: Some(120_000_000_000),
+            })
+        );
+        let term = QueryAst::Term {
+            field: "body".to_string(),
+            value: "failed".to_string(),
+        };
+        assert_eq!(window(&term.clone().filtered(QueryAst::MatchAll)), None);
+        assert_eq!(
+            window(&QueryAst::Range {
+                field: "body".to_string(),
+                lower: RangeBound::Unbounded,
+                upper: RangeBound::Unbounded
+            }),
+            None
+        );
+    }
 
     #[test]
     fn windows_at_the_ends_of_i64_clamp_instead_of_overflowing() {

@@ -1,6 +1,9 @@
+use quarry_common::doc_mapper::format_rfc3339;
 use quarry_common::doc_mapper::DocMapper;
-use quarry_query::query_ast::QueryAst;
-use quarry_query::query_builder::QueryBuilder;
+use quarry_common::split::VolumeCounts;
+use quarry_query::query_ast::{BoolQuery, QueryAst, RangeBound};
+use quarry_query::query_builder::{as_timestamp_window, QueryBuilder, TimestampWindow};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use tantivy::collector::{Collector, Count, TopDocs};
@@ -15,6 +18,7 @@ use tantivy::aggregation::DistributedAggregationCollector;
 use crate::aggregations::leaf_collector;
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
+use crate::volume_histogram::{minute_span_nanos, VolumeHistogram};
 
 /// Searches the segments of a split in parallel when it has several: a split cut by two
 /// writer threads holds two until merged, and on an idle node both cores then work on the
@@ -93,6 +97,8 @@ pub(crate) struct LeafRequest<'a> {
     pub cursor: Option<&'a Cursor>,
     /// Breaks ties between hits in the same way across splits.
     pub split_id: &'a str,
+    /// The split's per-minute counts, which can answer a log-volume histogram.
+    pub volume: Option<&'a VolumeCounts>,
 }
 
 /// Counts the matches in one split and collects its best `limit` hits. Blocking.
@@ -101,6 +107,9 @@ pub(crate) fn leaf_search(
     split_ord: usize,
     request: LeafRequest<'_>,
 ) -> Result<LeafResult, String> {
+    if let Some(answer) = volume_search(searcher, split_ord, &request)? {
+        return Ok(answer);
+    }
     let LeafRequest {
         doc_mapper,
         query_ast,
@@ -109,6 +118,7 @@ pub(crate) fn leaf_search(
         aggs,
         cursor,
         split_id,
+        volume: _,
     } = request;
     let query = QueryBuilder::new(doc_mapper)
         .build(query_ast)
@@ -186,6 +196,87 @@ pub(crate) fn leaf_search(
     Ok(LeafResult::new(split_ord, num_hits, hits, aggregations))
 }
 
+/// Split searches answered by `volume_search`, for `/metrics`.
+pub static HISTOGRAMS_FROM_COUNTS: AtomicU64 = AtomicU64::new(0);
+
+/// A log-volume histogram from the split's counts (see `volume_histogram`): `None` when
+/// the request is not one or the split has no counts.
+pub(crate) fn volume_search(
+    searcher: &Searcher,
+    split_ord: usize,
+    request: &LeafRequest<'_>,
+) -> Result<Option<LeafResult>, String> {
+    let (Some(aggs), Some(counts)) = (request.aggs, request.volume) else {
+        return Ok(None);
+    };
+    let Some(histogram) = VolumeHistogram::plan(aggs, counts) else {
+        return Ok(None);
+    };
+    let Some(window) = as_timestamp_window(request.query_ast, request.doc_mapper) else {
+        return Ok(None);
+    };
+    let counted = histogram.read_counts(counts, window)?;
+    HISTOGRAMS_FROM_COUNTS.fetch_add(1, Ordering::Relaxed);
+    let mut aggregations = counted.aggregations;
+    let mut num_hits = counted.num_docs;
+    if !counted.cut_minutes.is_empty() {
+        let minutes = counted
+            .cut_minutes
+            .iter()
+            .map(|minute| {
+                let (start, end) = minute_span_nanos(*minute);
+                let rfc3339 = |nanos| format_rfc3339(DateTime::from_timestamp_nanos(nanos));
+                QueryAst::Range {
+                    field: counts.timestamp_field.clone(),
+                    lower: RangeBound::Included(rfc3339(start)),
+                    upper: RangeBound::Excluded(rfc3339(end)),
+                }
+            })
+            .collect();
+        let cut_ast = request
+            .query_ast
+            .clone()
+            .filtered(QueryAst::Bool(BoolQuery {
+                should: minutes,
+                ..BoolQuery::default()
+            }));
+        let cut_query = QueryBuilder::new(request.doc_mapper)
+            .build(&cut_ast)
+            .map_err(|error| error.to_string())?;
+        let (cut_hits, cut_aggregations) =
+            search_segments(searcher, &cut_query, &(Count, leaf_collector(aggs)))
+                .map_err(|error| format!("leaf search failed: {error}"))?;
+        aggregations
+            .merge_fruits(cut_aggregations)
+            .map_err(|error| format!("merging histogram buckets: {error}"))?;
+        num_hits += cut_hits as u64;
+    }
+    let exact_count = if window == TimestampWindow::default() {
+        // Match-all: documents without a timestamp count too.
+        Some(searcher.num_docs())
+    } else {
+        (!counts.multi_valued).then_some(num_hits)
+    };
+    if let (0, Some(num_hits)) = (request.limit, exact_count) {
+        return Ok(Some(LeafResult {
+            num_hits,
+            hits: Vec::new(),
+            aggregations: Some(aggregations),
+        }));
+    }
+    let mut result = leaf_search(
+        searcher,
+        split_ord,
+        LeafRequest {
+            aggs: None,
+            volume: None,
+            ..*request
+        },
+    )?;
+    result.aggregations = Some(aggregations);
+    Ok(Some(result))
+}
+
 fn search_fast<T>(
     searcher: &Searcher,
     query: &dyn Query,
@@ -214,3 +305,6 @@ where
         aggregations,
     ))
 }
+
+#[cfg(test)]
+mod volume_tests;

@@ -150,6 +150,7 @@ impl LeafService {
                         .searcher()
                         .map_err(|error| format!("opening split: {error}"))?;
                     let split_id_text = request.splits[position].split_id.to_string();
+                    let volume = open.volume();
                     leaf_search(
                         &searcher,
                         split_ord,
@@ -161,6 +162,7 @@ impl LeafService {
                             aggs: request.aggs.as_ref(),
                             cursor: request.cursor.as_ref(),
                             split_id: &split_id_text,
+                            volume: volume.as_deref(),
                         },
                     )
                 })

@@ -24,7 +24,9 @@ pub mod search_after;
 mod sort;
 mod split_cache;
 mod time_buckets;
+mod volume_histogram;
 
+pub use leaf::HISTOGRAMS_FROM_COUNTS;
 pub use leaf_client::{
     LocalSearcherPool, SearcherPool, LEAF_RETRIES, REMOTE_LEAF_FAILURES, REMOTE_LEAF_REQUESTS,
 };

@@ -1,10 +1,13 @@
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use quarry_common::split::{SplitDirectory, SplitError, SplitOpenInfo};
+use quarry_common::split::volume::VOLUME_FILE;
+use quarry_common::split::{SplitDirectory, SplitError, SplitOpenInfo, VolumeCounts};
 use quarry_common::SplitId;
 use tantivy::columnar::{ColumnType, ColumnarReader};
 use tantivy::index::SegmentComponent;
-use tantivy::{Index, ReloadPolicy, Searcher};
+use tantivy::{Directory, Index, ReloadPolicy, Searcher};
+use tracing::warn;
 
 use crate::lru::LruMap;
 
@@ -17,6 +20,7 @@ pub(crate) struct SplitCache {
 pub(crate) struct OpenSplit {
     directory: SplitDirectory,
     searcher: OnceLock<Searcher>,
+    volume: OnceLock<Option<Arc<VolumeCounts>>>,
     /// The footer, file table and hotcache held in memory: what the cache is bounded by.
     footer_bytes: usize,
 }
@@ -38,6 +42,35 @@ impl OpenSplit {
 }
 
 impl OpenSplit {
+    /// The split's per-minute counts; `None` for splits packaged without them. Read from
+    /// the hotcache on first use.
+    pub(crate) fn volume(&self) -> Option<Arc<VolumeCounts>> {
+        self.volume
+            .get_or_init(|| {
+                let path = Path::new(VOLUME_FILE);
+                if !self.directory.exists(path).unwrap_or(false) {
+                    return None;
+                }
+                let read = self
+                    .directory
+                    .open_read(path)
+                    .map_err(|error| error.to_string())
+                    .and_then(|file| file.read_bytes().map_err(|error| error.to_string()))
+                    .and_then(|bytes| {
+                        VolumeCounts::decode(bytes.as_slice()).map_err(|error| error.to_string())
+                    });
+                match read {
+                    Ok(counts) => Some(Arc::new(counts)),
+                    Err(error) => {
+                        // The collector answers instead: slower, still right.
+                        warn!("split volume counts unreadable: {error}");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+
     /// The name and type of every fast column of every segment. Json fields keep one
     /// column per path and type, so this is what documents put in them. Blocking.
     pub(crate) fn fast_columns(&self) -> tantivy::Result<Vec<(String, ColumnType)>> {
@@ -75,6 +108,7 @@ impl SplitCache {
         let open = Arc::new(OpenSplit {
             directory,
             searcher: OnceLock::new(),
+            volume: OnceLock::new(),
             footer_bytes,
         });
         self.entries.insert(split_id.clone(), open.clone());

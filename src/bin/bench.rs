@@ -77,6 +77,18 @@ fn query_set(start: i64, end: i64, trace_id: &str) -> Vec<BenchQuery> {
             request: json!({"query": "*", "max_hits": 0, "aggs": {"h": {"date_histogram": {"field": "timestamp", "fixed_interval": "60s"}}}}),
         },
         BenchQuery {
+            name: "date_histogram 60s by severity",
+            request: json!({"query": "*", "max_hits": 0, "aggs": {"h": {"date_histogram": {"field": "timestamp", "fixed_interval": "60s"}, "aggs": {"s": {"terms": {"field": "severity_text"}}}}}}),
+        },
+        BenchQuery {
+            name: "date_histogram 60s, last 6 h (cut minutes)",
+            request: json!({"query": "*", "max_hits": 0, "start_timestamp": end - 6 * 3_600 + 7, "end_timestamp": end - 13, "aggs": {"h": {"date_histogram": {"field": "timestamp", "fixed_interval": "60s"}}}}),
+        },
+        BenchQuery {
+            name: "body:failed date_histogram 60s",
+            request: json!({"query": "body:failed", "max_hits": 0, "aggs": {"h": {"date_histogram": {"field": "timestamp", "fixed_interval": "60s"}}}}),
+        },
+        BenchQuery {
             name: "terms(service)+avg(duration)",
             request: json!({"query": "*", "max_hits": 0, "aggs": {"s": {"terms": {"field": "service_name", "size": 20}, "aggs": {"d": {"avg": {"field": "attributes.duration_ms"}}}}}}),
         },

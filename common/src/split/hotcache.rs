@@ -121,7 +121,7 @@ pub struct RecordedReads {
 }
 
 impl RecordedReads {
-    fn record(&self, path: &Path, range: Range<u64>) {
+    pub(super) fn record(&self, path: &Path, range: Range<u64>) {
         let mut reads = self
             .reads
             .lock()

@@ -12,6 +12,7 @@ mod file_table;
 mod footer;
 mod hotcache;
 mod range_cache;
+pub mod volume;
 mod writer;
 
 #[cfg(test)]
@@ -23,6 +24,7 @@ pub use file_table::FileTable;
 pub use footer::{SplitFooter, FOOTER_LEN};
 pub use hotcache::HotCache;
 pub use range_cache::ByteRangeCache;
+pub use volume::{VolumeCounts, VolumeSpec};
 pub use writer::{write_split_file, WrittenSplit};
 
 #[derive(Debug, thiserror::Error)]

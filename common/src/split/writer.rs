@@ -9,6 +9,7 @@ use tantivy::{Index, ReloadPolicy};
 
 use super::footer::SplitFooter;
 use super::hotcache::RecordingDirectory;
+use super::volume::{VolumeCounts, VolumeSpec, VOLUME_FILE};
 use super::{FileTable, HotCache, SplitError};
 
 /// What the packager learns from writing a split file.
@@ -24,8 +25,18 @@ fn tantivy_error(error: impl std::fmt::Display) -> SplitError {
 }
 
 /// Packages the committed tantivy index in `index_dir` (one or more segments) into
-/// one split file at `output`. Blocking: call it from a blocking thread.
-pub fn write_split_file(index_dir: &Path, output: &Path) -> Result<WrittenSplit, SplitError> {
+/// one split file at `output`, with the per-minute counts `volume` asks for. Blocking:
+/// call it from a blocking thread.
+pub fn write_split_file(
+    index_dir: &Path,
+    output: &Path,
+    volume: &VolumeSpec,
+) -> Result<WrittenSplit, SplitError> {
+    if let Some(counts) = VolumeCounts::compute(index_dir, volume)? {
+        let path = index_dir.join(VOLUME_FILE);
+        std::fs::write(&path, counts.encode())
+            .map_err(|error| SplitError::Io(format!("writing `{}`: {error}", path.display())))?;
+    }
     let files = files_to_package(index_dir)?;
     let hotcache = build_hotcache(index_dir)?;
 
@@ -89,6 +100,9 @@ fn files_to_package(index_dir: &Path) -> Result<Vec<PathBuf>, SplitError> {
         }
     }
     files.insert(PathBuf::from("meta.json"));
+    if index_dir.join(VOLUME_FILE).exists() {
+        files.insert(PathBuf::from(VOLUME_FILE));
+    }
     Ok(files.into_iter().collect())
 }
 
@@ -122,6 +136,10 @@ fn build_hotcache(index_dir: &Path) -> Result<Vec<u8>, SplitError> {
         // that the hotcache stays small.
         segment_reader.fast_fields();
         segment_reader.get_store_reader(0).map_err(tantivy_error)?;
+    }
+    // Searchers read the counts with the footer, so a histogram costs no extra GET.
+    if let Ok(metadata) = std::fs::metadata(index_dir.join(VOLUME_FILE)) {
+        reads.record(Path::new(VOLUME_FILE), 0..metadata.len());
     }
     HotCache::encode(&reads, |path| std::fs::read(index_dir.join(path)))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use quarry_common::doc_mapper::MAX_TAG_VALUES_PER_FIELD;
 use quarry_common::metastore::{IndexMetadata, Metastore, MetastoreError, SplitMetadata};
-use quarry_common::split::{download_split_files, write_split_file, SplitError};
+use quarry_common::split::{download_split_files, write_split_file, SplitError, VolumeSpec};
 use quarry_common::storage::{Storage, StorageResolver};
 use quarry_common::time_range::TimeRange;
 use quarry_common::SplitId;
@@ -157,6 +157,7 @@ impl MergeExecutor {
         let output_dir = work_dir.join("merged");
         let split_path = work_dir.join("merged.split");
         let delete_opstamp = deletes.as_ref().map(|deletes| deletes.opstamp);
+        let volume = VolumeSpec::of(&index_metadata.index_config);
         let merged = {
             let output_dir = output_dir.clone();
             let split_path = split_path.clone();
@@ -166,6 +167,7 @@ impl MergeExecutor {
                     &output_dir,
                     &split_path,
                     deletes.as_ref().map(|deletes| deletes.query.as_ref()),
+                    &volume,
                 )
             })
             .await
@@ -255,6 +257,7 @@ fn merge_and_package(
     output_dir: &Path,
     split_path: &Path,
     deletes: Option<&dyn tantivy::query::Query>,
+    volume: &VolumeSpec,
 ) -> Result<Merged, MergeError> {
     let mut segments = Vec::new();
     let mut filters = Vec::new();
@@ -306,7 +309,7 @@ fn merge_and_package(
         .map(|meta| meta.num_docs() as u64)
         .sum();
     drop(merged);
-    let written = write_split_file(output_dir, split_path)?;
+    let written = write_split_file(output_dir, split_path, volume)?;
     Ok(Merged::Split { num_docs, written })
 }
 
@@ -451,7 +454,7 @@ mod tests {
         writer.commit().unwrap();
         drop(writer);
         let split_path = dir.path().with_extension("split");
-        let written = write_split_file(dir.path(), &split_path).unwrap();
+        let written = write_split_file(dir.path(), &split_path, &VolumeSpec::default()).unwrap();
         let metadata = SplitMetadata {
             index_uid: index_metadata.index_uid.clone(),
             num_docs: docs.len() as u64,

@@ -41,7 +41,12 @@ async fn build_split(num_docs: usize) -> (DocMapper, Arc<dyn Storage>, crate::sp
     writer.commit().unwrap();
     writer.wait_merging_threads().unwrap();
     let split_path = dir.path().join("out.split");
-    let written = write_split_file(dir.path(), &split_path).unwrap();
+    let written = write_split_file(
+        dir.path(),
+        &split_path,
+        &crate::split::VolumeSpec::default(),
+    )
+    .unwrap();
     let storage = StorageResolver::default()
         .resolve("ram:///split-directory-test")
         .unwrap();

@@ -1,0 +1,232 @@
+//! The histogram from per-minute counts must be the collector's, bucket for bucket and
+//! term for term, whatever the window and the bucket geometry.
+
+use quarry_common::doc_mapper::DocMapper;
+use quarry_common::split::{VolumeCounts, VolumeSpec};
+use quarry_config::{ConfigFormat, IndexConfig};
+use quarry_query::query_ast::{QueryAst, RangeBound};
+use quarry_query::query_builder::within_time_window;
+use serde_json::{json, Value};
+use tantivy::{Index, IndexWriter, ReloadPolicy, Searcher};
+
+use super::{leaf_search, volume_search, LeafRequest, LeafResult};
+use crate::aggregations::{finalize, parse_aggregations};
+use crate::sort::SortSpec;
+
+const CONFIG: &str = "index_id: volume-test
+doc_mapping:
+  field_mappings:
+    - {name: ts, type: datetime, input_formats: [unix_timestamp], fast: true, fast_precision: milliseconds}
+    - {name: level, type: text, tokenizer: raw, fast: true}
+    - {name: service, type: text, tokenizer: raw, fast: true}
+    - {name: body, type: text}
+  timestamp_field: ts
+  tag_fields: [level, service]
+";
+
+/// Seconds since the epoch of the first document: 2026-01-01T00:00:00Z.
+const START: i64 = 1_767_225_600;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    mapper: DocMapper,
+    searcher: Searcher,
+    counts: VolumeCounts,
+}
+
+fn fixture() -> Fixture {
+    let config = IndexConfig::parse(CONFIG.as_bytes(), ConfigFormat::Yaml).unwrap();
+    let mapper = DocMapper::new(&config);
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::create_in_dir(dir.path(), mapper.schema().clone()).unwrap();
+    let mut writer: IndexWriter = index.writer_with_num_threads(1, 20_000_000).unwrap();
+    let mut state = 42u64;
+    let mut next = move |bound: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 33) % bound
+    };
+    for position in 0..4_000u64 {
+        // About three hours, with millisecond parts, some minutes empty.
+        let millis = START * 1_000 + (next(3 * 3_600) * 1_000 + next(1_000)) as i64;
+        let mut doc = json!({"ts": millis as f64 / 1_000.0, "body": "a line"});
+        match next(5) {
+            0 => {}
+            level => doc["level"] = json!(["DEBUG", "INFO", "WARN", "ERROR"][level as usize - 1]),
+        }
+        doc["service"] = json!(format!("svc-{}", next(7)));
+        let parsed = mapper
+            .doc_from_json_bytes(doc.to_string().as_bytes())
+            .unwrap();
+        writer.add_document(parsed.doc).unwrap();
+        if position == 2_500 {
+            writer.commit().unwrap();
+        }
+    }
+    writer.commit().unwrap();
+    drop(writer);
+    let spec = VolumeSpec::of(&config);
+    let counts = VolumeCounts::compute(dir.path(), &spec).unwrap().unwrap();
+    let searcher = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .map(|reader: tantivy::IndexReader| reader.searcher())
+        .unwrap();
+    assert_eq!(searcher.segment_readers().len(), 2);
+    Fixture {
+        _dir: dir,
+        mapper,
+        searcher,
+        counts,
+    }
+}
+
+fn run(
+    fixture: &Fixture,
+    query: &QueryAst,
+    aggs: &Value,
+    limit: usize,
+    volume: bool,
+) -> (LeafResult, Value) {
+    let aggs = parse_aggregations(aggs, &fixture.mapper).unwrap();
+    let sort = SortSpec::parse(None, &fixture.mapper).unwrap();
+    let request = LeafRequest {
+        doc_mapper: &fixture.mapper,
+        query_ast: query,
+        sort: &sort,
+        limit,
+        aggs: Some(&aggs),
+        cursor: None,
+        split_id: "split",
+        volume: volume.then_some(&fixture.counts),
+    };
+    if volume {
+        let answered = volume_search(&fixture.searcher, 0, &request).unwrap();
+        assert!(answered.is_some(), "the counts did not answer {query:?}");
+    }
+    let result = leaf_search(&fixture.searcher, 0, request).unwrap();
+    let finalized = finalize(&aggs, result.aggregations.clone().into_iter().collect()).unwrap();
+    (result, finalized)
+}
+
+fn window(start: Option<i64>, end: Option<i64>, mapper: &DocMapper) -> QueryAst {
+    within_time_window(QueryAst::MatchAll, mapper, "volume-test", start, end).unwrap()
+}
+
+#[test]
+fn counts_answer_as_the_collector_does() {
+    let fixture = fixture();
+    let mapper = &fixture.mapper;
+    let millis_range = |start_ms: i64, end_ms: i64| QueryAst::Range {
+        field: "ts".to_string(),
+        lower: RangeBound::Included((start_ms as f64 / 1_000.0).to_string()),
+        upper: RangeBound::Included((end_ms as f64 / 1_000.0).to_string()),
+    };
+    let windows = [
+        ("everything", QueryAst::MatchAll),
+        (
+            "whole minutes",
+            window(Some(START + 600), Some(START + 3_600), mapper),
+        ),
+        (
+            "cut at both ends",
+            window(Some(START + 630), Some(START + 7_201), mapper),
+        ),
+        ("open start", window(None, Some(START + 5_000), mapper)),
+        ("open end", window(Some(START + 125), None, mapper)),
+        (
+            "within one minute",
+            window(Some(START + 61), Some(START + 100), mapper),
+        ),
+        (
+            "empty",
+            window(Some(START + 100), Some(START + 100), mapper),
+        ),
+        (
+            "outside the data",
+            window(Some(START - 600), Some(START - 60), mapper),
+        ),
+        (
+            "Grafana's millisecond bounds",
+            QueryAst::MatchAll.filtered(millis_range(
+                START * 1_000 + 1_234,
+                START * 1_000 + 5_432_100,
+            )),
+        ),
+    ];
+    let requests = [
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "60s"}}}),
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "1h", "min_doc_count": 1}}}),
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "5m", "offset": "-2m"}}}),
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "10m", "extended_bounds": {"min": START * 1_000 - 3_600_000, "max": (START + 4 * 3_600) * 1_000}}}}),
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "60s"}, "aggs": {"l": {"terms": {"field": "level"}}}}}),
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "15m"}, "aggs": {"s": {"terms": {"field": "service", "size": 2, "order": {"_key": "asc"}}}}}}),
+    ];
+    for (window_name, query) in &windows {
+        for request in &requests {
+            for limit in [0, 5] {
+                let what = format!("{window_name}, {request}, limit {limit}");
+                let (fast, fast_aggs) = run(&fixture, query, request, limit, true);
+                let (slow, slow_aggs) = run(&fixture, query, request, limit, false);
+                assert_eq!(fast.num_hits, slow.num_hits, "{what}");
+                assert_eq!(fast_aggs, slow_aggs, "{what}");
+                let addresses = |result: &LeafResult| {
+                    result
+                        .hits
+                        .iter()
+                        .map(|hit| hit.address)
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(addresses(&fast), addresses(&slow), "{what}");
+            }
+        }
+    }
+}
+
+#[test]
+fn only_histograms_of_time_windows_take_the_counts() {
+    let fixture = fixture();
+    let mapper = &fixture.mapper;
+    let sort = SortSpec::parse(None, mapper).unwrap();
+    let takes_counts = |query: &QueryAst, aggs: Value| {
+        let aggs = parse_aggregations(&aggs, mapper).unwrap();
+        let request = LeafRequest {
+            doc_mapper: mapper,
+            query_ast: query,
+            sort: &sort,
+            limit: 0,
+            aggs: Some(&aggs),
+            cursor: None,
+            split_id: "split",
+            volume: Some(&fixture.counts),
+        };
+        volume_search(&fixture.searcher, 0, &request)
+            .unwrap()
+            .is_some()
+    };
+    let minute = json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "1m"}}});
+    assert!(takes_counts(&QueryAst::MatchAll, minute.clone()));
+    assert!(takes_counts(
+        &window(Some(START + 1), Some(START + 999), mapper),
+        minute.clone()
+    ));
+    let term = QueryAst::Term {
+        field: "body".to_string(),
+        value: "line".to_string(),
+    };
+    assert!(!takes_counts(&term, minute.clone()));
+    assert!(!takes_counts(
+        &QueryAst::MatchAll,
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "30s"}}})
+    ));
+    assert!(!takes_counts(
+        &QueryAst::MatchAll,
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "1m"}, "aggs": {"l": {"terms": {"field": "level", "missing": "none"}}}}})
+    ));
+    assert!(!takes_counts(
+        &QueryAst::MatchAll,
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "1m"}}, "c": {"terms": {"field": "level"}}})
+    ));
+}
