@@ -5,6 +5,7 @@
 use quarry_common::doc_mapper::{DocMapper, ResolvedField};
 use quarry_config::LeafFieldType;
 
+use crate::date_histogram::{HistogramCollector, HistogramShape};
 use crate::time_buckets::{self, named_zone, Unit, FINE_INTERVAL};
 use serde_json::Value;
 use tantivy::aggregation::agg_req::Aggregations;
@@ -12,7 +13,9 @@ use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResult
 use tantivy::aggregation::{
     AggContextParams, AggregationLimitsGuard, DistributedAggregationCollector,
 };
+use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::tokenizer::TokenizerManager;
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 /// Bounds one request's aggregation state, per leaf and at the root.
 const MEMORY_LIMIT_BYTES: u64 = 500_000_000;
@@ -410,11 +413,90 @@ fn decode_sort_value(value: &Value, leaf_type: Option<LeafFieldType>) -> Value {
     }
 }
 
-pub(crate) fn leaf_collector(aggs: &Aggregations) -> DistributedAggregationCollector {
+pub(crate) fn tantivy_collector(aggs: &Aggregations) -> DistributedAggregationCollector {
     DistributedAggregationCollector::from_aggs(
         aggs.clone(),
         AggContextParams::new(limits(), TokenizerManager::default()),
     )
+}
+
+/// The collector of a leaf's aggregations: ours for a log-volume histogram (a date
+/// histogram, optionally by a keyword field, read straight from the columns), tantivy's
+/// for everything else.
+pub(crate) fn leaf_collector(aggs: &Aggregations, doc_mapper: &DocMapper) -> LeafAggCollector {
+    match HistogramShape::of(aggs).and_then(|shape| shape.collector(doc_mapper)) {
+        Some(histogram) => LeafAggCollector::Histogram(histogram),
+        None => LeafAggCollector::Tantivy(tantivy_collector(aggs)),
+    }
+}
+
+pub(crate) enum LeafAggCollector {
+    Histogram(HistogramCollector),
+    Tantivy(DistributedAggregationCollector),
+}
+
+pub(crate) enum LeafAggSegmentCollector {
+    Histogram(<HistogramCollector as Collector>::Child),
+    Tantivy(<DistributedAggregationCollector as Collector>::Child),
+}
+
+impl Collector for LeafAggCollector {
+    type Fruit = IntermediateAggregationResults;
+    type Child = LeafAggSegmentCollector;
+
+    fn for_segment(
+        &self,
+        segment_ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<LeafAggSegmentCollector> {
+        Ok(match self {
+            LeafAggCollector::Histogram(collector) => {
+                LeafAggSegmentCollector::Histogram(collector.for_segment(segment_ord, segment)?)
+            }
+            LeafAggCollector::Tantivy(collector) => {
+                LeafAggSegmentCollector::Tantivy(collector.for_segment(segment_ord, segment)?)
+            }
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<tantivy::Result<IntermediateAggregationResults>>,
+    ) -> tantivy::Result<IntermediateAggregationResults> {
+        match self {
+            LeafAggCollector::Histogram(collector) => collector.merge_fruits(fruits),
+            LeafAggCollector::Tantivy(collector) => collector.merge_fruits(fruits),
+        }
+    }
+}
+
+impl SegmentCollector for LeafAggSegmentCollector {
+    type Fruit = tantivy::Result<IntermediateAggregationResults>;
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        match self {
+            LeafAggSegmentCollector::Histogram(collector) => collector.collect(doc, score),
+            LeafAggSegmentCollector::Tantivy(collector) => collector.collect(doc, score),
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        match self {
+            LeafAggSegmentCollector::Histogram(collector) => collector.collect_block(docs),
+            LeafAggSegmentCollector::Tantivy(collector) => collector.collect_block(docs),
+        }
+    }
+
+    fn harvest(self) -> tantivy::Result<IntermediateAggregationResults> {
+        match self {
+            LeafAggSegmentCollector::Histogram(collector) => collector.harvest(),
+            LeafAggSegmentCollector::Tantivy(collector) => collector.harvest(),
+        }
+    }
 }
 
 /// Merges the leaves' intermediate results into the final JSON.

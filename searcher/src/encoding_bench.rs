@@ -10,7 +10,7 @@ use tantivy::query::AllQuery;
 use tantivy::schema::{Schema, FAST, STRING};
 use tantivy::{doc, DocAddress, Index};
 
-use crate::aggregations::leaf_collector;
+use crate::aggregations::tantivy_collector;
 use crate::leaf::{LeafResult, PartialHit};
 use crate::protocol::LeafSearchResponse;
 use crate::sort::SortKey;
@@ -130,7 +130,7 @@ fn terms_aggregation(
     .ok()?;
     let searcher = index.reader().ok()?.searcher();
     let (_, aggregations) = searcher
-        .search(&AllQuery, &(Count, leaf_collector(&aggs)))
+        .search(&AllQuery, &(Count, tantivy_collector(&aggs)))
         .ok()?;
     Some(aggregations)
 }

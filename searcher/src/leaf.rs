@@ -13,9 +13,8 @@ use tantivy::{DateTime, DocAddress, Executor, Order, Searcher};
 
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
-use tantivy::aggregation::DistributedAggregationCollector;
 
-use crate::aggregations::leaf_collector;
+use crate::aggregations::{leaf_collector, LeafAggCollector};
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
 use crate::volume_histogram::{minute_span_nanos, VolumeHistogram};
@@ -124,7 +123,7 @@ pub(crate) fn leaf_search(
         .build(query_ast)
         .map_err(|error| error.to_string())?;
     let search_error = |error: tantivy::TantivyError| format!("leaf search failed: {error}");
-    let agg_collector = aggs.map(leaf_collector);
+    let agg_collector = aggs.map(|aggs| leaf_collector(aggs, doc_mapper));
     if limit == 0 {
         let (num_hits, aggregations) =
             search_segments(searcher, &query, &(Count, agg_collector)).map_err(search_error)?;
@@ -243,9 +242,12 @@ pub(crate) fn volume_search(
         let cut_query = QueryBuilder::new(request.doc_mapper)
             .build(&cut_ast)
             .map_err(|error| error.to_string())?;
-        let (cut_hits, cut_aggregations) =
-            search_segments(searcher, &cut_query, &(Count, leaf_collector(aggs)))
-                .map_err(|error| format!("leaf search failed: {error}"))?;
+        let (cut_hits, cut_aggregations) = search_segments(
+            searcher,
+            &cut_query,
+            &(Count, leaf_collector(aggs, request.doc_mapper)),
+        )
+        .map_err(|error| format!("leaf search failed: {error}"))?;
         aggregations
             .merge_fruits(cut_aggregations)
             .map_err(|error| format!("merging histogram buckets: {error}"))?;
@@ -283,7 +285,7 @@ fn search_fast<T>(
     top: TopDocs,
     field: &str,
     order: Order,
-    agg_collector: Option<DistributedAggregationCollector>,
+    agg_collector: Option<LeafAggCollector>,
 ) -> Result<(usize, KeyedHits, Option<IntermediateAggregationResults>), String>
 where
     T: FastValue,

@@ -1,16 +1,18 @@
-//! The histogram from per-minute counts must be the collector's, bucket for bucket and
-//! term for term, whatever the window and the bucket geometry.
+//! The log-volume histogram, from per-minute counts or from our histogram collector,
+//! must be tantivy's own aggregation result, bucket for bucket and term for term,
+//! whatever the window, the query and the bucket geometry.
 
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::split::{VolumeCounts, VolumeSpec};
 use quarry_config::{ConfigFormat, IndexConfig};
 use quarry_query::query_ast::{QueryAst, RangeBound};
-use quarry_query::query_builder::within_time_window;
+use quarry_query::query_builder::{within_time_window, QueryBuilder};
 use serde_json::{json, Value};
+use tantivy::collector::Count;
 use tantivy::{Index, IndexWriter, ReloadPolicy, Searcher};
 
 use super::{leaf_search, volume_search, LeafRequest, LeafResult};
-use crate::aggregations::{finalize, parse_aggregations};
+use crate::aggregations::{finalize, parse_aggregations, tantivy_collector};
 use crate::sort::SortSpec;
 
 const CONFIG: &str = "index_id: volume-test
@@ -83,12 +85,21 @@ fn fixture() -> Fixture {
     }
 }
 
+/// How the leaf computes the histogram.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Path {
+    /// From the split's counts (and our collector for cut minutes).
+    Counts,
+    /// Our histogram collector.
+    Collector,
+}
+
 fn run(
     fixture: &Fixture,
     query: &QueryAst,
     aggs: &Value,
     limit: usize,
-    volume: bool,
+    path: Path,
 ) -> (LeafResult, Value) {
     let aggs = parse_aggregations(aggs, &fixture.mapper).unwrap();
     let sort = SortSpec::parse(None, &fixture.mapper).unwrap();
@@ -100,15 +111,24 @@ fn run(
         aggs: Some(&aggs),
         cursor: None,
         split_id: "split",
-        volume: volume.then_some(&fixture.counts),
+        volume: (path == Path::Counts).then_some(&fixture.counts),
     };
-    if volume {
-        let answered = volume_search(&fixture.searcher, 0, &request).unwrap();
-        assert!(answered.is_some(), "the counts did not answer {query:?}");
-    }
+    let answered = volume_search(&fixture.searcher, 0, &request).unwrap();
+    assert_eq!(answered.is_some(), path == Path::Counts, "{query:?}");
     let result = leaf_search(&fixture.searcher, 0, request).unwrap();
     let finalized = finalize(&aggs, result.aggregations.clone().into_iter().collect()).unwrap();
     (result, finalized)
+}
+
+/// tantivy's aggregation collector over the same query: the reference.
+fn reference(fixture: &Fixture, query: &QueryAst, aggs: &Value) -> (u64, Value) {
+    let aggs = parse_aggregations(aggs, &fixture.mapper).unwrap();
+    let query = QueryBuilder::new(&fixture.mapper).build(query).unwrap();
+    let (count, intermediate) = fixture
+        .searcher
+        .search(&query, &(Count, tantivy_collector(&aggs)))
+        .unwrap();
+    (count as u64, finalize(&aggs, vec![intermediate]).unwrap())
 }
 
 fn window(start: Option<i64>, end: Option<i64>, mapper: &DocMapper) -> QueryAst {
@@ -166,21 +186,52 @@ fn counts_answer_as_the_collector_does() {
     ];
     for (window_name, query) in &windows {
         for request in &requests {
-            for limit in [0, 5] {
-                let what = format!("{window_name}, {request}, limit {limit}");
-                let (fast, fast_aggs) = run(&fixture, query, request, limit, true);
-                let (slow, slow_aggs) = run(&fixture, query, request, limit, false);
-                assert_eq!(fast.num_hits, slow.num_hits, "{what}");
-                assert_eq!(fast_aggs, slow_aggs, "{what}");
-                let addresses = |result: &LeafResult| {
-                    result
-                        .hits
-                        .iter()
-                        .map(|hit| hit.address)
-                        .collect::<Vec<_>>()
-                };
-                assert_eq!(addresses(&fast), addresses(&slow), "{what}");
+            let (expected_hits, expected_aggs) = reference(&fixture, query, request);
+            let mut hits_of_paths = Vec::new();
+            for path in [Path::Counts, Path::Collector] {
+                for limit in [0, 5] {
+                    let what = format!("{window_name}, {request}, {path:?}, limit {limit}");
+                    let (result, aggs) = run(&fixture, query, request, limit, path);
+                    assert_eq!(result.num_hits, expected_hits, "{what}");
+                    assert_eq!(aggs, expected_aggs, "{what}");
+                    let addresses: Vec<_> = result.hits.iter().map(|hit| hit.address).collect();
+                    hits_of_paths.push((limit, addresses));
+                }
             }
+            assert_eq!(hits_of_paths[0], hits_of_paths[2]);
+            assert_eq!(hits_of_paths[1], hits_of_paths[3]);
+        }
+    }
+}
+
+#[test]
+fn the_collector_answers_any_query_as_tantivy_does() {
+    let fixture = fixture();
+    let term = |field: &str, value: &str| QueryAst::Term {
+        field: field.to_string(),
+        value: value.to_string(),
+    };
+    let queries = [
+        term("level", "WARN"),
+        term("service", "svc-3").filtered(window(
+            Some(START + 61),
+            Some(START + 5_000),
+            &fixture.mapper,
+        )),
+        term("body", "nothing"),
+    ];
+    let requests = [
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "30s"}}}),
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "1ms", "min_doc_count": 1}}}),
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "1s"}}}),
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "7m", "offset": "+90s"}, "aggs": {"l": {"terms": {"field": "level", "size": 2}}}}}),
+    ];
+    for query in &queries {
+        for request in &requests {
+            let (expected_hits, expected_aggs) = reference(&fixture, query, request);
+            let (result, aggs) = run(&fixture, query, request, 0, Path::Collector);
+            assert_eq!(result.num_hits, expected_hits, "{query:?} {request}");
+            assert_eq!(aggs, expected_aggs, "{query:?} {request}");
         }
     }
 }
