@@ -430,6 +430,32 @@ pub(crate) fn leaf_collector(aggs: &Aggregations, doc_mapper: &DocMapper) -> Lea
     }
 }
 
+/// Whether a leaf collects `aggs` with its own histogram collector (for the benchmark).
+pub fn is_collected_natively(aggs: &Aggregations, doc_mapper: &DocMapper) -> bool {
+    matches!(
+        leaf_collector(aggs, doc_mapper),
+        LeafAggCollector::Histogram(_)
+    )
+}
+
+/// Count and intermediate aggregations of `query` on one thread, collected as a leaf
+/// collects them (`natively`) or by tantivy's collector (for the benchmark).
+pub fn collect_at_leaf(
+    searcher: &tantivy::Searcher,
+    query: &dyn tantivy::query::Query,
+    aggs: &Aggregations,
+    doc_mapper: &DocMapper,
+    natively: bool,
+) -> tantivy::Result<(u64, IntermediateAggregationResults)> {
+    let collector = if natively {
+        leaf_collector(aggs, doc_mapper)
+    } else {
+        LeafAggCollector::Tantivy(tantivy_collector(aggs))
+    };
+    let (count, results) = searcher.search(query, &(tantivy::collector::Count, collector))?;
+    Ok((count as u64, results))
+}
+
 pub(crate) enum LeafAggCollector {
     Histogram(HistogramCollector),
     Tantivy(DistributedAggregationCollector),

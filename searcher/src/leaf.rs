@@ -219,12 +219,16 @@ pub(crate) fn volume_search(
     let mut aggregations = counted.aggregations;
     let mut num_hits = counted.num_docs;
     if !counted.cut_minutes.is_empty() {
-        let minutes = counted
+        // The query is the window, so the cut part of a minute is one range: a single
+        // column scan instead of the window's and the minute's.
+        let rfc3339 = |nanos| format_rfc3339(DateTime::from_timestamp_nanos(nanos));
+        let pieces = counted
             .cut_minutes
             .iter()
             .map(|minute| {
                 let (start, end) = minute_span_nanos(*minute);
-                let rfc3339 = |nanos| format_rfc3339(DateTime::from_timestamp_nanos(nanos));
+                let start = window.start_nanos.map_or(start, |from| from.max(start));
+                let end = window.end_nanos.map_or(end, |to| to.min(end));
                 QueryAst::Range {
                     field: counts.timestamp_field.clone(),
                     lower: RangeBound::Included(rfc3339(start)),
@@ -232,13 +236,10 @@ pub(crate) fn volume_search(
                 }
             })
             .collect();
-        let cut_ast = request
-            .query_ast
-            .clone()
-            .filtered(QueryAst::Bool(BoolQuery {
-                should: minutes,
-                ..BoolQuery::default()
-            }));
+        let cut_ast = QueryAst::Bool(BoolQuery {
+            should: pieces,
+            ..BoolQuery::default()
+        });
         let cut_query = QueryBuilder::new(request.doc_mapper)
             .build(&cut_ast)
             .map_err(|error| error.to_string())?;

@@ -168,9 +168,7 @@ impl RawTantivy {
         ))
     }
 
-    /// The same work as a leaf plus the doc fetch of the final hits.
-    fn run(&self, request: &Value) -> anyhow::Result<u64> {
-        let searcher = self.reader.searcher();
+    fn query(&self, request: &Value) -> anyhow::Result<Box<dyn tantivy::query::Query>> {
         let mut ast = parse_query_string(
             request["query"].as_str().unwrap_or("*"),
             self.doc_mapper.default_search_fields(),
@@ -182,7 +180,32 @@ impl RawTantivy {
         ) {
             ast = ast.filtered(window);
         }
-        let query = QueryBuilder::new(&self.doc_mapper).build(&ast)?;
+        Ok(QueryBuilder::new(&self.doc_mapper).build(&ast)?)
+    }
+
+    /// A leaf's aggregation work over the whole index, with our collector or tantivy's.
+    fn collect_at_leaf(
+        &self,
+        request: &Value,
+        aggs: &tantivy::aggregation::agg_req::Aggregations,
+        natively: bool,
+    ) -> anyhow::Result<u64> {
+        let query = self.query(request)?;
+        let (count, results) = quarry_searcher::aggregations::collect_at_leaf(
+            &self.reader.searcher(),
+            query.as_ref(),
+            aggs,
+            &self.doc_mapper,
+            natively,
+        )?;
+        std::hint::black_box(results);
+        Ok(count)
+    }
+
+    /// The same work as a leaf plus the doc fetch of the final hits.
+    fn run(&self, request: &Value) -> anyhow::Result<u64> {
+        let searcher = self.reader.searcher();
+        let query = self.query(request)?;
         let max_hits = request["max_hits"].as_u64().unwrap_or(20) as usize;
         if let Some(aggs) = request.get("aggs") {
             let aggs = parse_aggregations(aggs, &self.doc_mapper).map_err(anyhow::Error::msg)?;
@@ -402,6 +425,38 @@ fn main() -> anyhow::Result<()> {
             fmt(raw_timing.map(|timing| timing.0)),
             ratio
         );
+    }
+
+    // Our histogram collector against tantivy's, in process over the raw index: the
+    // collector alone, without HTTP or the per-split counts.
+    if let Some(raw) = &raw {
+        println!(
+            "\nhistogram collectors over the raw index, in process (median of {} runs)",
+            args.repetitions
+        );
+        for query in query_set(start, end, &trace_id) {
+            let Some(aggs) = query.request.get("aggs") else {
+                continue;
+            };
+            let aggs = parse_aggregations(aggs, &raw.doc_mapper).map_err(anyhow::Error::msg)?;
+            if !quarry_searcher::aggregations::is_collected_natively(&aggs, &raw.doc_mapper) {
+                continue;
+            }
+            let tantivy = time_queries(args.repetitions, || {
+                raw.collect_at_leaf(&query.request, &aggs, false)
+            })?;
+            let ours = time_queries(args.repetitions, || {
+                raw.collect_at_leaf(&query.request, &aggs, true)
+            })?;
+            anyhow::ensure!(tantivy.2 == ours.2, "`{}`: hit counts differ", query.name);
+            println!(
+                "{:<42} tantivy {:>8.2} ms   ours {:>8.2} ms   {:.2}x",
+                query.name,
+                tantivy.0,
+                ours.0,
+                ours.0 / tantivy.0
+            );
+        }
     }
     Ok(())
 }
