@@ -16,8 +16,9 @@ use tantivy::aggregation::intermediate_agg_result::{
     IntermediateHistogramBucketEntry, IntermediateTermBucketResult,
 };
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Cardinality, Column, StrColumn};
-use tantivy::{DateTime, DocId, Score, SegmentOrdinal, SegmentReader};
+use tantivy::columnar::{Cardinality, Column, ColumnType, StrColumn};
+use tantivy::columnar::MonotonicallyMappableToU64;
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 const NANOS_PER_MILLI: i64 = 1_000_000;
 
@@ -185,19 +186,18 @@ impl Collector for HistogramCollector {
         segment: &SegmentReader,
     ) -> tantivy::Result<SegmentHistogram> {
         let fast_fields = segment.fast_fields();
-        let timestamps = fast_fields.column_opt::<DateTime>(&self.shape.field)?;
+        // The physical column: the typed one maps every value through a dynamic call.
+        let timestamps = fast_fields
+            .u64_lenient_for_type(Some(&[ColumnType::DateTime]), &self.shape.field)?
+            .map(|(column, _)| column);
         let terms = match &self.shape.split_by {
             Some((_, field)) => fast_fields.str(field)?,
             None => None,
         };
         let (first_position, num_positions) = match &timestamps {
             Some(column) if segment.num_docs() > 0 => {
-                let first = self
-                    .shape
-                    .position(column.min_value().into_timestamp_nanos());
-                let last = self
-                    .shape
-                    .position(column.max_value().into_timestamp_nanos());
+                let first = self.shape.position(i64::from_u64(column.min_value()));
+                let last = self.shape.position(i64::from_u64(column.max_value()));
                 (
                     first,
                     usize::try_from(last - first + 1).unwrap_or(usize::MAX),
@@ -256,14 +256,15 @@ enum Table {
 
 pub(crate) struct SegmentHistogram {
     shape: HistogramShape,
-    timestamps: Option<Column<DateTime>>,
+    /// Nanoseconds since the epoch, as tantivy's order-preserving `u64`s.
+    timestamps: Option<Column<u64>>,
     single_valued: bool,
     terms: Option<StrColumn>,
     first_position: i64,
     num_positions: usize,
     num_terms: usize,
     table: Table,
-    block: Vec<DateTime>,
+    block: Vec<u64>,
     positions: Vec<i64>,
 }
 
@@ -365,7 +366,7 @@ impl SegmentCollector for SegmentHistogram {
         self.positions.extend(
             timestamps
                 .values_for_doc(doc)
-                .map(|timestamp| self.shape.position(timestamp.into_timestamp_nanos())),
+                .map(|timestamp| self.shape.position(i64::from_u64(timestamp))),
         );
         self.positions.sort_unstable();
         self.positions.dedup();
@@ -386,11 +387,22 @@ impl SegmentCollector for SegmentHistogram {
             return;
         }
         let mut block = std::mem::take(&mut self.block);
-        block.resize(docs.len(), DateTime::MIN);
+        block.resize(docs.len(), 0);
         timestamps.values.get_vals(docs, &mut block);
-        for (&doc, timestamp) in docs.iter().zip(&block) {
-            let position = self.shape.position(timestamp.into_timestamp_nanos());
-            self.count(doc, position);
+        match (&mut self.table, &self.terms) {
+            // The log-volume histogram itself: one increment per document.
+            (Table::Dense { totals, .. }, None) => {
+                for &timestamp in &block {
+                    let position = self.shape.position(i64::from_u64(timestamp));
+                    totals[(position - self.first_position) as usize] += 1;
+                }
+            }
+            _ => {
+                for (&doc, &timestamp) in docs.iter().zip(&block) {
+                    let position = self.shape.position(i64::from_u64(timestamp));
+                    self.count(doc, position);
+                }
+            }
         }
         self.block = block;
     }
