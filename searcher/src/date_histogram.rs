@@ -16,8 +16,8 @@ use tantivy::aggregation::intermediate_agg_result::{
     IntermediateHistogramBucketEntry, IntermediateTermBucketResult,
 };
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Cardinality, Column, ColumnType, StrColumn};
 use tantivy::columnar::MonotonicallyMappableToU64;
+use tantivy::columnar::{Cardinality, Column, ColumnType, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 const NANOS_PER_MILLI: i64 = 1_000_000;
@@ -221,7 +221,11 @@ impl Collector for HistogramCollector {
                 .as_ref()
                 .is_some_and(|column| column.get_cardinality() == Cardinality::Full),
             timestamps,
+            terms_single_valued: terms
+                .as_ref()
+                .is_some_and(|terms| terms.ords().get_cardinality() == Cardinality::Full),
             terms,
+            ords: Vec::new(),
             first_position,
             num_positions,
             num_terms,
@@ -260,6 +264,9 @@ pub(crate) struct SegmentHistogram {
     timestamps: Option<Column<u64>>,
     single_valued: bool,
     terms: Option<StrColumn>,
+    /// Whether every document holds exactly one value of the split-by field.
+    terms_single_valued: bool,
+    ords: Vec<u64>,
     first_position: i64,
     num_positions: usize,
     num_terms: usize,
@@ -395,6 +402,17 @@ impl SegmentCollector for SegmentHistogram {
                 for &timestamp in &block {
                     let position = self.shape.position(i64::from_u64(timestamp));
                     totals[(position - self.first_position) as usize] += 1;
+                }
+            }
+            // Split by a field every document has once (a severity): its ordinals in a block.
+            (Table::Dense { totals, cells }, Some(terms)) if self.terms_single_valued => {
+                self.ords.resize(docs.len(), 0);
+                terms.ords().values.get_vals(docs, &mut self.ords);
+                for (&timestamp, &ord) in block.iter().zip(&self.ords) {
+                    let slot = (self.shape.position(i64::from_u64(timestamp)) - self.first_position)
+                        as usize;
+                    totals[slot] += 1;
+                    cells[slot * self.num_terms + ord as usize] += 1;
                 }
             }
             _ => {
