@@ -461,6 +461,8 @@ pub(crate) enum LeafAggCollector {
     Tantivy(DistributedAggregationCollector),
 }
 
+// One per segment searched, never in a collection: the size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum LeafAggSegmentCollector {
     Histogram(<HistogramCollector as Collector>::Child),
     Tantivy(<DistributedAggregationCollector as Collector>::Child),
