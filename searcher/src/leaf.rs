@@ -1,20 +1,24 @@
 use quarry_common::doc_mapper::format_rfc3339;
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::split::VolumeCounts;
-use quarry_query::query_ast::{BoolQuery, QueryAst, RangeBound};
+use quarry_query::query_ast::{QueryAst, RangeBound};
 use quarry_query::query_builder::{as_timestamp_window, QueryBuilder, TimestampWindow};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use tantivy::collector::{Collector, Count, TopDocs};
 use tantivy::fastfield::FastValue;
-use tantivy::query::{EnableScoring, Query};
-use tantivy::{DateTime, DocAddress, Executor, Order, Searcher};
+use tantivy::query::{EnableScoring, InvertedIndexRangeQuery, Query};
+use tantivy::{DateTime, DocAddress, Executor, Order, Searcher, Term};
 
 use tantivy::aggregation::agg_req::Aggregations;
-use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
+use tantivy::aggregation::intermediate_agg_result::{
+    IntermediateAggregationResult, IntermediateAggregationResults, IntermediateBucketResult,
+};
 
 use crate::aggregations::{leaf_collector, LeafAggCollector};
+use crate::date_histogram::HistogramShape;
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
 use crate::volume_histogram::{minute_span_nanos, VolumeHistogram};
@@ -195,6 +199,8 @@ pub(crate) fn leaf_search(
     Ok(LeafResult::new(split_ord, num_hits, hits, aggregations))
 }
 
+const NANOS_PER_SECOND: i64 = 1_000_000_000;
+
 /// Split searches answered by `volume_search`, for `/metrics`.
 pub static HISTOGRAMS_FROM_COUNTS: AtomicU64 = AtomicU64::new(0);
 
@@ -218,41 +224,66 @@ pub(crate) fn volume_search(
     HISTOGRAMS_FROM_COUNTS.fetch_add(1, Ordering::Relaxed);
     let mut aggregations = counted.aggregations;
     let mut num_hits = counted.num_docs;
-    if !counted.cut_minutes.is_empty() {
-        // The query is the window, so the cut part of a minute is one range: a single
-        // column scan instead of the window's and the minute's.
-        let rfc3339 = |nanos| format_rfc3339(DateTime::from_timestamp_nanos(nanos));
-        let pieces = counted
-            .cut_minutes
-            .iter()
-            .map(|minute| {
-                let (start, end) = minute_span_nanos(*minute);
-                let start = window.start_nanos.map_or(start, |from| from.max(start));
-                let end = window.end_nanos.map_or(end, |to| to.min(end));
-                QueryAst::Range {
+    // The parts of minutes the window cuts, as `[start, end)` nanoseconds.
+    let cut_pieces: Vec<(i64, i64)> = counted
+        .cut_minutes
+        .iter()
+        .map(|minute| {
+            let (start, end) = minute_span_nanos(*minute);
+            (
+                window.start_nanos.map_or(start, |from| from.max(start)),
+                window.end_nanos.map_or(end, |to| to.min(end)),
+            )
+        })
+        .collect();
+    let timestamp_field = request
+        .doc_mapper
+        .timestamp_field()
+        .filter(|field| field.mapping.indexed);
+    let collector = HistogramShape::of(aggs).and_then(|shape| shape.collector(request.doc_mapper));
+    for (start, end) in cut_pieces {
+        let (cut_hits, cut_aggregations) = match (timestamp_field, &collector) {
+            // The whole seconds of the piece come from the inverted index (a few postings
+            // lists) and the collector keeps the exact window. A range on the column would
+            // scan the whole column first.
+            (Some(field), Some(collector)) => {
+                let second = |nanos: i64| {
+                    Term::from_field_date_for_search(
+                        field.field,
+                        DateTime::from_timestamp_nanos(nanos),
+                    )
+                };
+                let seconds = InvertedIndexRangeQuery::new(
+                    Bound::Included(second(start)),
+                    Bound::Excluded(second(end.saturating_add(NANOS_PER_SECOND - 1))),
+                );
+                let found = search_segments(searcher, &seconds, &collector.within(start, end))
+                    .map_err(|error| format!("leaf search failed: {error}"))?;
+                (histogram_doc_count(&found), found)
+            }
+            _ => {
+                let rfc3339 = |nanos| format_rfc3339(DateTime::from_timestamp_nanos(nanos));
+                let piece = QueryAst::Range {
                     field: counts.timestamp_field.clone(),
                     lower: RangeBound::Included(rfc3339(start)),
                     upper: RangeBound::Excluded(rfc3339(end)),
-                }
-            })
-            .collect();
-        let cut_ast = QueryAst::Bool(BoolQuery {
-            should: pieces,
-            ..BoolQuery::default()
-        });
-        let cut_query = QueryBuilder::new(request.doc_mapper)
-            .build(&cut_ast)
-            .map_err(|error| error.to_string())?;
-        let (cut_hits, cut_aggregations) = search_segments(
-            searcher,
-            &cut_query,
-            &(Count, leaf_collector(aggs, request.doc_mapper)),
-        )
-        .map_err(|error| format!("leaf search failed: {error}"))?;
+                };
+                let query = QueryBuilder::new(request.doc_mapper)
+                    .build(&piece)
+                    .map_err(|error| error.to_string())?;
+                let (count, found) = search_segments(
+                    searcher,
+                    &query,
+                    &(Count, leaf_collector(aggs, request.doc_mapper)),
+                )
+                .map_err(|error| format!("leaf search failed: {error}"))?;
+                (count as u64, found)
+            }
+        };
         aggregations
             .merge_fruits(cut_aggregations)
             .map_err(|error| format!("merging histogram buckets: {error}"))?;
-        num_hits += cut_hits as u64;
+        num_hits += cut_hits;
     }
     let exact_count = if window == TimestampWindow::default() {
         // Match-all: documents without a timestamp count too.
@@ -278,6 +309,21 @@ pub(crate) fn volume_search(
     )?;
     result.aggregations = Some(aggregations);
     Ok(Some(result))
+}
+
+/// Documents in a histogram result's buckets: its document count when each document
+/// has one timestamp.
+fn histogram_doc_count(aggregations: &IntermediateAggregationResults) -> u64 {
+    aggregations
+        .keys()
+        .filter_map(|name| match aggregations.get(name) {
+            Some(IntermediateAggregationResult::Bucket(IntermediateBucketResult::Histogram {
+                buckets,
+                ..
+            })) => Some(buckets.iter().map(|bucket| bucket.doc_count).sum::<u64>()),
+            _ => None,
+        })
+        .sum()
 }
 
 fn search_fast<T>(
