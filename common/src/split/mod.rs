@@ -5,6 +5,9 @@
 //! ```text
 //! [file 0][file 1]…[file n][file table][hotcache][footer (36 bytes)]
 //! ```
+//!
+//! Besides tantivy's files, a split holds `quarry.volume`, its per-minute document counts
+//! (`volume`), kept in the hotcache.
 
 mod directory;
 mod extract;
