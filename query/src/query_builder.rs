@@ -17,6 +17,7 @@ use tantivy::schema::IndexRecordOption;
 use tantivy::tokenizer::TokenizerManager;
 use tantivy::{DateTime, Term};
 
+use crate::datetime_range::DatetimeRangeQuery;
 use crate::query_ast::{BoolQuery, QueryAst, RangeBound};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -290,19 +291,32 @@ impl<'a> QueryBuilder<'a> {
                 }
                 if mapped.leaf_type == LeafFieldType::Datetime {
                     // Datetimes compare at full precision, not the second-precision of the index.
-                    let make = |value: &str| {
-                        parse_query_date(mapped, value)
-                            .map(|date| Term::from_field_date(mapped.field, date))
-                            .ok_or_else(|| {
+                    let date = |bound: &RangeBound| -> Result<Bound<DateTime>, InvalidQuery> {
+                        let parse = |value: &str| {
+                            parse_query_date(mapped, value).ok_or_else(|| {
                                 InvalidQuery(format!(
                                     "`{value}` is not a datetime, the type of field `{field}`"
                                 ))
                             })
+                        };
+                        Ok(match bound {
+                            RangeBound::Unbounded => Bound::Unbounded,
+                            RangeBound::Included(value) => Bound::Included(parse(value)?),
+                            RangeBound::Excluded(value) => Bound::Excluded(parse(value)?),
+                        })
                     };
-                    return Ok(Box::new(RangeQuery::new(
-                        to_bound(lower, &make)?,
-                        to_bound(upper, &make)?,
-                    )));
+                    let (lower, upper) = (date(lower)?, date(upper)?);
+                    if mapped.mapping.fast {
+                        return Ok(Box::new(DatetimeRangeQuery::new(
+                            mapped.field,
+                            &mapped.path,
+                            mapped.mapping.indexed,
+                            lower,
+                            upper,
+                        )));
+                    }
+                    let term = |date| Term::from_field_date(mapped.field, date);
+                    return Ok(Box::new(RangeQuery::new(lower.map(term), upper.map(term))));
                 }
                 let make = |value: &str| self.typed_term(mapped, value);
                 Ok(Box::new(RangeQuery::new(
