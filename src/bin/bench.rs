@@ -46,6 +46,12 @@ struct Args {
     /// Prints the raw index's bytes per component and field: where storage goes.
     #[arg(long)]
     space_usage: bool,
+    /// Runs every query within a window of this many seconds (replacing the queries' own
+    /// windows), `--window-offset-secs` after the dataset's first timestamp.
+    #[arg(long)]
+    window_secs: Option<i64>,
+    #[arg(long, default_value_t = 0)]
+    window_offset_secs: i64,
 }
 
 struct BenchQuery {
@@ -389,7 +395,12 @@ fn main() -> anyhow::Result<()> {
         "{:<42} {:>12} {:>12} {:>10} {:>10}",
         "query", "target med", "target p90", "raw med", "ratio"
     );
-    for query in query_set(start, end, &trace_id) {
+    for mut query in query_set(start, end, &trace_id) {
+        if let Some(window_secs) = args.window_secs {
+            let window_start = start + args.window_offset_secs;
+            query.request["start_timestamp"] = json!(window_start);
+            query.request["end_timestamp"] = json!(window_start + window_secs);
+        }
         let target = match &args.target {
             Some(target) => Some(time_queries(args.repetitions, || {
                 Ok(search(target, &query.request)?["num_hits"]

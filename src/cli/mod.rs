@@ -75,6 +75,9 @@ enum Command {
         /// Events per second of log time.
         #[arg(long, default_value_t = 1000.0)]
         rate: f64,
+        /// Log time of the first event, RFC 3339 (like gen_logs.py's `--start`).
+        #[arg(long, default_value = "2026-01-01T00:00:00Z")]
+        start: String,
     },
     /// Creates, lists and invalidates API keys.
     ApiKey {
@@ -278,11 +281,21 @@ async fn run_command(command: Command, connection: client::Connection) -> anyhow
             .await?;
             Ok(summary.exit_code())
         }
-        Command::GenerateLogs { docs, seed, rate } => {
+        Command::GenerateLogs {
+            docs,
+            seed,
+            rate,
+            start,
+        } => {
             use std::io::Write;
-            // 2026-01-01T00:00:00Z, like shared/bench/gen_logs.py.
-            let mut generator =
-                crate::demo_logs::LogGenerator::new(seed, 1_767_225_600_000_000, rate);
+            let start =
+                time::OffsetDateTime::parse(&start, &time::format_description::well_known::Rfc3339)
+                    .map_err(|error| {
+                        anyhow::anyhow!("`--start {start}` is not an RFC 3339 time: {error}")
+                    })?;
+            let start_micros = i64::try_from(start.unix_timestamp_nanos() / 1_000)
+                .map_err(|_| anyhow::anyhow!("`--start` is out of range"))?;
+            let mut generator = crate::demo_logs::LogGenerator::new(seed, start_micros, rate);
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
             let mut line = String::with_capacity(512);
