@@ -9,6 +9,8 @@ use std::collections::HashMap;
 
 use quarry_common::doc_mapper::{DocMapper, ResolvedField};
 use quarry_config::LeafFieldType;
+
+use crate::time_buckets::Unit;
 use serde::Serialize;
 use tantivy::aggregation::agg_req::{AggregationVariants, Aggregations};
 use tantivy::aggregation::intermediate_agg_result::{
@@ -501,18 +503,10 @@ fn terms_result(mut terms: Vec<(String, u64)>) -> Result<IntermediateTermBucketR
 
 /// `60s`, `1m`, `5m`, `1h`, `1d`… as tantivy reads `fixed_interval`.
 fn parse_millis(text: &str) -> Option<i64> {
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().ok()?;
-    let unit_millis = match unit {
-        "ms" => 1,
-        "s" => 1_000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    number.checked_mul(unit_millis)
+    match Unit::fixed(text)? {
+        Unit::Fixed(millis) => Some(millis),
+        _ => None,
+    }
 }
 
 fn parse_offset_millis(text: &str) -> Option<i64> {

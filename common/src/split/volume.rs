@@ -16,8 +16,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use quarry_config::IndexConfig;
-use tantivy::{DateTime, DocId, Index, ReloadPolicy, SegmentReader};
+use tantivy::{DateTime, DocId, Index, SegmentReader};
 
+use super::writer::{searcher_of, tantivy_error};
 use super::SplitError;
 use crate::doc_mapper::MAX_TAG_VALUES_PER_FIELD;
 
@@ -78,14 +79,8 @@ impl VolumeCounts {
         let Some(timestamp_field) = &spec.timestamp_field else {
             return Ok(None);
         };
-        let tantivy_error = |error: tantivy::TantivyError| SplitError::Tantivy(error.to_string());
         let index = Index::open_in_dir(index_dir).map_err(tantivy_error)?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()
-            .map_err(tantivy_error)?;
-        let searcher = reader.searcher();
+        let searcher = searcher_of(&index)?;
         let mut counts = VolumeCounts {
             timestamp_field: timestamp_field.clone(),
             ..VolumeCounts::default()

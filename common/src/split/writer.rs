@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use tantivy::directory::MmapDirectory;
-use tantivy::{Index, ReloadPolicy};
+use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
 use super::footer::SplitFooter;
 use super::hotcache::RecordingDirectory;
@@ -20,8 +20,18 @@ pub struct WrittenSplit {
     pub footer_offsets: Range<u64>,
 }
 
-fn tantivy_error(error: impl std::fmt::Display) -> SplitError {
+pub(super) fn tantivy_error(error: impl std::fmt::Display) -> SplitError {
     SplitError::Tantivy(error.to_string())
+}
+
+/// A searcher over the committed segments of `index`, which nothing writes any more.
+pub(super) fn searcher_of(index: &Index) -> Result<Searcher, SplitError> {
+    let reader: IndexReader = index
+        .reader_builder()
+        .reload_policy(ReloadPolicy::Manual)
+        .try_into()
+        .map_err(tantivy_error)?;
+    Ok(reader.searcher())
 }
 
 /// Packages the committed tantivy index in `index_dir` (one or more segments) into
@@ -112,12 +122,7 @@ fn build_hotcache(index_dir: &Path) -> Result<Vec<u8>, SplitError> {
     let (recording, reads) = RecordingDirectory::new(Box::new(mmap));
     let index = Index::open(recording).map_err(tantivy_error)?;
     let schema = index.schema();
-    let reader = index
-        .reader_builder()
-        .reload_policy(ReloadPolicy::Manual)
-        .try_into()
-        .map_err(tantivy_error)?;
-    let searcher = reader.searcher();
+    let searcher = searcher_of(&index)?;
     for segment_reader in searcher.segment_readers() {
         for (field, entry) in schema.fields() {
             if entry.is_indexed() {
