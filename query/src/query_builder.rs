@@ -275,6 +275,14 @@ impl<'a> QueryBuilder<'a> {
     }
 
     fn build_range(&self, field: &str, lower: &RangeBound, upper: &RangeBound) -> BuildResult {
+        if matches!(
+            (lower, upper),
+            (RangeBound::Unbounded, RangeBound::Unbounded)
+        ) {
+            // tantivy's range panics without any bound; as in Elasticsearch, it means
+            // "has a value".
+            return self.build_exists(field);
+        }
         let to_bound = |bound: &RangeBound,
                         make: &dyn Fn(&str) -> Result<Term, InvalidQuery>|
          -> Result<Bound<Term>, InvalidQuery> {
@@ -638,6 +646,23 @@ mod time_window_tests {
         )
         .unwrap();
         DocMapper::new(&config)
+    }
+
+    #[test]
+    fn a_range_without_bounds_is_an_exists_query() {
+        let mapper = mapper();
+        for field in ["ts", "body"] {
+            let ast = QueryAst::Range {
+                field: field.to_string(),
+                lower: RangeBound::Unbounded,
+                upper: RangeBound::Unbounded,
+            };
+            let built = QueryBuilder::new(&mapper).build(&ast);
+            let exists = QueryBuilder::new(&mapper).build(&QueryAst::Exists {
+                field: field.to_string(),
+            });
+            assert_eq!(format!("{built:?}"), format!("{exists:?}"), "{field}");
+        }
     }
 
     #[test]
