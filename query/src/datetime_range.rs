@@ -13,7 +13,9 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use tantivy::columnar::{Cardinality, Column, ColumnType, MonotonicallyMappableToU64};
+use crate::column_cache::datetime_column;
+
+use tantivy::columnar::{Cardinality, Column, MonotonicallyMappableToU64};
 use tantivy::query::{
     AllScorer, EmptyScorer, EnableScoring, ExistsQuery, Explanation, InvertedIndexRangeQuery,
     Query, RangeQuery, Scorer, Weight,
@@ -106,10 +108,7 @@ struct DatetimeRangeWeight {
 
 impl Weight for DatetimeRangeWeight {
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        let column = reader
-            .fast_fields()
-            .u64_lenient_for_type(Some(&[ColumnType::DateTime]), &self.field_name)?;
-        let Some((column, _)) = column else {
+        let Some(column) = datetime_column(reader, &self.field_name)? else {
             return self.on_column.scorer(reader, boost);
         };
         if reader.num_docs() == 0 || self.lowest > self.highest {

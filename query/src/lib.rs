@@ -9,6 +9,7 @@
 //! `query_string` / `elastic_dsl` → `query_ast` → `query_builder`. It sits below both the
 //! searcher and the indexer, which never import each other.
 
+pub mod column_cache;
 pub mod datetime_range;
 pub mod delete_query;
 pub mod elastic_dsl;

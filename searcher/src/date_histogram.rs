@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use quarry_common::doc_mapper::{DocMapper, ResolvedField};
 use quarry_config::LeafFieldType;
+use quarry_query::column_cache::datetime_column;
 
 use crate::time_buckets::Unit;
 use serde::Serialize;
@@ -19,7 +20,7 @@ use tantivy::aggregation::intermediate_agg_result::{
 };
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::MonotonicallyMappableToU64;
-use tantivy::columnar::{Cardinality, Column, ColumnType, StrColumn};
+use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 const NANOS_PER_MILLI: i64 = 1_000_000;
@@ -202,10 +203,9 @@ impl Collector for HistogramCollector {
         segment: &SegmentReader,
     ) -> tantivy::Result<SegmentHistogram> {
         let fast_fields = segment.fast_fields();
-        // The physical column: the typed one maps every value through a dynamic call.
-        let timestamps = fast_fields
-            .u64_lenient_for_type(Some(&[ColumnType::DateTime]), &self.shape.field)?
-            .map(|(column, _)| column);
+        // The physical column (the typed one maps every value through a dynamic call),
+        // opened once per segment.
+        let timestamps = datetime_column(segment, &self.shape.field)?;
         let terms = match &self.shape.split_by {
             Some((_, field)) => fast_fields.str(field)?,
             None => None,
