@@ -170,7 +170,6 @@ impl HistogramShape {
         }
         Some(HistogramCollector {
             shape: self.clone(),
-            window: None,
         })
     }
 }
@@ -178,19 +177,6 @@ impl HistogramShape {
 /// Counts the matching documents per bucket (and per value) from the columns.
 pub(crate) struct HistogramCollector {
     shape: HistogramShape,
-    /// Only timestamps in `[start, end)` nanoseconds count.
-    window: Option<(i64, i64)>,
-}
-
-impl HistogramCollector {
-    /// Counts only the timestamps in `[start, end)` nanoseconds: the query may then be a
-    /// cheaper superset (whole seconds of the inverted index).
-    pub(crate) fn within(&self, start: i64, end: i64) -> HistogramCollector {
-        HistogramCollector {
-            shape: self.shape.clone(),
-            window: Some((start, end)),
-        }
-    }
 }
 
 impl Collector for HistogramCollector {
@@ -233,7 +219,6 @@ impl Collector for HistogramCollector {
         };
         Ok(SegmentHistogram {
             shape: self.shape.clone(),
-            window: self.window,
             single_valued: timestamps
                 .as_ref()
                 .is_some_and(|column| column.get_cardinality() == Cardinality::Full),
@@ -277,7 +262,6 @@ enum Table {
 
 pub(crate) struct SegmentHistogram {
     shape: HistogramShape,
-    window: Option<(i64, i64)>,
     /// Nanoseconds since the epoch, as tantivy's order-preserving `u64`s.
     timestamps: Option<Column<u64>>,
     single_valued: bool,
@@ -388,13 +372,10 @@ impl SegmentCollector for SegmentHistogram {
         };
         // A document counts once in each distinct bucket of its timestamps, as tantivy's.
         self.positions.clear();
-        let window = self.window;
         self.positions.extend(
             timestamps
                 .values_for_doc(doc)
-                .map(i64::from_u64)
-                .filter(|nanos| window.is_none_or(|(start, end)| (start..end).contains(nanos)))
-                .map(|nanos| self.shape.position(nanos)),
+                .map(|timestamp| self.shape.position(i64::from_u64(timestamp))),
         );
         self.positions.sort_unstable();
         self.positions.dedup();
@@ -408,7 +389,7 @@ impl SegmentCollector for SegmentHistogram {
         let Some(timestamps) = &self.timestamps else {
             return;
         };
-        if !self.single_valued || self.num_positions == 0 || self.window.is_some() {
+        if !self.single_valued || self.num_positions == 0 {
             for &doc in docs {
                 self.collect(doc, 0.0);
             }

@@ -3,22 +3,18 @@ use quarry_common::doc_mapper::DocMapper;
 use quarry_common::split::VolumeCounts;
 use quarry_query::query_ast::{QueryAst, RangeBound};
 use quarry_query::query_builder::{as_timestamp_window, QueryBuilder, TimestampWindow};
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use tantivy::collector::{Collector, Count, TopDocs};
 use tantivy::fastfield::FastValue;
-use tantivy::query::{EnableScoring, InvertedIndexRangeQuery, Query};
-use tantivy::{DateTime, DocAddress, Executor, Order, Searcher, Term};
+use tantivy::query::{EnableScoring, Query};
+use tantivy::{DateTime, DocAddress, Executor, Order, Searcher};
 
 use tantivy::aggregation::agg_req::Aggregations;
-use tantivy::aggregation::intermediate_agg_result::{
-    IntermediateAggregationResult, IntermediateAggregationResults, IntermediateBucketResult,
-};
+use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
 
 use crate::aggregations::{leaf_collector, LeafAggCollector};
-use crate::date_histogram::HistogramShape;
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
 use crate::volume_histogram::{minute_span_nanos, VolumeHistogram};
@@ -199,8 +195,6 @@ pub(crate) fn leaf_search(
     Ok(LeafResult::new(split_ord, num_hits, hits, aggregations))
 }
 
-const NANOS_PER_SECOND: i64 = 1_000_000_000;
-
 /// Split searches answered by `volume_search`, for `/metrics`.
 pub static HISTOGRAMS_FROM_COUNTS: AtomicU64 = AtomicU64::new(0);
 
@@ -236,54 +230,28 @@ pub(crate) fn volume_search(
             )
         })
         .collect();
-    let timestamp_field = request
-        .doc_mapper
-        .timestamp_field()
-        .filter(|field| field.mapping.indexed);
-    let collector = HistogramShape::of(aggs).and_then(|shape| shape.collector(request.doc_mapper));
     for (start, end) in cut_pieces {
-        let (cut_hits, cut_aggregations) = match (timestamp_field, &collector) {
-            // The whole seconds of the piece come from the inverted index (a few postings
-            // lists) and the collector keeps the exact window. A range on the column would
-            // scan the whole column first.
-            (Some(field), Some(collector)) => {
-                let second = |nanos: i64| {
-                    Term::from_field_date_for_search(
-                        field.field,
-                        DateTime::from_timestamp_nanos(nanos),
-                    )
-                };
-                let seconds = InvertedIndexRangeQuery::new(
-                    Bound::Included(second(start)),
-                    Bound::Excluded(second(end.saturating_add(NANOS_PER_SECOND - 1))),
-                );
-                let found = search_segments(searcher, &seconds, &collector.within(start, end))
-                    .map_err(|error| format!("leaf search failed: {error}"))?;
-                (histogram_doc_count(&found), found)
-            }
-            _ => {
-                let rfc3339 = |nanos| format_rfc3339(DateTime::from_timestamp_nanos(nanos));
-                let piece = QueryAst::Range {
-                    field: counts.timestamp_field.clone(),
-                    lower: RangeBound::Included(rfc3339(start)),
-                    upper: RangeBound::Excluded(rfc3339(end)),
-                };
-                let query = QueryBuilder::new(request.doc_mapper)
-                    .build(&piece)
-                    .map_err(|error| error.to_string())?;
-                let (count, found) = search_segments(
-                    searcher,
-                    &query,
-                    &(Count, leaf_collector(aggs, request.doc_mapper)),
-                )
-                .map_err(|error| format!("leaf search failed: {error}"))?;
-                (count as u64, found)
-            }
+        // A narrow range: `DatetimeRangeQuery` reads it from the postings of its seconds
+        // rather than scanning the column.
+        let rfc3339 = |nanos| format_rfc3339(DateTime::from_timestamp_nanos(nanos));
+        let piece = QueryAst::Range {
+            field: counts.timestamp_field.clone(),
+            lower: RangeBound::Included(rfc3339(start)),
+            upper: RangeBound::Excluded(rfc3339(end)),
         };
+        let query = QueryBuilder::new(request.doc_mapper)
+            .build(&piece)
+            .map_err(|error| error.to_string())?;
+        let (cut_hits, cut_aggregations) = search_segments(
+            searcher,
+            &query,
+            &(Count, leaf_collector(aggs, request.doc_mapper)),
+        )
+        .map_err(|error| format!("leaf search failed: {error}"))?;
         aggregations
             .merge_fruits(cut_aggregations)
             .map_err(|error| format!("merging histogram buckets: {error}"))?;
-        num_hits += cut_hits;
+        num_hits += cut_hits as u64;
     }
     let exact_count = if window == TimestampWindow::default() {
         // Match-all: documents without a timestamp count too.
@@ -309,21 +277,6 @@ pub(crate) fn volume_search(
     )?;
     result.aggregations = Some(aggregations);
     Ok(Some(result))
-}
-
-/// Documents in a histogram result's buckets: its document count when each document
-/// has one timestamp.
-fn histogram_doc_count(aggregations: &IntermediateAggregationResults) -> u64 {
-    aggregations
-        .keys()
-        .filter_map(|name| match aggregations.get(name) {
-            Some(IntermediateAggregationResult::Bucket(IntermediateBucketResult::Histogram {
-                buckets,
-                ..
-            })) => Some(buckets.iter().map(|bucket| bucket.doc_count).sum::<u64>()),
-            _ => None,
-        })
-        .sum()
 }
 
 fn search_fast<T>(
