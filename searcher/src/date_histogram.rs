@@ -25,8 +25,10 @@ use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 const NANOS_PER_MILLI: i64 = 1_000_000;
 
-/// Bucket tables larger than this are kept in a map instead of a dense array.
-const MAX_DENSE_CELLS: usize = 1 << 22;
+/// A bucket table is a dense array when it has at most this many cells, or no more cells
+/// than the segment has documents; otherwise a map, so that a fine interval over a long
+/// span costs memory in proportion to the matches.
+const SMALL_DENSE_CELLS: usize = 1 << 16;
 
 /// One date histogram with fixed buckets, and at most a plain terms aggregation under it.
 #[derive(Clone, Debug, PartialEq)]
@@ -209,7 +211,7 @@ impl Collector for HistogramCollector {
         };
         let num_terms = terms.as_ref().map_or(0, |terms| terms.num_terms());
         let cells = num_positions.saturating_mul(num_terms.max(1));
-        let table = if cells <= MAX_DENSE_CELLS {
+        let table = if cells <= SMALL_DENSE_CELLS.max(segment.num_docs() as usize) {
             Table::Dense {
                 totals: vec![0; num_positions],
                 cells: vec![0; num_positions * num_terms],

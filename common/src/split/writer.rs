@@ -42,13 +42,15 @@ pub fn write_split_file(
     output: &Path,
     volume: &VolumeSpec,
 ) -> Result<WrittenSplit, SplitError> {
-    if let Some(counts) = VolumeCounts::compute(index_dir, volume)? {
+    let counts = VolumeCounts::compute(index_dir, volume)?.map(|counts| counts.encode());
+    if let Some(counts) = &counts {
         let path = index_dir.join(VOLUME_FILE);
-        std::fs::write(&path, counts.encode())
+        std::fs::write(&path, counts)
             .map_err(|error| SplitError::Io(format!("writing `{}`: {error}", path.display())))?;
     }
-    let files = files_to_package(index_dir)?;
-    let hotcache = build_hotcache(index_dir)?;
+    let counts_len = counts.map(|counts| counts.len() as u64);
+    let files = files_to_package(index_dir, counts_len.is_some())?;
+    let hotcache = build_hotcache(index_dir, counts_len)?;
 
     let io_error =
         |error: std::io::Error| SplitError::Io(format!("writing `{}`: {error}", output.display()));
@@ -88,7 +90,7 @@ pub fn write_split_file(
 
 /// The files of the searchable segments plus `meta.json`; lock files, `.managed.json` and
 /// files of deleted segments stay behind.
-fn files_to_package(index_dir: &Path) -> Result<Vec<PathBuf>, SplitError> {
+fn files_to_package(index_dir: &Path, with_counts: bool) -> Result<Vec<PathBuf>, SplitError> {
     let index = Index::open_in_dir(index_dir).map_err(tantivy_error)?;
     let segment_prefixes: Vec<String> = index
         .searchable_segment_metas()
@@ -110,14 +112,14 @@ fn files_to_package(index_dir: &Path) -> Result<Vec<PathBuf>, SplitError> {
         }
     }
     files.insert(PathBuf::from("meta.json"));
-    if index_dir.join(VOLUME_FILE).exists() {
+    if with_counts {
         files.insert(PathBuf::from(VOLUME_FILE));
     }
     Ok(files.into_iter().collect())
 }
 
 /// Opens the index the way a searcher will and keeps every byte range that costs.
-fn build_hotcache(index_dir: &Path) -> Result<Vec<u8>, SplitError> {
+fn build_hotcache(index_dir: &Path, counts_len: Option<u64>) -> Result<Vec<u8>, SplitError> {
     let mmap = MmapDirectory::open(index_dir).map_err(tantivy_error)?;
     let (recording, reads) = RecordingDirectory::new(Box::new(mmap));
     let index = Index::open(recording).map_err(tantivy_error)?;
@@ -143,8 +145,8 @@ fn build_hotcache(index_dir: &Path) -> Result<Vec<u8>, SplitError> {
         segment_reader.get_store_reader(0).map_err(tantivy_error)?;
     }
     // Searchers read the counts with the footer, so a histogram costs no extra GET.
-    if let Ok(metadata) = std::fs::metadata(index_dir.join(VOLUME_FILE)) {
-        reads.record(Path::new(VOLUME_FILE), 0..metadata.len());
+    if let Some(len) = counts_len {
+        reads.record(Path::new(VOLUME_FILE), 0..len);
     }
     HotCache::encode(&reads, |path| std::fs::read(index_dir.join(path)))
 }
