@@ -12,4 +12,4 @@ pub mod split;
 pub mod storage;
 pub mod time_range;
 
-pub use ids::{IndexUid, SplitId};
+pub use ids::{stable_hash, IndexUid, SplitId};

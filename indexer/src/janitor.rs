@@ -211,6 +211,7 @@ mod tests {
             footer_offsets: 0..1,
             num_merge_ops: 0,
             delete_opstamp: 0,
+            schema_fingerprint: 0,
         }
     }
 

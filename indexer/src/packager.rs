@@ -54,6 +54,7 @@ pub(crate) fn package(
         footer_offsets: written.footer_offsets,
         num_merge_ops: 0,
         delete_opstamp: 0,
+        schema_fingerprint: written.schema_fingerprint,
     };
     Ok(PackagedSplit {
         checkpoint_delta: None,

@@ -3,7 +3,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quarry_common::doc_mapper::{DocMapper, ParsedDoc, MAX_TAG_VALUES_PER_FIELD};
+use quarry_common::doc_mapper::{
+    shard_hash, DocMapper, LogDocId, ParsedDoc, MAX_TAG_VALUES_PER_FIELD,
+};
 use quarry_common::metastore::IndexMetadata;
 use quarry_common::split::VolumeSpec;
 use quarry_common::time_range::TimeRange;
@@ -75,6 +77,7 @@ impl Pipeline {
         let progress_tx = Arc::new(progress_tx);
         let runtime = tokio::runtime::Handle::current();
         let worker = IndexingWorker {
+            shard_hash: shard_hash(&uploader.wal_partition),
             index_metadata: index_metadata.clone(),
             doc_mapper: doc_mapper.clone(),
             scratch_dir,
@@ -187,6 +190,8 @@ struct Workbench {
 }
 
 struct IndexingWorker {
+    /// Of the shard whose log this pipeline indexes: the first part of document ids.
+    shard_hash: u64,
     index_metadata: IndexMetadata,
     doc_mapper: Arc<DocMapper>,
     scratch_dir: PathBuf,
@@ -300,7 +305,7 @@ impl IndexingWorker {
             return Ok(());
         }
         self.catch_up(position - 1)?;
-        self.add_docs(docs, num_bytes)?;
+        self.add_docs(position, docs, num_bytes)?;
         self.indexed_position = position;
         Ok(())
     }
@@ -311,13 +316,16 @@ impl IndexingWorker {
         }
         let records = self.wal.read_records(self.indexed_position, up_to)?;
         for record in records {
+            // Lines are numbered as ingest numbered the batch's documents (the log holds
+            // only accepted, non-blank lines), so a replayed document keeps its id.
             let mut docs = Vec::new();
-            for line in record.payload.split(|byte| *byte == b'\n') {
-                if line.is_empty() {
-                    continue;
-                }
+            let lines = record
+                .payload
+                .split(|byte| *byte == b'\n')
+                .filter(|line| !line.iter().all(u8::is_ascii_whitespace));
+            for (line_number, line) in lines.enumerate() {
                 match self.doc_mapper.doc_from_json_bytes(line) {
-                    Ok(doc) => docs.push(doc),
+                    Ok(doc) => docs.push((line_number, doc)),
                     // The same mapper accepted it before; a change would be a bug.
                     Err(error) => warn!(
                         position = record.position,
@@ -325,7 +333,7 @@ impl IndexingWorker {
                     ),
                 }
             }
-            self.add_docs(docs, record.payload.len() as u64)?;
+            self.add_numbered_docs(record.position, docs, record.payload.len() as u64)?;
             self.indexed_position = record.position;
         }
         Ok(())
@@ -368,8 +376,24 @@ impl IndexingWorker {
         })
     }
 
-    fn add_docs(&mut self, docs: Vec<ParsedDoc>, num_bytes: u64) -> Result<(), IndexingError> {
-        if docs.is_empty() {
+    /// The documents of the record at `position`, in the order of its lines.
+    fn add_docs(
+        &mut self,
+        position: u64,
+        docs: Vec<ParsedDoc>,
+        num_bytes: u64,
+    ) -> Result<(), IndexingError> {
+        self.add_numbered_docs(position, docs.into_iter().enumerate(), num_bytes)
+    }
+
+    fn add_numbered_docs(
+        &mut self,
+        position: u64,
+        docs: impl IntoIterator<Item = (usize, ParsedDoc)>,
+        num_bytes: u64,
+    ) -> Result<(), IndexingError> {
+        let mut docs = docs.into_iter().peekable();
+        if docs.peek().is_none() {
             return Ok(());
         }
         if self.workbench.is_none() {
@@ -379,7 +403,13 @@ impl IndexingWorker {
             return Ok(());
         };
         workbench.num_bytes += num_bytes;
-        for parsed in docs {
+        for (line, mut parsed) in docs {
+            let log_id = LogDocId {
+                shard: self.shard_hash,
+                position,
+                line: line as u64,
+            };
+            self.doc_mapper.add_log_id(&mut parsed.doc, log_id);
             if let Some(timestamp) = parsed.timestamp {
                 let secs = timestamp.into_timestamp_secs();
                 let point = TimeRange {

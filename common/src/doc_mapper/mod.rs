@@ -7,6 +7,7 @@ mod date_time;
 mod direct;
 mod doc_to_json;
 mod json_to_doc;
+pub mod log_ids;
 mod schema;
 
 use std::collections::{HashMap, HashSet};
@@ -21,6 +22,8 @@ pub use date_time::{
     format_rfc3339, parse_date_time_integer, parse_date_time_number, parse_date_time_str,
 };
 pub use json_to_doc::{DocParsingError, ParsedDoc};
+pub use log_ids::{shard_hash, LogDocId};
+pub use schema::LogIdFields;
 
 /// Tag values listed per split and field before the field is recorded as "too many".
 pub const MAX_TAG_VALUES_PER_FIELD: usize = 1_000;
@@ -65,6 +68,7 @@ pub struct DocMapper {
     dynamic_field: Option<Field>,
     source_field: Option<Field>,
     doc_id_field: Field,
+    log_id_fields: LogIdFields,
     timestamp_field: Option<usize>,
     tag_fields: Vec<usize>,
     default_search_fields: Vec<String>,
@@ -99,6 +103,7 @@ impl DocMapper {
             dynamic_field: built.dynamic_field,
             source_field: built.source_field,
             doc_id_field: built.doc_id_field,
+            log_id_fields: built.log_id_fields,
             timestamp_field,
             tag_fields,
             default_search_fields: index_config.search_settings.default_search_fields.clone(),
@@ -108,6 +113,17 @@ impl DocMapper {
     /// The column of documents' stable ids (`_id`): the client's, or the one `_bulk` gave.
     pub fn doc_id_field(&self) -> Field {
         self.doc_id_field
+    }
+
+    /// Gives a document the stable id of where it was logged (`log_ids`), unless the client
+    /// gave it one.
+    pub fn add_log_id(&self, doc: &mut tantivy::TantivyDocument, id: LogDocId) {
+        if doc.get_first(self.doc_id_field).is_some() {
+            return;
+        }
+        doc.add_u64(self.log_id_fields.shard, id.shard);
+        doc.add_u64(self.log_id_fields.position, id.position);
+        doc.add_u64(self.log_id_fields.line, id.line);
     }
 
     pub fn schema(&self) -> &Schema {

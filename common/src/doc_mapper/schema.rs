@@ -9,6 +9,7 @@ use tantivy::schema::{
     JsonObjectOptions, NumericOptions, Schema, SchemaBuilder, TextFieldIndexing, TextOptions,
 };
 
+use super::log_ids::{LOG_LINE_FIELD_NAME, LOG_POSITION_FIELD_NAME, LOG_SHARD_FIELD_NAME};
 use super::MappedField;
 
 /// Fast text columns keep the raw value: aggregations and sorting see what was sent.
@@ -21,6 +22,15 @@ pub(super) struct BuiltSchema {
     pub dynamic_field: Option<tantivy::schema::Field>,
     pub source_field: Option<tantivy::schema::Field>,
     pub doc_id_field: tantivy::schema::Field,
+    pub log_id_fields: LogIdFields,
+}
+
+/// The columns a document's stable id is read from when the client gave none.
+#[derive(Clone, Copy, Debug)]
+pub struct LogIdFields {
+    pub shard: tantivy::schema::Field,
+    pub position: tantivy::schema::Field,
+    pub line: tantivy::schema::Field,
 }
 
 fn index_record(record: IndexRecord) -> IndexRecordOption {
@@ -196,8 +206,17 @@ pub(super) fn build_schema(doc_mapping: &DocMapping) -> BuiltSchema {
             .set_indexing_options(text_indexing(TokenizerName::Raw, IndexRecord::Basic, false))
             .set_stored(),
     );
+    // Last, so that the fields before keep the numbers they have in splits written
+    // before these columns existed: queries built from this schema still fit those.
+    let log_id_column = || NumericOptions::default().set_fast();
+    let log_id_fields = LogIdFields {
+        shard: builder.add_u64_field(LOG_SHARD_FIELD_NAME, log_id_column()),
+        position: builder.add_u64_field(LOG_POSITION_FIELD_NAME, log_id_column()),
+        line: builder.add_u64_field(LOG_LINE_FIELD_NAME, log_id_column()),
+    };
     BuiltSchema {
         doc_id_field,
+        log_id_fields,
         schema: builder.build(),
         fields,
         object_paths,

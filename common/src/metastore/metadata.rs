@@ -57,6 +57,11 @@ pub struct SplitMetadata {
     pub footer_offsets: Range<u64>,
     pub num_merge_ops: u32,
     pub delete_opstamp: u64,
+    /// Hash of the split's tantivy schema. tantivy merges only segments of one schema, so
+    /// splits merge only with splits of the same fingerprint; a new field in a new version
+    /// then leaves older splits to merge among themselves. 0: written before it was kept.
+    #[serde(default)]
+    pub schema_fingerprint: u64,
 }
 
 /// The legal lifecycle: `Staged` → `Published` → `MarkedForDeletion` → forgotten;

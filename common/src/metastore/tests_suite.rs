@@ -126,6 +126,7 @@ pub(crate) fn split(index_uid: &IndexUid, start: i64, end: i64) -> SplitMetadata
         footer_offsets: 10..50,
         num_merge_ops: 0,
         delete_opstamp: 0,
+        schema_fingerprint: 0,
     }
 }
 

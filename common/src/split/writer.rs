@@ -18,6 +18,14 @@ pub struct WrittenSplit {
     pub file_size_bytes: u64,
     /// `[file table .. end of file]`: the one range a searcher reads to open the split.
     pub footer_offsets: Range<u64>,
+    /// `schema_fingerprint` of the packaged index.
+    pub schema_fingerprint: u64,
+}
+
+/// Hash of a tantivy schema's serialized form (field names, types and options, in order).
+pub fn schema_fingerprint(schema: &tantivy::schema::Schema) -> u64 {
+    let serialized = serde_json::to_vec(schema).unwrap_or_default();
+    crate::stable_hash(&serialized)
 }
 
 pub(super) fn tantivy_error(error: impl std::fmt::Display) -> SplitError {
@@ -49,7 +57,7 @@ pub fn write_split_file(
             .map_err(|error| SplitError::Io(format!("writing `{}`: {error}", path.display())))?;
     }
     let counts_len = counts.map(|counts| counts.len() as u64);
-    let files = files_to_package(index_dir, counts_len.is_some())?;
+    let (files, schema_fingerprint) = files_to_package(index_dir, counts_len.is_some())?;
     let hotcache = build_hotcache(index_dir, counts_len)?;
 
     let io_error =
@@ -85,12 +93,16 @@ pub fn write_split_file(
     Ok(WrittenSplit {
         file_size_bytes,
         footer_offsets: offset..file_size_bytes,
+        schema_fingerprint,
     })
 }
 
 /// The files of the searchable segments plus `meta.json`; lock files, `.managed.json` and
-/// files of deleted segments stay behind.
-fn files_to_package(index_dir: &Path, with_counts: bool) -> Result<Vec<PathBuf>, SplitError> {
+/// files of deleted segments stay behind. With the schema's fingerprint.
+fn files_to_package(
+    index_dir: &Path,
+    with_counts: bool,
+) -> Result<(Vec<PathBuf>, u64), SplitError> {
     let index = Index::open_in_dir(index_dir).map_err(tantivy_error)?;
     let segment_prefixes: Vec<String> = index
         .searchable_segment_metas()
@@ -115,7 +127,10 @@ fn files_to_package(index_dir: &Path, with_counts: bool) -> Result<Vec<PathBuf>,
     if with_counts {
         files.insert(PathBuf::from(VOLUME_FILE));
     }
-    Ok(files.into_iter().collect())
+    Ok((
+        files.into_iter().collect(),
+        schema_fingerprint(&index.schema()),
+    ))
 }
 
 /// Opens the index the way a searcher will and keeps every byte range that costs.

@@ -397,6 +397,7 @@ fn merged_metadata(
             .map(|input| input.delete_opstamp)
             .max()
             .unwrap_or(0),
+        schema_fingerprint: written.schema_fingerprint,
     }
 }
 
@@ -617,6 +618,7 @@ mod tests {
             footer_offsets: 0..0,
             num_merge_ops: 0,
             delete_opstamp: 0,
+            schema_fingerprint: 0,
         }
     }
 }

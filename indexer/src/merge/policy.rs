@@ -79,13 +79,15 @@ pub fn plan_merges(
         return Vec::new();
     };
     let target = settings.split_num_docs_target;
-    // (partition, level) → splits, oldest first (split ids are ULIDs: creation order).
-    let mut groups: BTreeMap<(u64, u32), Vec<&Split>> = BTreeMap::new();
+    // (partition, schema, level) → splits, oldest first (split ids are ULIDs: creation
+    // order). tantivy cannot merge segments of different schemas.
+    let mut groups: BTreeMap<(u64, u64, u32), Vec<&Split>> = BTreeMap::new();
     for split in published {
         if is_mergeable(split, target, now_secs) {
             let metadata = &split.split_metadata;
+            let level = level(metadata.num_docs, policy);
             groups
-                .entry((metadata.partition_id, level(metadata.num_docs, policy)))
+                .entry((metadata.partition_id, metadata.schema_fingerprint, level))
                 .or_default()
                 .push(split);
         }
@@ -166,6 +168,7 @@ mod tests {
                 footer_offsets: 0..0,
                 num_merge_ops: 0,
                 delete_opstamp: 0,
+                schema_fingerprint: 0,
             },
             split_state: SplitState::Published,
             update_timestamp: NOW,
@@ -222,6 +225,28 @@ mod tests {
         assert_eq!(
             ordinals(&plan_merges(&splits, &settings, NOW)),
             vec![vec![0, 3, 6], vec![1, 4, 7]]
+        );
+    }
+
+    #[test]
+    fn splits_of_different_schemas_do_not_mix() {
+        let settings = settings(2, 4);
+        let with_schema = |ordinal, fingerprint| {
+            let mut split = split(ordinal, 100, 0, 60);
+            split.split_metadata.schema_fingerprint = fingerprint;
+            split
+        };
+        // Splits from before an upgrade, and after it (a schema with new columns).
+        let splits = vec![
+            with_schema(0, 0),
+            with_schema(1, 7),
+            with_schema(2, 0),
+            with_schema(3, 7),
+            with_schema(4, 9),
+        ];
+        assert_eq!(
+            ordinals(&plan_merges(&splits, &settings, NOW)),
+            vec![vec![0, 2], vec![1, 3]]
         );
     }
 
