@@ -654,6 +654,150 @@ async fn generated_bulk_ids_are_the_ids_hits_carry() {
     assert_eq!(by_ids["hits"]["total"]["value"], 3, "{by_ids}");
 }
 
+const LOG_ID_CONFIG: &str = "index_id: id-logs\ndoc_mapping:\n  field_mappings:\n    - {name: ts, type: datetime, fast: true}\n    - {name: n, type: u64, fast: true}\n  timestamp_field: ts\nindexing_settings:\n  commit_timeout_secs: 300\n  merge_policy: {type: stable_log, min_level_num_docs: 1000, merge_factor: 2, max_merge_factor: 2}\n";
+
+fn numbered_bulk(numbers: std::ops::Range<u64>) -> String {
+    numbers
+        .map(|n| {
+            format!(
+                "{{\"index\": {{}}}}\n{{\"ts\": {}, \"n\": {n}}}\n",
+                1_767_225_600 + n
+            )
+        })
+        .collect()
+}
+
+/// `n` → `_id` of every document, read through the ES search API.
+async fn ids_by_number(node: &TestNode) -> std::collections::BTreeMap<u64, String> {
+    let (status, answer) = node
+        .post_json("/api/v1/_elastic/id-logs/_search", &json!({"size": 100}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|hit| {
+            (
+                hit["_source"]["n"].as_u64().unwrap(),
+                hit["_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Documents sent without an `_id`, through `_bulk` or native ingest, get one when they are
+/// logged. It is the same after a crash replays the log and after their splits merge: a
+/// document read once is found again by its id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generated_ids_survive_replay_and_merges() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node =
+        TestNode::start_with(dir.path(), &[], "indexer:\n  merge_interval_secs: 1\n").await;
+    node.create_index(LOG_ID_CONFIG).await;
+    let answered_ids = |answer: &Value| -> Vec<String> {
+        answer["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| item["index"]["_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Acknowledged, not yet in a split: the node dies and replays them from its log.
+    let (status, replayed) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/id-logs/_bulk",
+            "application/x-ndjson",
+            numbered_bulk(0..3),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    let mut answered = answered_ids(&replayed);
+    node.kill9();
+    node.start_again().await;
+    let (status, refreshed) = node
+        .request(
+            Method::POST,
+            "/api/v1/_elastic/id-logs/_bulk?refresh=true",
+            "application/x-ndjson",
+            numbered_bulk(3..6),
+        )
+        .await;
+    assert_eq!(status, 200, "{refreshed}");
+    answered.extend(answered_ids(&refreshed));
+    // Native ingest answers no ids; hits carry them.
+    let native: String = (6..9)
+        .map(|n| json!({"ts": 1_767_225_600 + n, "n": n}).to_string() + "\n")
+        .collect();
+    node.ingest("id-logs", native, "force").await;
+
+    let before_merge = ids_by_number(&node).await;
+    assert_eq!(before_merge.len(), 9, "{before_merge:?}");
+    let expected: Vec<(u64, String)> = (0..6).zip(answered.iter().cloned()).collect();
+    assert_eq!(
+        before_merge.clone().into_iter().take(6).collect::<Vec<_>>(),
+        expected,
+        "bulk answers with the ids hits carry, replayed or not"
+    );
+    let distinct: HashSet<&String> = before_merge.values().collect();
+    assert_eq!(distinct.len(), 9);
+
+    // The two splits merge into one.
+    let started = std::time::Instant::now();
+    loop {
+        let (_, splits) = node.get("/api/v1/indexes/id-logs/splits").await;
+        let published: Vec<&Value> = splits["splits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|split| split["split_state"] == json!("published"))
+            .collect();
+        if published.len() == 1 && published[0]["split_metadata"]["num_merge_ops"] == json!(1) {
+            assert_ne!(
+                published[0]["split_metadata"]["schema_fingerprint"],
+                json!(0)
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the splits did not merge: {splits}\n{}",
+            node.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    assert_eq!(ids_by_number(&node).await, before_merge);
+    for (n, id) in &before_merge {
+        let (status, found) = node
+            .get(&format!("/api/v1/_elastic/id-logs/_doc/{id}"))
+            .await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["_source"]["n"], json!(n), "{found}");
+    }
+    let all_ids: Vec<&String> = before_merge.values().collect();
+    let (status, by_ids) = node
+        .post_json(
+            "/api/v1/_elastic/id-logs/_search",
+            &json!({"query": {"ids": {"values": all_ids}}, "size": 20}),
+        )
+        .await;
+    assert_eq!(status, 200, "{by_ids}");
+    assert_eq!(by_ids["hits"]["total"]["value"], 9, "{by_ids}");
+    // An id of another shard, position or line finds nothing.
+    let (status, missing) = node
+        .get("/api/v1/_elastic/id-logs/_doc/AAAAAAAAAAABAA")
+        .await;
+    assert_eq!(
+        (status, missing["found"].clone()),
+        (404, json!(false)),
+        "{missing}"
+    );
+    node.stop();
+}
+
 /// Log shippers write to indexes nobody created, in their own `_bulk` dialects: rsyslog's
 /// `omelasticsearch` (`create` with `_type`), Fluent Bit's `es` output (`index` with
 /// `_type`), Vector's sink (`pipeline`/`routing` parameters). An index matching a template

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use quarry_common::doc_mapper::{DocMapper, ParsedDoc};
+use quarry_common::doc_mapper::{shard_hash, DocMapper, LogDocId, ParsedDoc};
 use quarry_common::metastore::{IndexMetadata, Metastore, MetastoreError};
 use quarry_common::storage::StorageResolver;
 use quarry_common::IndexUid;
@@ -91,6 +91,18 @@ pub(crate) fn object_shard_id(node_id: &str, generation: u64) -> String {
 /// shards are named by `wal_dir_name` of their index.
 pub(crate) fn node_log_uri(wal_uri: &str, shard_id: &str) -> String {
     format!("{}/{shard_id}", wal_uri.trim_end_matches('/'))
+}
+
+/// What became of an ingested batch.
+#[derive(Debug)]
+pub struct IngestOutcome {
+    pub response: IngestResponse,
+    /// Every rejected line (1-based) with the reason, not only the first ones.
+    pub failures: Vec<(usize, String)>,
+    /// The log id of the batch's first accepted document; the n-th accepted one (from 0)
+    /// has line n. Documents without an `_id` of their own keep that id. `None` when no
+    /// document was accepted.
+    pub first_log_id: Option<LogDocId>,
 }
 
 /// One index's write path on this node: its write-ahead log and its pipeline.
@@ -437,17 +449,20 @@ impl IngestService {
         body: Bytes,
         commit_mode: CommitMode,
     ) -> Result<IngestResponse, IngestError> {
-        Ok(self.ingest_detailed(index_id, body, commit_mode).await?.0)
+        Ok(self
+            .ingest_detailed(index_id, body, commit_mode)
+            .await?
+            .response)
     }
 
-    /// Like `ingest`, plus the reason of every rejected line (1-based), not only the first
-    /// ones: `_bulk` answers per item.
+    /// Like `ingest`, plus the reason of every rejected line and where the accepted ones
+    /// were logged: `_bulk` answers per item.
     pub async fn ingest_detailed(
         &self,
         index_id: &str,
         body: Bytes,
         commit_mode: CommitMode,
-    ) -> Result<(IngestResponse, Vec<(usize, String)>), IngestError> {
+    ) -> Result<IngestOutcome, IngestError> {
         if !self.accepting.load(Ordering::SeqCst) {
             return Err(IngestError::ShuttingDown);
         }
@@ -523,7 +538,15 @@ impl IngestService {
                     .map_err(IngestError::Internal)?;
             }
         }
-        Ok((response, failures))
+        Ok(IngestOutcome {
+            response,
+            failures,
+            first_log_id: position.map(|position| LogDocId {
+                shard: shard_hash(&shard.partition),
+                position,
+                line: 0,
+            }),
+        })
     }
 
     /// The `_id`s `_bulk` accepted recently, per index.

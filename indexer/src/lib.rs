@@ -24,8 +24,8 @@ pub use adoption::{ShardRef, ADOPTED_SHARDS_CLOSED};
 pub use commit_mode::CommitMode;
 pub use dedup::{DedupError, DedupWindow, IdClaim};
 pub use ingest::{
-    wal_dir_name, IngestError, IngestLimits, IngestResponse, IngestService, ObjectWalConfig,
-    ParseFailure,
+    wal_dir_name, IngestError, IngestLimits, IngestOutcome, IngestResponse, IngestService,
+    ObjectWalConfig, ParseFailure,
 };
 pub use janitor::{
     Janitor, JanitorPolicy, JanitorReport, JANITOR_DELETED_MARKED, JANITOR_DELETED_STAGED,

@@ -1,4 +1,4 @@
-//! Opened datetime columns, kept per segment. tantivy reads every block header of a column
+//! Opened columns (datetimes, log ids), kept per segment. tantivy reads every block header of a column
 //! again each time a query opens it (one header per 512 documents with the block-wise
 //! linear codec that timestamps get), so without this the fixed cost of a windowed query
 //! grows with the size of the split. Segments are immutable and their ids unique, so an
@@ -36,13 +36,27 @@ pub fn datetime_column(
     segment: &SegmentReader,
     field: &str,
 ) -> tantivy::Result<Option<Column<u64>>> {
+    cached_column(segment, field, ColumnType::DateTime)
+}
+
+/// The `u64` column `field` of `segment`, opened once per segment. `None` when the
+/// segment has no such column (a split written before the field existed).
+pub fn u64_column(segment: &SegmentReader, field: &str) -> tantivy::Result<Option<Column<u64>>> {
+    cached_column(segment, field, ColumnType::U64)
+}
+
+fn cached_column(
+    segment: &SegmentReader,
+    field: &str,
+    column_type: ColumnType,
+) -> tantivy::Result<Option<Column<u64>>> {
     let key = (segment.segment_id(), field.to_string());
     if let Some(column) = cache().columns.get(&key) {
         return Ok(Some(column.clone()));
     }
     let Some((column, _)) = segment
         .fast_fields()
-        .u64_lenient_for_type(Some(&[ColumnType::DateTime]), field)?
+        .u64_lenient_for_type(Some(&[column_type]), field)?
     else {
         return Ok(None);
     };

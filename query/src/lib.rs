@@ -13,6 +13,7 @@ pub mod column_cache;
 pub mod datetime_range;
 pub mod delete_query;
 pub mod elastic_dsl;
+pub mod log_ids_query;
 pub mod query_ast;
 pub mod query_builder;
 pub mod query_string;

@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::ops::Bound;
 
 use quarry_common::doc_mapper::{
-    binary_format_name, decode_binary, parse_date_time_str, DocMapper, MappedField, ResolvedField,
+    binary_format_name, decode_binary, parse_date_time_str, DocMapper, LogDocId, MappedField,
+    ResolvedField,
 };
 use quarry_config::{DateTimeInputFormat, LeafFieldType, TokenizerName};
 use tantivy::json_utils::convert_to_fast_value_and_append_to_json_term;
@@ -18,6 +19,7 @@ use tantivy::tokenizer::TokenizerManager;
 use tantivy::{DateTime, Term};
 
 use crate::datetime_range::DatetimeRangeQuery;
+use crate::log_ids_query::LogIdsQuery;
 use crate::query_ast::{BoolQuery, QueryAst, RangeBound};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -418,13 +420,25 @@ impl<'a> QueryBuilder<'a> {
     }
 
     fn build_term_set(&self, field: &str, values: &[String]) -> BuildResult {
-        // Ids are matched whole, as sent.
+        // Ids are matched whole, as sent: the client's own, stored with the document, or
+        // the log id Quarry gave a document sent without one.
         if field == DOC_ID_FIELD_NAME {
             let id_field = self.doc_mapper.doc_id_field();
             let terms = values
                 .iter()
                 .map(|value| Term::from_field_text(id_field, value));
-            return Ok(Box::new(TermSetQuery::new(terms)));
+            let given: Box<dyn Query> = Box::new(TermSetQuery::new(terms));
+            let log_ids: Vec<LogDocId> = values
+                .iter()
+                .filter_map(|value| LogDocId::decode(value))
+                .collect();
+            if log_ids.is_empty() {
+                return Ok(given);
+            }
+            return Ok(Box::new(BooleanQuery::union(vec![
+                given,
+                Box::new(LogIdsQuery::new(log_ids)),
+            ])));
         }
         match self.resolve(field)? {
             ResolvedField::Mapped(mapped) => {

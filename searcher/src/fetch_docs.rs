@@ -1,4 +1,5 @@
 use quarry_common::doc_mapper::DocMapper;
+use quarry_query::log_ids_query::log_doc_id;
 use serde_json::{Map, Value};
 use tantivy::query::Query;
 use tantivy::schema::Field;
@@ -9,7 +10,8 @@ use tantivy::{DocAddress, Searcher, TantivyDocument};
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FetchedDoc {
     pub doc: Value,
-    /// The `_id` the client gave the document.
+    /// The document's stable `_id`: the one the client gave, or its log id. `None` only
+    /// for documents of splits written before log ids.
     pub external_id: Option<String>,
     pub snippets: Option<Value>,
 }
@@ -68,9 +70,15 @@ pub(crate) fn fetch_docs(
                 }
                 Value::Object(by_field)
             });
+            let external_id = match doc_mapper.doc_id(&doc) {
+                Some(given) => Some(given),
+                None => log_doc_id(searcher.segment_reader(address.segment_ord), address.doc_id)
+                    .map_err(|error| format!("reading the id of document {address:?}: {error}"))?
+                    .map(|id| id.encode()),
+            };
             Ok(FetchedDoc {
                 doc: Value::Object(doc_mapper.doc_to_json(&doc)),
-                external_id: doc_mapper.doc_id(&doc),
+                external_id,
                 snippets,
             })
         })

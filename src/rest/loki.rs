@@ -122,12 +122,14 @@ pub(crate) async fn push(
             .await?;
     }
     let bytes = ndjson.len() as u64;
-    let (response, failures) = match state
+    let quarry_indexer::IngestOutcome {
+        response, failures, ..
+    } = match state
         .ingest_service
         .ingest_detailed(&index_id, Bytes::from(ndjson), CommitMode::Auto)
         .await
     {
-        Ok(answer) => answer,
+        Ok(outcome) => outcome,
         Err(error) => {
             if matches!(error, quarry_indexer::IngestError::IndexNotFound(_)) {
                 state.index_templates.forget(&index_id);

@@ -177,7 +177,9 @@ pub(crate) async fn export_logs(
             .ingest_detailed(&index_id, Bytes::from(documents.ndjson), CommitMode::Auto)
             .await
         {
-            Ok((response, failures)) => {
+            Ok(quarry_indexer::IngestOutcome {
+                response, failures, ..
+            }) => {
                 METRICS.ingested_bytes.inc_by(bytes);
                 METRICS.ingested_docs.inc_by(response.num_ingested_docs);
                 METRICS.rejected_docs.inc_by(response.num_rejected_docs);

@@ -20,6 +20,7 @@ use crate::rest::ingest::read_body;
 use crate::rest::{ApiError, AppState};
 use axum::Extension;
 use quarry_common::api_keys::IndexAction;
+use quarry_common::doc_mapper::LogDocId;
 
 /// Elasticsearch's bulk API: NDJSON action and document lines (gzip bodies too).
 #[utoipa::path(
@@ -74,6 +75,8 @@ fn commit_mode(params: &HashMap<String, String>) -> Result<CommitMode, String> {
 struct BulkItem {
     action: String,
     index_id: Option<String>,
+    /// The client's `_id`, or once indexed, the log id Quarry gave the document. `None`
+    /// for a document that was not indexed and had no `_id`.
     doc_id: Option<String>,
     /// The client named the id, so a retry of this item must not index it twice.
     explicit_id: bool,
@@ -199,10 +202,10 @@ async fn run_bulk(
         }
         let mut ndjson = Vec::new();
         for (item_index, source) in &lines {
-            let item = &items[*item_index];
-            // Generated ids too: the `_id` an item is answered with is the one its hits
-            // carry, and it survives merges (it is stored with the document).
-            match item.doc_id.as_deref() {
+            // A generated id is not written with the document: it is the document's log
+            // id, known once the batch is logged, and kept in columns that cost far less
+            // than a stored and indexed string.
+            match items[*item_index].doc_id.as_deref() {
                 Some(doc_id) => push_with_doc_id(&mut ndjson, source, doc_id),
                 None => ndjson.extend_from_slice(source),
             }
@@ -224,19 +227,32 @@ async fn run_bulk(
             .ingest_detailed(&index_id, Bytes::from(ndjson), commit)
             .await
         {
-            Ok((_, failures)) => {
-                let failed: HashMap<usize, String> = failures.into_iter().collect();
+            Ok(outcome) => {
+                let failed: HashMap<usize, String> = outcome.failures.into_iter().collect();
                 let accepted_ids = claimed_ids(&items, true, &failed);
                 let rejected_ids = claimed_ids(&items, false, &failed);
                 settle_ids(state, &index_id, accepted_ids, rejected_ids).await;
+                // The n-th accepted document of the batch is line n of its log record.
+                let mut accepted_rank = 0u64;
                 for (line, (item_index, _)) in lines.iter().enumerate() {
-                    items[*item_index].outcome = Some(match failed.get(&(line + 1)) {
+                    let item = &mut items[*item_index];
+                    item.outcome = Some(match failed.get(&(line + 1)) {
                         Some(reason) => item_error(
                             StatusCode::BAD_REQUEST,
                             "document_parsing_exception",
                             reason,
                         ),
                         None => {
+                            if !item.explicit_id {
+                                item.doc_id = outcome.first_log_id.map(|first| {
+                                    LogDocId {
+                                        line: accepted_rank,
+                                        ..first
+                                    }
+                                    .encode()
+                                });
+                            }
+                            accepted_rank += 1;
                             json!({"status": 201, "result": "created", "_version": 1, "_shards": {"total": 1, "successful": 1, "failed": 0}})
                         }
                     });
@@ -436,14 +452,11 @@ fn parse_bulk<'a>(body: &'a [u8], default_index: Option<&str>) -> Result<ParsedB
             .map(str::to_string)
             .or_else(|| default_index.map(str::to_string));
         let explicit_id = metadata.get("_id").and_then(Value::as_str);
-        let doc_id = explicit_id
-            .map(str::to_string)
-            .or_else(|| Some(ulid::Ulid::new().to_string()));
         let mut item = BulkItem {
             action: action_name.clone(),
             index_id,
             explicit_id: explicit_id.is_some(),
-            doc_id,
+            doc_id: explicit_id.map(str::to_string),
             outcome: None,
         };
         match action_name.as_str() {
