@@ -46,6 +46,10 @@ struct Args {
     /// Prints the raw index's bytes per component and field: where storage goes.
     #[arg(long)]
     space_usage: bool,
+    /// Prints the bytes per component and field of these Quarry split files (as in
+    /// `qdata/indexes/<index>/`), then exits: where a node's storage goes.
+    #[arg(long)]
+    split_file: Vec<PathBuf>,
     /// Runs every query within a window of this many seconds (replacing the queries' own
     /// windows), `--window-offset-secs` after the dataset's first timestamp.
     #[arg(long)]
@@ -234,8 +238,43 @@ impl RawTantivy {
     }
 }
 
+/// Opens a split file as a searcher does (through its footer and hotcache).
+fn print_split_space_usage(path: &std::path::Path) -> anyhow::Result<()> {
+    use quarry_common::split::{SplitDirectory, SplitOpenInfo, FOOTER_LEN};
+    let len = std::fs::metadata(path)?.len();
+    let bytes = std::fs::read(path)?;
+    let footer = bytes
+        .get(bytes.len().saturating_sub(FOOTER_LEN)..)
+        .filter(|footer| footer.len() == FOOTER_LEN)
+        .context("shorter than a split footer")?;
+    let file_table_offset = u64::from_le_bytes(footer[..8].try_into()?);
+    let dir = path.parent().context("no parent folder")?;
+    let name = path
+        .file_name()
+        .context("no file name")?
+        .to_string_lossy()
+        .into_owned();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let storage = quarry_common::storage::StorageResolver::new(Default::default())
+        .resolve(&dir.to_string_lossy())?;
+    let directory = runtime.block_on(SplitDirectory::open(SplitOpenInfo {
+        storage,
+        split_path: name.clone(),
+        footer_offsets: file_table_offset..len,
+        range_cache: None,
+    }))?;
+    let _context = runtime.enter();
+    let searcher = Index::open(directory)?.reader()?.searcher();
+    println!(
+        "split {name}: {} docs, {len} bytes, of which {} past the segments (file table, hotcache, footer)",
+        searcher.num_docs(),
+        len - file_table_offset
+    );
+    print_space_usage("split", &searcher)
+}
+
 /// Bytes per index component and field, summed over segments, largest first.
-fn print_space_usage(searcher: &tantivy::Searcher) -> anyhow::Result<()> {
+fn print_space_usage(title: &str, searcher: &tantivy::Searcher) -> anyhow::Result<()> {
     let usage = searcher.space_usage()?;
     let mut by_part: std::collections::BTreeMap<String, u64> = Default::default();
     for segment in usage.segments() {
@@ -257,7 +296,7 @@ fn print_space_usage(searcher: &tantivy::Searcher) -> anyhow::Result<()> {
     }
     let mut parts: Vec<(String, u64)> = by_part.into_iter().collect();
     parts.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
-    println!("raw tantivy index, bytes by component and field:");
+    println!("{title}, bytes by component and field:");
     for (part, bytes) in parts.iter().filter(|(_, bytes)| *bytes >= 100_000) {
         println!("  {:>8.2} MB  {part}", *bytes as f64 / 1e6);
     }
@@ -300,6 +339,12 @@ fn time_queries(
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if !args.split_file.is_empty() {
+        for path in &args.split_file {
+            print_split_space_usage(path)?;
+        }
+        return Ok(());
+    }
     let config = IndexConfig::parse(&std::fs::read(&args.index_config)?, ConfigFormat::Yaml)?;
     let http = reqwest::Client::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -352,7 +397,7 @@ fn main() -> anyhow::Result<()> {
                 bytes as f64 / input_bytes as f64
             );
             if args.space_usage {
-                print_space_usage(&raw.reader.searcher())?;
+                print_space_usage("raw tantivy index", &raw.reader.searcher())?;
             }
             Some(raw)
         }
