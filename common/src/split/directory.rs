@@ -3,8 +3,11 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
 use stable_deref_trait::StableDeref;
 use tantivy::directory::error::LockError;
 use tantivy::directory::error::{DeleteError, OpenReadError, OpenWriteError};
@@ -18,6 +21,48 @@ use crate::storage::Storage;
 
 /// Reads smaller than this fetch the whole aligned block around them.
 const READ_BLOCK_BYTES: u64 = 64 * 1024;
+
+/// What searches fetch from splits, for `/metrics`. A fetch tantivy makes while searching
+/// blocks the search for a whole round trip; the warmup (`quarry-searcher`) fetches ahead,
+/// concurrently, so that a search makes as few of them as possible.
+pub mod fetch_stats {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Ranged GETs of split bytes, warmup and blocking alike.
+    pub static GETS: AtomicU64 = AtomicU64::new(0);
+    pub static BYTES: AtomicU64 = AtomicU64::new(0);
+    /// GETs made from inside a search, each a round trip the search waited for.
+    pub static BLOCKING_GETS: AtomicU64 = AtomicU64::new(0);
+    /// Sequential round trips: blocking GETs plus the warmup's stages that fetched.
+    pub static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
+
+    thread_local! {
+        static ASYNC_GETS_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    }
+
+    /// Asynchronous GETs begun on this thread so far. The warmup polls its fetches with
+    /// `block_on` on its own thread, so the difference across a stage tells whether the
+    /// stage went to storage.
+    pub fn async_gets_on_this_thread() -> u64 {
+        ASYNC_GETS_ON_THIS_THREAD.with(Cell::get)
+    }
+
+    pub fn record_round_trip() {
+        ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn record_get(num_bytes: u64, blocking: bool) {
+        GETS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(num_bytes, Ordering::Relaxed);
+        if blocking {
+            BLOCKING_GETS.fetch_add(1, Ordering::Relaxed);
+            record_round_trip();
+        } else {
+            ASYNC_GETS_ON_THIS_THREAD.with(|gets| gets.set(gets.get() + 1));
+        }
+    }
+}
 
 /// What a searcher needs to open a split: where it is and where its footer starts.
 #[derive(Clone, Debug)]
@@ -48,7 +93,12 @@ struct SplitDirectoryInner {
     hotcache: HotCache,
     range_cache: Option<Arc<ByteRangeCache>>,
     runtime: tokio::runtime::Handle,
+    /// Asynchronous fetches under way, by file and range: concurrent reads of one range
+    /// (two hits in one doc-store block, two terms in one dictionary block) share a GET.
+    in_flight: std::sync::Mutex<HashMap<(std::path::PathBuf, Range<u64>), SharedFetch>>,
 }
+
+type SharedFetch = Shared<BoxFuture<'static, Result<Bytes, String>>>;
 
 /// Lets tantivy hold storage bytes without a copy.
 struct StableBytes(Bytes);
@@ -101,6 +151,7 @@ impl SplitDirectory {
                 hotcache,
                 range_cache: info.range_cache,
                 runtime,
+                in_flight: std::sync::Mutex::default(),
             }),
         })
     }
@@ -182,6 +233,7 @@ impl FileHandle for SplitFileHandle {
             return Ok(bytes);
         }
         let fetched = self.fetch_range(&range);
+        fetch_stats::record_get(fetched.end - fetched.start, true);
         let directory = &self.directory;
         let bytes = directory
             .runtime
@@ -200,13 +252,58 @@ impl FileHandle for SplitFileHandle {
             return Ok(bytes);
         }
         let fetched = self.fetch_range(&range);
-        let bytes = self
-            .directory
-            .storage
-            .get_range(&self.directory.split_path, self.split_range(&fetched))
-            .await
-            .map_err(io::Error::other)?;
+        let key = (self.path.clone(), fetched.clone());
+        let (fetch, leads) = {
+            let mut in_flight = self
+                .directory
+                .in_flight
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match in_flight.get(&key) {
+                Some(fetch) => (fetch.clone(), false),
+                None => {
+                    let storage = self.directory.storage.clone();
+                    let split_path = self.directory.split_path.clone();
+                    let split_range = self.split_range(&fetched);
+                    let fetch = async move {
+                        storage
+                            .get_range(&split_path, split_range)
+                            .await
+                            .map_err(|error| error.to_string())
+                    }
+                    .boxed()
+                    .shared();
+                    in_flight.insert(key.clone(), fetch.clone());
+                    (fetch, true)
+                }
+            }
+        };
+        // The leader forgets the fetch when done, or dropped: a later read then finds the
+        // bytes in the range cache, or fetches again.
+        let _forget = leads.then(|| {
+            fetch_stats::record_get(fetched.end - fetched.start, false);
+            ForgetOnDrop {
+                directory: &self.directory,
+                key,
+            }
+        });
+        let bytes = fetch.await.map_err(io::Error::other)?;
         Ok(self.remember(range, fetched, owned_bytes(bytes)))
+    }
+}
+
+struct ForgetOnDrop<'a> {
+    directory: &'a SplitDirectoryInner,
+    key: (std::path::PathBuf, Range<u64>),
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.directory
+            .in_flight
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&self.key);
     }
 }
 

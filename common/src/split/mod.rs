@@ -21,7 +21,7 @@ mod writer;
 #[cfg(test)]
 mod property_tests;
 
-pub use directory::{SplitDirectory, SplitOpenInfo};
+pub use directory::{fetch_stats, SplitDirectory, SplitOpenInfo};
 pub use extract::download_split_files;
 pub use file_table::FileTable;
 pub use footer::{SplitFooter, FOOTER_LEN};

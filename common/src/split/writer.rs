@@ -4,7 +4,9 @@ use std::io::{BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use tantivy::columnar::ColumnarReader;
 use tantivy::directory::MmapDirectory;
+use tantivy::index::SegmentComponent;
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
 use super::footer::SplitFooter;
@@ -158,6 +160,17 @@ fn build_hotcache(index_dir: &Path, counts_len: Option<u64>) -> Result<Vec<u8>, 
         // that the hotcache stays small.
         segment_reader.fast_fields();
         segment_reader.get_store_reader(0).map_err(tantivy_error)?;
+    }
+    // The names of all columns, with where each lies: a small dictionary that every query
+    // reading a column (a sort, an aggregation, a document's log id) would otherwise fetch
+    // first, a round trip before the column itself.
+    for segment in index.searchable_segments().map_err(tantivy_error)? {
+        let file = segment
+            .open_read(SegmentComponent::FastFields)
+            .map_err(tantivy_error)?;
+        ColumnarReader::open(file)
+            .and_then(|columnar| columnar.list_columns())
+            .map_err(tantivy_error)?;
     }
     // Searchers read the counts with the footer, so a histogram costs no extra GET.
     if let Some(len) = counts_len {
