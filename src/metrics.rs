@@ -1,5 +1,6 @@
 //! Process-wide Prometheus metrics, served at `/metrics`.
 
+use quarry_common::split::fetch_stats;
 use std::sync::LazyLock;
 
 use prometheus::{
@@ -286,6 +287,34 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
                 "Split searches whose date histogram was read from the split's per-minute counts instead of visiting its documents",
             ),
             &quarry_searcher::HISTOGRAMS_FROM_COUNTS,
+        ),
+        (
+            gauge(
+                "searcher_storage_gets_total",
+                "Ranged GETs of split bytes by searches (warmup and blocking alike)",
+            ),
+            &fetch_stats::GETS,
+        ),
+        (
+            gauge(
+                "searcher_storage_get_bytes_total",
+                "Bytes of split data searches fetched from storage",
+            ),
+            &fetch_stats::BYTES,
+        ),
+        (
+            gauge(
+                "searcher_storage_round_trips_total",
+                "Sequential storage round trips of searches: warmup stages that fetched, plus blocking GETs",
+            ),
+            &fetch_stats::ROUND_TRIPS,
+        ),
+        (
+            gauge(
+                "searcher_storage_blocking_gets_total",
+                "GETs a search waited for in the middle of running: ranges the warmup did not foresee",
+            ),
+            &fetch_stats::BLOCKING_GETS,
         ),
     ];
     let leaf_requests = gauge(

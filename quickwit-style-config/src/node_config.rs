@@ -244,6 +244,10 @@ pub struct SearcherConfig {
     /// Per-split results of recent (query, sort, aggregations), by count; 0 turns it off.
     #[serde(default = "default_partial_result_cache_entries")]
     pub partial_result_cache_entries: usize,
+    /// Milliseconds added to every GET a search makes, to see on local storage what a
+    /// distant object store (S3 answers in 20–50 ms) does to searches. 0 in production.
+    #[serde(default)]
+    pub simulated_get_latency_ms: u64,
 }
 
 fn default_split_footer_cache_capacity() -> ByteSize {
@@ -262,6 +266,7 @@ impl Default for SearcherConfig {
             split_footer_cache_capacity: default_split_footer_cache_capacity(),
             range_cache_bytes: default_range_cache_bytes(),
             partial_result_cache_entries: default_partial_result_cache_entries(),
+            simulated_get_latency_ms: 0,
         }
     }
 }

@@ -18,6 +18,7 @@ use crate::aggregations::{leaf_collector, LeafAggCollector};
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
 use crate::volume_histogram::{minute_span_nanos, VolumeHistogram};
+use crate::warmup::{columns_to_warm, warm_up_search, WarmupPlan};
 
 /// Searches the segments of a split in parallel when it has several: a split cut by two
 /// writer threads holds two until merged, and on an idle node both cores then work on the
@@ -98,6 +99,9 @@ pub(crate) struct LeafRequest<'a> {
     pub split_id: &'a str,
     /// The split's per-minute counts, which can answer a log-volume histogram.
     pub volume: Option<&'a VolumeCounts>,
+    /// Where to fetch what the search will read ahead of it (`warmup`); without one, the
+    /// search fetches as it goes.
+    pub warmup: Option<&'a tokio::runtime::Handle>,
 }
 
 /// Counts the matches in one split and collects its best `limit` hits. Blocking.
@@ -118,10 +122,15 @@ pub(crate) fn leaf_search(
         cursor,
         split_id,
         volume: _,
+        warmup,
     } = request;
     let query = QueryBuilder::new(doc_mapper)
         .build(query_ast)
         .map_err(|error| error.to_string())?;
+    if let Some(runtime) = warmup {
+        let plan = WarmupPlan::new(query.as_ref(), columns_to_warm(sort, aggs, query_ast));
+        warm_up_search(runtime, searcher, &plan)?;
+    }
     let search_error = |error: tantivy::TantivyError| format!("leaf search failed: {error}");
     let agg_collector = aggs.map(|aggs| leaf_collector(aggs, doc_mapper));
     if limit == 0 {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::split::{ByteRangeCache, SplitOpenInfo};
-use quarry_common::storage::{Storage, StorageResolver};
+use quarry_common::storage::{LatencyStorage, Storage, StorageResolver};
 use quarry_common::IndexUid;
 use quarry_config::{IndexConfig, SearcherConfig};
 use quarry_query::query_builder::QueryBuilder;
@@ -24,6 +24,7 @@ use crate::protocol::{
 };
 use crate::result_cache::PartialResultCache;
 use crate::split_cache::{OpenSplit, SplitCache};
+use crate::warmup::{log_id_columns, warm_up_fetch};
 
 /// Indexes whose doc mapper and storage a leaf keeps at hand. A deleted index's entry ages
 /// out; its uid is never reused.
@@ -45,6 +46,7 @@ pub struct LeafStats {
 
 pub struct LeafService {
     resolver: StorageResolver,
+    simulated_get_latency: Option<Duration>,
     pub(crate) split_cache: SplitCache,
     pub(crate) range_cache: Arc<ByteRangeCache>,
     pub(crate) result_cache: PartialResultCache,
@@ -56,6 +58,8 @@ impl LeafService {
     pub fn new(resolver: StorageResolver, config: &SearcherConfig) -> LeafService {
         LeafService {
             resolver,
+            simulated_get_latency: (config.simulated_get_latency_ms > 0)
+                .then(|| Duration::from_millis(config.simulated_get_latency_ms)),
             split_cache: SplitCache::new(config.split_footer_cache_capacity.as_u64() as usize),
             range_cache: Arc::new(ByteRangeCache::new(
                 config.range_cache_bytes.as_u64() as usize
@@ -74,10 +78,13 @@ impl LeafService {
         if let Some(index) = self.indexes.get(index_uid) {
             return Ok(index);
         }
-        let storage = self
+        let mut storage = self
             .resolver
             .resolve(index_config.index_uri.as_deref().unwrap_or_default())
             .map_err(|error| error.to_string())?;
+        if let Some(latency) = self.simulated_get_latency {
+            storage = Arc::new(LatencyStorage::new(storage, latency));
+        }
         let index = Arc::new(LeafIndex {
             doc_mapper: Arc::new(DocMapper::new(index_config)),
             storage,
@@ -145,6 +152,7 @@ impl LeafService {
                 }
                 self.stats.splits_searched.fetch_add(1, Ordering::Relaxed);
                 let request = request.clone();
+                let runtime = tokio::runtime::Handle::current();
                 let result = tokio::task::spawn_blocking(move || {
                     let searcher = open
                         .searcher()
@@ -163,6 +171,7 @@ impl LeafService {
                             cursor: request.cursor.as_ref(),
                             split_id: &split_id_text,
                             volume: volume.as_deref(),
+                            warmup: Some(&runtime),
                         },
                     )
                 })
@@ -199,9 +208,11 @@ impl LeafService {
         let index = self.index(&request.index_uid, &request.index_config)?;
         let open = self.open_split(&index, &request.split).await?;
         let split_id = request.split.split_id.clone();
+        let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let searcher = open.searcher().map_err(|error| error.to_string())?;
             let doc_mapper = &index.doc_mapper;
+            warm_up_fetch(&runtime, &searcher, &request.addresses, &log_id_columns())?;
             let Some(spec) = &request.snippets else {
                 return fetch_docs(&searcher, doc_mapper, &request.addresses, None);
             };

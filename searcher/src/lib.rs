@@ -26,6 +26,7 @@ mod sort;
 mod split_cache;
 mod time_buckets;
 mod volume_histogram;
+mod warmup;
 
 pub use leaf::HISTOGRAMS_FROM_COUNTS;
 pub use leaf_client::{

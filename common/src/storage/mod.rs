@@ -2,6 +2,7 @@
 //! disk, memory or S3 through the same calls, and tests can wrap it to count or fail requests.
 
 mod counting_storage;
+mod latency_storage;
 mod object_store_storage;
 mod resolver;
 mod retrying_storage;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use counting_storage::{CountingStorage, RequestCounts};
+pub use latency_storage::LatencyStorage;
 pub use object_store_storage::ObjectStoreStorage;
 #[cfg(test)]
 pub(crate) use resolver::s3_tests as s3_test_support;

@@ -116,6 +116,7 @@ fn run(
         cursor: None,
         split_id: "split",
         volume: (path == Path::Counts).then_some(&fixture.counts),
+        warmup: None,
     };
     let answered = volume_search(&fixture.searcher, 0, &request).unwrap();
     assert_eq!(answered.is_some(), path == Path::Counts, "{query:?}");
@@ -271,6 +272,7 @@ fn only_histograms_of_time_windows_take_the_counts() {
             cursor: None,
             split_id: "split",
             volume: Some(&fixture.counts),
+            warmup: None,
         };
         volume_search(&fixture.searcher, 0, &request)
             .unwrap()
