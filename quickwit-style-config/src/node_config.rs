@@ -248,6 +248,11 @@ pub struct SearcherConfig {
     /// distant object store (S3 answers in 20–50 ms) does to searches. 0 in production.
     #[serde(default)]
     pub simulated_get_latency_ms: u64,
+    /// Fetch what a search will read before running it, concurrently (the default). Off,
+    /// the search fetches each range as tantivy reads it, one round trip after another:
+    /// there for comparison (`bench/cold.sh`).
+    #[serde(default = "default_true")]
+    pub warmup: bool,
 }
 
 fn default_split_footer_cache_capacity() -> ByteSize {
@@ -267,6 +272,7 @@ impl Default for SearcherConfig {
             range_cache_bytes: default_range_cache_bytes(),
             partial_result_cache_entries: default_partial_result_cache_entries(),
             simulated_get_latency_ms: 0,
+            warmup: true,
         }
     }
 }

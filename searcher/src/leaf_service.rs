@@ -47,6 +47,7 @@ pub struct LeafStats {
 pub struct LeafService {
     resolver: StorageResolver,
     simulated_get_latency: Option<Duration>,
+    warmup: bool,
     pub(crate) split_cache: SplitCache,
     pub(crate) range_cache: Arc<ByteRangeCache>,
     pub(crate) result_cache: PartialResultCache,
@@ -60,6 +61,7 @@ impl LeafService {
             resolver,
             simulated_get_latency: (config.simulated_get_latency_ms > 0)
                 .then(|| Duration::from_millis(config.simulated_get_latency_ms)),
+            warmup: config.warmup,
             split_cache: SplitCache::new(config.split_footer_cache_capacity.as_u64() as usize),
             range_cache: Arc::new(ByteRangeCache::new(
                 config.range_cache_bytes.as_u64() as usize
@@ -152,7 +154,7 @@ impl LeafService {
                 }
                 self.stats.splits_searched.fetch_add(1, Ordering::Relaxed);
                 let request = request.clone();
-                let runtime = tokio::runtime::Handle::current();
+                let runtime = self.warmup.then(tokio::runtime::Handle::current);
                 let result = tokio::task::spawn_blocking(move || {
                     let searcher = open
                         .searcher()
@@ -171,7 +173,7 @@ impl LeafService {
                             cursor: request.cursor.as_ref(),
                             split_id: &split_id_text,
                             volume: volume.as_deref(),
-                            warmup: Some(&runtime),
+                            warmup: runtime.as_ref(),
                         },
                     )
                 })
@@ -208,11 +210,13 @@ impl LeafService {
         let index = self.index(&request.index_uid, &request.index_config)?;
         let open = self.open_split(&index, &request.split).await?;
         let split_id = request.split.split_id.clone();
-        let runtime = tokio::runtime::Handle::current();
+        let runtime = self.warmup.then(tokio::runtime::Handle::current);
         tokio::task::spawn_blocking(move || {
             let searcher = open.searcher().map_err(|error| error.to_string())?;
             let doc_mapper = &index.doc_mapper;
-            warm_up_fetch(&runtime, &searcher, &request.addresses, &log_id_columns())?;
+            if let Some(runtime) = &runtime {
+                warm_up_fetch(runtime, &searcher, &request.addresses, &log_id_columns())?;
+            }
             let Some(spec) = &request.snippets else {
                 return fetch_docs(&searcher, doc_mapper, &request.addresses, None);
             };
