@@ -112,6 +112,17 @@ impl fmt::Display for SplitId {
     }
 }
 
+/// FNV-1a: the same value on every build and platform, unlike the standard library's
+/// hasher, for hashes that are persisted (document ids, schema fingerprints).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,15 +145,4 @@ mod tests {
         assert!(first < second);
         assert!(first.file_name().ends_with(".split"));
     }
-}
-
-/// FNV-1a: the same value on every build and platform, unlike the standard library's
-/// hasher, for hashes that are persisted (document ids, schema fingerprints).
-pub fn stable_hash(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
