@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use tantivy::collector::{Collector, Count, TopDocs};
+use tantivy::columnar::MonotonicallyMappableToU64;
 use tantivy::fastfield::FastValue;
 use tantivy::query::{EnableScoring, Query};
 use tantivy::{DateTime, DocAddress, Executor, Order, Searcher};
@@ -15,6 +16,7 @@ use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
 
 use crate::aggregations::{leaf_collector, LeafAggCollector};
+use crate::cached_sort::SortByCachedDatetime;
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
 use crate::volume_histogram::{minute_span_nanos, VolumeHistogram};
@@ -183,7 +185,20 @@ pub(crate) fn leaf_search(
                 search_fast::<bool>(searcher, &query, top, name, order, agg_collector)?
             }
             FastKind::Date => {
-                search_fast::<DateTime>(searcher, &query, top, name, order, agg_collector)?
+                let collector = (
+                    Count,
+                    top.order_by((SortByCachedDatetime::for_field(name), order)),
+                    agg_collector,
+                );
+                let (count, hits, aggregations) =
+                    search_segments(searcher, &query, &collector).map_err(search_error)?;
+                let keyed: KeyedHits = hits
+                    .into_iter()
+                    .map(|(value, address)| {
+                        (value.map(|value| SortKey::Numeric(value.to_u64())), address)
+                    })
+                    .collect();
+                (count, keyed, aggregations)
             }
             FastKind::Str => {
                 let collector = (

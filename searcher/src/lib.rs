@@ -6,6 +6,7 @@
 //! `QueryAst` → tantivy `Query`) lives in `quarry-query`, below the searcher and the indexer.
 
 pub mod aggregations;
+mod cached_sort;
 mod date_histogram;
 #[doc(hidden)]
 pub mod encoding_bench;
