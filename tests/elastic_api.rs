@@ -667,6 +667,29 @@ fn numbered_bulk(numbers: std::ops::Range<u64>) -> String {
         .collect()
 }
 
+/// The `_id`s `_bulk` answers for documents sent without one, in order.
+async fn bulk_generated_ids(
+    node: &TestNode,
+    params: &str,
+    numbers: std::ops::Range<u64>,
+) -> Vec<String> {
+    let (status, answer) = node
+        .request(
+            Method::POST,
+            &format!("/api/v1/_elastic/id-logs/_bulk{params}"),
+            "application/x-ndjson",
+            numbered_bulk(numbers),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["index"]["_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// `n` → `_id` of every document, read through the ES search API.
 async fn ids_by_number(node: &TestNode) -> std::collections::BTreeMap<u64, String> {
     let (status, answer) = node
@@ -695,38 +718,11 @@ async fn generated_ids_survive_replay_and_merges() {
     let mut node =
         TestNode::start_with(dir.path(), &[], "indexer:\n  merge_interval_secs: 1\n").await;
     node.create_index(LOG_ID_CONFIG).await;
-    let answered_ids = |answer: &Value| -> Vec<String> {
-        answer["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|item| item["index"]["_id"].as_str().unwrap().to_string())
-            .collect()
-    };
-
     // Acknowledged, not yet in a split: the node dies and replays them from its log.
-    let (status, replayed) = node
-        .request(
-            Method::POST,
-            "/api/v1/_elastic/id-logs/_bulk",
-            "application/x-ndjson",
-            numbered_bulk(0..3),
-        )
-        .await;
-    assert_eq!(status, 200, "{replayed}");
-    let mut answered = answered_ids(&replayed);
+    let mut answered = bulk_generated_ids(&node, "", 0..3).await;
     node.kill9();
     node.start_again().await;
-    let (status, refreshed) = node
-        .request(
-            Method::POST,
-            "/api/v1/_elastic/id-logs/_bulk?refresh=true",
-            "application/x-ndjson",
-            numbered_bulk(3..6),
-        )
-        .await;
-    assert_eq!(status, 200, "{refreshed}");
-    answered.extend(answered_ids(&refreshed));
+    answered.extend(bulk_generated_ids(&node, "?refresh=true", 3..6).await);
     // Native ingest answers no ids; hits carry them.
     let native: String = (6..9)
         .map(|n| json!({"ts": 1_767_225_600 + n, "n": n}).to_string() + "\n")
