@@ -14,17 +14,23 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::column_cache::datetime_column;
+use crate::sorted_docs::SortedDocs;
 
 use tantivy::columnar::{Cardinality, Column, MonotonicallyMappableToU64};
 use tantivy::query::{
-    AllScorer, EmptyScorer, EnableScoring, ExistsQuery, Explanation, InvertedIndexRangeQuery,
-    Query, RangeQuery, Scorer, Weight,
+    AllScorer, ConstScorer, EmptyScorer, EnableScoring, ExistsQuery, Explanation,
+    InvertedIndexRangeQuery, Query, RangeQuery, Scorer, Weight,
 };
 use tantivy::schema::Field;
+use tantivy::schema::IndexRecordOption;
 use tantivy::{DateTime, DocId, DocSet, Score, SegmentReader, Term, TERMINATED};
 
 /// Below this share of a segment's time span, the inverted index is cheaper than a scan.
 const NARROW_SHARE: f64 = 1.0 / 16.0;
+/// Up to `max_doc / FEW_DOCS_DIVISOR` documents, a narrow range's postings are merged in a
+/// sorted list; past it, in tantivy's bitset of the segment (which costs about
+/// `max_doc / 8` bytes to clear and `max_doc / 64` words to walk).
+const FEW_DOCS_DIVISOR: u64 = 32;
 
 #[derive(Clone, Debug)]
 pub struct DatetimeRangeQuery {
@@ -89,6 +95,7 @@ impl Query for DatetimeRangeQuery {
             None
         };
         Ok(Box::new(DatetimeRangeWeight {
+            field: self.field,
             field_name: scoring.schema().get_field_name(self.field).to_string(),
             lowest: self.lowest,
             highest: self.highest,
@@ -99,6 +106,7 @@ impl Query for DatetimeRangeQuery {
 }
 
 struct DatetimeRangeWeight {
+    field: Field,
     field_name: String,
     lowest: i64,
     highest: i64,
@@ -131,7 +139,10 @@ impl Weight for DatetimeRangeWeight {
         let span = max as f64 - min as f64;
         match &self.on_seconds {
             Some(on_seconds) if covered < span * NARROW_SHARE => {
-                let candidates = on_seconds.scorer(reader, boost)?;
+                let candidates: Box<dyn Scorer> = match self.few_seconds_docs(reader)? {
+                    Some(docs) => Box::new(ConstScorer::new(SortedDocs::new(docs), boost)),
+                    None => on_seconds.scorer(reader, boost)?,
+                };
                 Ok(Box::new(ColumnChecked::new(
                     candidates,
                     column,
@@ -145,6 +156,55 @@ impl Weight for DatetimeRangeWeight {
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
         self.on_column.explain(reader, doc)
+    }
+}
+
+impl DatetimeRangeWeight {
+    /// The documents of the range's whole seconds, read from their postings, when they are
+    /// few next to the segment. tantivy's range over the inverted index fills a bitset of
+    /// the whole segment and walks it, a cost that grows with the split (about 0.3 ms at
+    /// 10M documents) instead of with the matches. `None`: many documents, the bitset is
+    /// cheaper.
+    fn few_seconds_docs(&self, reader: &SegmentReader) -> tantivy::Result<Option<Vec<DocId>>> {
+        let inverted = reader.inverted_index(self.field)?;
+        let second = |nanos| {
+            Term::from_field_date_for_search(self.field, DateTime::from_timestamp_nanos(nanos))
+        };
+        let (low, high) = (second(self.lowest), second(self.highest));
+        let mut seconds = inverted
+            .terms()
+            .range()
+            .ge(low.serialized_value_bytes())
+            .le(high.serialized_value_bytes())
+            .into_stream()?;
+        let most = u64::from(reader.max_doc()) / FEW_DOCS_DIVISOR;
+        let mut term_infos = Vec::new();
+        let mut num_docs = 0u64;
+        while seconds.advance() {
+            let term_info = seconds.value().clone();
+            num_docs += u64::from(term_info.doc_freq);
+            if num_docs > most {
+                return Ok(None);
+            }
+            term_infos.push(term_info);
+        }
+        let mut docs = Vec::with_capacity(num_docs as usize);
+        for term_info in &term_infos {
+            let mut postings =
+                inverted.read_postings_from_terminfo(term_info, IndexRecordOption::Basic)?;
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                docs.push(doc);
+                doc = postings.advance();
+            }
+        }
+        // Each second's postings are sorted, and seconds follow one another in the order of
+        // the documents within each part a merge put together: a few sorted runs, which the
+        // standard library's stable sort merges instead of sorting from scratch. A document
+        // with several timestamps may appear more than once.
+        docs.sort();
+        docs.dedup();
+        Ok(Some(docs))
     }
 }
 

@@ -17,6 +17,7 @@ pub mod log_ids_query;
 pub mod query_ast;
 pub mod query_builder;
 pub mod query_string;
+mod sorted_docs;
 
 #[cfg(test)]
 mod property_tests;

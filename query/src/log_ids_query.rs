@@ -12,9 +12,10 @@ use quarry_common::doc_mapper::log_ids::{
 use quarry_common::doc_mapper::LogDocId;
 use tantivy::columnar::Column;
 use tantivy::query::{ConstScorer, EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight};
-use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError, TERMINATED};
+use tantivy::{DocId, DocSet, Score, SegmentReader, TantivyError};
 
 use crate::column_cache::u64_column;
+use crate::sorted_docs::SortedDocs;
 
 #[derive(Clone, Debug)]
 pub struct LogIdsQuery {
@@ -136,13 +137,7 @@ impl Weight for LogIdsWeight {
         if matching.is_empty() {
             return Ok(Box::new(EmptyScorer));
         }
-        Ok(Box::new(ConstScorer::new(
-            SortedDocs {
-                docs: matching,
-                cursor: 0,
-            },
-            boost,
-        )))
+        Ok(Box::new(ConstScorer::new(SortedDocs::new(matching), boost)))
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
@@ -153,27 +148,6 @@ impl Weight for LogIdsWeight {
             )));
         }
         Ok(Explanation::new("LogIdsQuery", scorer.score()))
-    }
-}
-
-/// A few documents, sorted (tantivy's own is for its tests only).
-struct SortedDocs {
-    docs: Vec<DocId>,
-    cursor: usize,
-}
-
-impl DocSet for SortedDocs {
-    fn advance(&mut self) -> DocId {
-        self.cursor = (self.cursor + 1).min(self.docs.len());
-        self.doc()
-    }
-
-    fn doc(&self) -> DocId {
-        self.docs.get(self.cursor).copied().unwrap_or(TERMINATED)
-    }
-
-    fn size_hint(&self) -> u32 {
-        (self.docs.len() - self.cursor) as u32
     }
 }
 
