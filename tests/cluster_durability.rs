@@ -246,6 +246,33 @@ async fn an_indexer_killed_mid_stream_loses_no_acknowledged_document() {
         shards_per_flush > 1.0,
         "one object per flush must hold the batches of both indexes ({shards_per_flush} shards per flush)"
     );
+    // `_bulk` items without an `_id`, acknowledged by the node about to die and not yet in
+    // a split (the commit timeout is 2 s): the node that adopts its shard replays them
+    // under the ids they were answered with.
+    let bulk_body: String = (0..5)
+        .map(|n| {
+            format!(
+                "{{\"index\": {{}}}}\n{}\n",
+                json!({"ts": 1_767_225_600 + n, "id": format!("adopted-{n}"), "body": "bulk event"})
+            )
+        })
+        .collect();
+    let (status, bulk_answer) = third
+        .node
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/_elastic/durable-logs/_bulk",
+            "application/x-ndjson",
+            bulk_body,
+        )
+        .await;
+    assert_eq!(status, 200, "{bulk_answer}");
+    let adopted_ids: Vec<String> = bulk_answer["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["index"]["_id"].as_str().unwrap().to_string())
+        .collect();
     third.node.kill9();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let acknowledged = load.finish().await;
@@ -271,6 +298,28 @@ async fn an_indexer_killed_mid_stream_loses_no_acknowledged_document() {
         "{} acknowledged documents ({through_third} through the killed node) searchable {took:?} after the load stopped",
         acknowledged.len()
     );
+    for (n, id) in adopted_ids.iter().enumerate() {
+        let started = Instant::now();
+        loop {
+            let (status, found) = first
+                .node
+                .get(&format!("/api/v1/_elastic/durable-logs/_doc/{id}"))
+                .await;
+            if status == 200 {
+                assert_eq!(
+                    found["_source"]["id"],
+                    json!(format!("adopted-{n}")),
+                    "{found}"
+                );
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "`_bulk` id {id} of the dead node was not found: {found}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     assert_all_acknowledged_searchable_once(
         &first.node,
         "durable-other",
