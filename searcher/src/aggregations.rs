@@ -4,6 +4,7 @@
 
 use quarry_common::doc_mapper::{DocMapper, ResolvedField};
 use quarry_config::LeafFieldType;
+use quarry_query::query_builder::TimestampWindow;
 
 use crate::date_histogram::{HistogramCollector, HistogramShape};
 use crate::time_buckets::{self, named_zone, Unit, FINE_INTERVAL};
@@ -424,8 +425,26 @@ pub(crate) fn tantivy_collector(aggs: &Aggregations) -> DistributedAggregationCo
 /// histogram, optionally by a keyword field, read straight from the columns), tantivy's
 /// for everything else.
 pub(crate) fn leaf_collector(aggs: &Aggregations, doc_mapper: &DocMapper) -> LeafAggCollector {
+    leaf_collector_within(aggs, doc_mapper, None)
+}
+
+/// Like `leaf_collector`, for a query that is nothing but `window` on the index's timestamp
+/// field: a histogram on that field then counts in a table of the window's buckets only.
+pub(crate) fn leaf_collector_within(
+    aggs: &Aggregations,
+    doc_mapper: &DocMapper,
+    window: Option<TimestampWindow>,
+) -> LeafAggCollector {
     match HistogramShape::of(aggs).and_then(|shape| shape.collector(doc_mapper)) {
-        Some(histogram) => LeafAggCollector::Histogram(histogram),
+        Some(histogram) => {
+            let on_timestamp = doc_mapper
+                .timestamp_field()
+                .is_some_and(|timestamp| timestamp.path == histogram.field());
+            LeafAggCollector::Histogram(match window {
+                Some(window) if on_timestamp => histogram.within(window),
+                _ => histogram,
+            })
+        }
         None => LeafAggCollector::Tantivy(tantivy_collector(aggs)),
     }
 }

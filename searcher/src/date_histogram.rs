@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use quarry_common::doc_mapper::{DocMapper, ResolvedField};
 use quarry_config::LeafFieldType;
 use quarry_query::column_cache::datetime_column;
+use quarry_query::query_builder::TimestampWindow;
 
 use crate::time_buckets::Unit;
 use serde::Serialize;
@@ -172,6 +173,7 @@ impl HistogramShape {
         }
         Some(HistogramCollector {
             shape: self.clone(),
+            window: TimestampWindow::default(),
         })
     }
 }
@@ -179,6 +181,27 @@ impl HistogramShape {
 /// Counts the matching documents per bucket (and per value) from the columns.
 pub(crate) struct HistogramCollector {
     shape: HistogramShape,
+    /// `[start, end)` of the histogram's field that the query keeps documents in, when the
+    /// query is nothing but that window.
+    window: TimestampWindow,
+}
+
+/// A value the query admits lies at most one unit of the field's precision (a second at
+/// most) outside the window it was written with, so the table spans this much more.
+const WINDOW_MARGIN_NANOS: i64 = 1_000_000_000;
+
+impl HistogramCollector {
+    pub(crate) fn field(&self) -> &str {
+        &self.shape.field
+    }
+
+    /// Sizes each segment's table by `window` rather than by the segment's time span (ten
+    /// days of minutes for a query over one): `window` must be the whole query, on the
+    /// histogram's field.
+    pub(crate) fn within(mut self, window: TimestampWindow) -> HistogramCollector {
+        self.window = window;
+        self
+    }
 }
 
 impl Collector for HistogramCollector {
@@ -200,8 +223,23 @@ impl Collector for HistogramCollector {
         };
         let (first_position, num_positions) = match &timestamps {
             Some(column) if segment.num_docs() > 0 => {
-                let first = self.shape.position(i64::from_u64(column.min_value()));
-                let last = self.shape.position(i64::from_u64(column.max_value()));
+                let (mut lowest, mut highest) = (
+                    i64::from_u64(column.min_value()),
+                    i64::from_u64(column.max_value()),
+                );
+                // A document with several timestamps matches by one of them and is counted
+                // by all, so only single values can be bounded by the window.
+                if column.get_cardinality() != Cardinality::Multivalued {
+                    if let Some(start) = self.window.start_nanos {
+                        lowest = lowest.max(start.saturating_sub(WINDOW_MARGIN_NANOS));
+                    }
+                    if let Some(end) = self.window.end_nanos {
+                        highest = highest.min(end.saturating_add(WINDOW_MARGIN_NANOS));
+                    }
+                    highest = highest.max(lowest);
+                }
+                let first = self.shape.position(lowest);
+                let last = self.shape.position(highest);
                 (
                     first,
                     usize::try_from(last - first + 1).unwrap_or(usize::MAX),

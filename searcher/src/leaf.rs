@@ -15,7 +15,7 @@ use tantivy::{DateTime, DocAddress, Executor, Order, Searcher};
 use tantivy::aggregation::agg_req::Aggregations;
 use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
 
-use crate::aggregations::{leaf_collector, LeafAggCollector};
+use crate::aggregations::{leaf_collector_within, LeafAggCollector};
 use crate::cached_sort::SortByCachedDatetime;
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
@@ -134,7 +134,8 @@ pub(crate) fn leaf_search(
         warm_up_search(runtime, searcher, &plan)?;
     }
     let search_error = |error: tantivy::TantivyError| format!("leaf search failed: {error}");
-    let agg_collector = aggs.map(|aggs| leaf_collector(aggs, doc_mapper));
+    let window = as_timestamp_window(query_ast, doc_mapper);
+    let agg_collector = aggs.map(|aggs| leaf_collector_within(aggs, doc_mapper, window));
     if limit == 0 {
         let (num_hits, aggregations) =
             search_segments(searcher, &query, &(Count, agg_collector)).map_err(search_error)?;
@@ -266,12 +267,14 @@ pub(crate) fn volume_search(
         let query = QueryBuilder::new(request.doc_mapper)
             .build(&piece)
             .map_err(|error| error.to_string())?;
-        let (cut_hits, cut_aggregations) = search_segments(
-            searcher,
-            &query,
-            &(Count, leaf_collector(aggs, request.doc_mapper)),
-        )
-        .map_err(|error| format!("leaf search failed: {error}"))?;
+        let piece_window = TimestampWindow {
+            start_nanos: Some(start),
+            end_nanos: Some(end),
+        };
+        let collector = leaf_collector_within(aggs, request.doc_mapper, Some(piece_window));
+        let (cut_hits, cut_aggregations) =
+            search_segments(searcher, &query, &(Count, collector))
+                .map_err(|error| format!("leaf search failed: {error}"))?;
         aggregations
             .merge_fruits(cut_aggregations)
             .map_err(|error| format!("merging histogram buckets: {error}"))?;
