@@ -78,6 +78,8 @@ async fn cold_searches_take_at_most_three_round_trips() {
 
     let trace_id = doc(12_345)["trace_id"].as_str().unwrap().to_string();
     let queries = [
+        // A narrow time window (10 s of 3,000), read from the postings of its seconds.
+        json!({"query": "body:failed", "max_hits": 20, "start_timestamp": 1_767_225_700, "end_timestamp": 1_767_225_710}),
         // Top 20 by time: the term's dictionary block and postings, the timestamp column,
         // then the hits' doc-store blocks and log ids.
         json!({"query": "body:failed", "max_hits": 20}),
@@ -85,7 +87,8 @@ async fn cold_searches_take_at_most_three_round_trips() {
         json!({"query": format!("trace_id:{trace_id}"), "max_hits": 20}),
         json!({"query": "severity_text:ERROR AND body:served", "max_hits": 5, "sort_by": "-timestamp"}),
     ];
-    let expected_hits = [NUM_DOCS / 4, NUM_DOCS / 4, 1, NUM_DOCS / 12];
+    // The window holds documents 1,000 to 1,099, a quarter of which say "failed".
+    let expected_hits = [25, NUM_DOCS / 4, NUM_DOCS / 4, 1, NUM_DOCS / 12];
     for (query, expected) in queries.iter().zip(expected_hits) {
         let before = fetches(&node).await;
         let answer = node.search("cold-logs", query.clone()).await;
@@ -96,10 +99,13 @@ async fn cold_searches_take_at_most_three_round_trips() {
             hits.len() as u64,
             expected.min(20).min(query["max_hits"].as_u64().unwrap())
         );
-        assert!(
-            after.gets > before.gets,
-            "{query}: the split was cold, yet nothing was fetched"
-        );
+        // Later queries may find their ranges fetched by earlier ones (64 KiB blocks).
+        if query == &queries[0] {
+            assert!(
+                after.gets > before.gets,
+                "the split was cold, yet nothing was fetched"
+            );
+        }
         assert_eq!(
             after.blocking_gets, before.blocking_gets,
             "{query}: the search waited for ranges the warmup did not fetch ({before:?} → {after:?})"
@@ -112,7 +118,7 @@ async fn cold_searches_take_at_most_three_round_trips() {
     }
     // Warm now: the same query fetches nothing.
     let before = fetches(&node).await;
-    node.search("cold-logs", queries[0].clone()).await;
+    node.search("cold-logs", queries[1].clone()).await;
     assert_eq!(fetches(&node).await, before);
     node.stop();
 }

@@ -556,6 +556,25 @@ impl TimestampWindow {
     }
 }
 
+/// A window on the index's timestamp field that every document `ast` matches lies in: the
+/// intersection of the windows among its required clauses, or `None` when it requires
+/// none. Unlike `as_timestamp_window`, the rest of the query may ask anything.
+pub fn required_timestamp_window(
+    ast: &QueryAst,
+    doc_mapper: &DocMapper,
+) -> Option<TimestampWindow> {
+    match ast {
+        QueryAst::Range { .. } => as_timestamp_window(ast, doc_mapper),
+        QueryAst::Bool(bool_query) => bool_query
+            .must
+            .iter()
+            .chain(&bool_query.filter)
+            .filter_map(|clause| required_timestamp_window(clause, doc_mapper))
+            .reduce(TimestampWindow::intersect),
+        _ => None,
+    }
+}
+
 /// `ast` as nothing but a window on the index's timestamp field (match-all, ranges on
 /// that field, and conjunctions of them), or `None` when it asks anything else. This is
 /// the query of log-volume histograms, which per-minute counts can answer.

@@ -428,8 +428,9 @@ pub(crate) fn leaf_collector(aggs: &Aggregations, doc_mapper: &DocMapper) -> Lea
     leaf_collector_within(aggs, doc_mapper, None)
 }
 
-/// Like `leaf_collector`, for a query that is nothing but `window` on the index's timestamp
-/// field: a histogram on that field then counts in a table of the window's buckets only.
+/// Like `leaf_collector`, for a query whose every match lies in `window` on the index's
+/// timestamp field: a histogram on that field then counts in a table of the window's
+/// buckets only.
 pub(crate) fn leaf_collector_within(
     aggs: &Aggregations,
     doc_mapper: &DocMapper,

@@ -181,8 +181,7 @@ impl HistogramShape {
 /// Counts the matching documents per bucket (and per value) from the columns.
 pub(crate) struct HistogramCollector {
     shape: HistogramShape,
-    /// `[start, end)` of the histogram's field that the query keeps documents in, when the
-    /// query is nothing but that window.
+    /// `[start, end)` of the histogram's field that every matching document lies in.
     window: TimestampWindow,
 }
 
@@ -196,8 +195,8 @@ impl HistogramCollector {
     }
 
     /// Sizes each segment's table by `window` rather than by the segment's time span (ten
-    /// days of minutes for a query over one): `window` must be the whole query, on the
-    /// histogram's field.
+    /// days of minutes for a query over one): every document the query matches must lie
+    /// in `window`, on the histogram's field.
     pub(crate) fn within(mut self, window: TimestampWindow) -> HistogramCollector {
         self.window = window;
         self

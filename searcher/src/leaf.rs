@@ -2,7 +2,9 @@ use quarry_common::doc_mapper::format_rfc3339;
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::split::VolumeCounts;
 use quarry_query::query_ast::{QueryAst, RangeBound};
-use quarry_query::query_builder::{as_timestamp_window, QueryBuilder, TimestampWindow};
+use quarry_query::query_builder::{
+    as_timestamp_window, required_timestamp_window, QueryBuilder, TimestampWindow,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
@@ -20,7 +22,7 @@ use crate::cached_sort::SortByCachedDatetime;
 use crate::search_after::{AfterCursorCollector, Cursor};
 use crate::sort::{FastKind, SortField, SortKey, SortOrder, SortSpec};
 use crate::volume_histogram::{minute_span_nanos, VolumeHistogram};
-use crate::warmup::{columns_to_warm, warm_up_search, WarmupPlan};
+use crate::warmup::{columns_to_warm, warm_up_search, SecondsRange, WarmupPlan};
 
 /// Searches the segments of a split in parallel when it has several: a split cut by two
 /// writer threads holds two until merged, and on an idle node both cores then work on the
@@ -129,12 +131,18 @@ pub(crate) fn leaf_search(
     let query = QueryBuilder::new(doc_mapper)
         .build(query_ast)
         .map_err(|error| error.to_string())?;
+    let window = required_timestamp_window(query_ast, doc_mapper);
     if let Some(runtime) = warmup {
-        let plan = WarmupPlan::new(query.as_ref(), columns_to_warm(sort, aggs, query_ast));
+        let plan = WarmupPlan::new(
+            query.as_ref(),
+            columns_to_warm(sort, aggs, query_ast),
+            window.and_then(|window| SecondsRange::of(window, doc_mapper)),
+        );
         warm_up_search(runtime, searcher, &plan)?;
     }
     let search_error = |error: tantivy::TantivyError| format!("leaf search failed: {error}");
-    let window = as_timestamp_window(query_ast, doc_mapper);
+    // Every document the query matches lies in its required window: a histogram's table
+    // need span no more.
     let agg_collector = aggs.map(|aggs| leaf_collector_within(aggs, doc_mapper, window));
     if limit == 0 {
         let (num_hits, aggregations) =

@@ -12,17 +12,22 @@
 //! The stages run on the searching (blocking) thread with `block_on`.
 
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 use futures::future::{try_join_all, LocalBoxFuture};
 use futures::FutureExt;
 use quarry_common::doc_mapper::log_ids::{
     LOG_LINE_FIELD_NAME, LOG_POSITION_FIELD_NAME, LOG_SHARD_FIELD_NAME,
 };
+use quarry_common::doc_mapper::DocMapper;
 use quarry_common::split::fetch_stats;
 use quarry_query::query_ast::QueryAst;
+use quarry_query::query_builder::TimestampWindow;
 use tantivy::aggregation::agg_req::{get_fast_field_names, Aggregations};
 use tantivy::columnar::DynamicColumnHandle;
 use tantivy::query::Query;
+use tantivy::schema::Field;
+use tantivy::DateTime;
 use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
 use tokio::runtime::Handle;
 
@@ -35,10 +40,46 @@ pub(crate) struct WarmupPlan {
     terms: Vec<(Term, bool)>,
     /// Fast fields read whole (sorts, aggregations, ranges).
     columns: BTreeSet<String>,
+    /// The seconds of the query's time window in the timestamp field's inverted index,
+    /// which a narrow window is read from (`DatetimeRangeQuery`).
+    seconds: Option<SecondsRange>,
+}
+
+#[derive(Debug)]
+pub(crate) struct SecondsRange {
+    field: Field,
+    low: Bound<Term>,
+    high: Bound<Term>,
+}
+
+impl SecondsRange {
+    /// The seconds `window` covers, when the timestamp field is indexed.
+    pub(crate) fn of(window: TimestampWindow, doc_mapper: &DocMapper) -> Option<SecondsRange> {
+        let timestamp = doc_mapper.timestamp_field()?;
+        if !timestamp.mapping.indexed || window == TimestampWindow::default() {
+            return None;
+        }
+        let second = |nanos: i64| {
+            Term::from_field_date_for_search(timestamp.field, DateTime::from_timestamp_nanos(nanos))
+        };
+        Some(SecondsRange {
+            field: timestamp.field,
+            low: window
+                .start_nanos
+                .map_or(Bound::Unbounded, |start| Bound::Included(second(start))),
+            high: window
+                .end_nanos
+                .map_or(Bound::Unbounded, |end| Bound::Included(second(end))),
+        })
+    }
 }
 
 impl WarmupPlan {
-    pub(crate) fn new(query: &dyn Query, columns: BTreeSet<String>) -> Self {
+    pub(crate) fn new(
+        query: &dyn Query,
+        columns: BTreeSet<String>,
+        seconds: Option<SecondsRange>,
+    ) -> Self {
         let mut terms: Vec<(Term, bool)> = Vec::new();
         query.query_terms(&mut |term, with_positions| match terms
             .iter_mut()
@@ -47,7 +88,11 @@ impl WarmupPlan {
             Some((_, positions)) => *positions |= with_positions,
             None => terms.push((term.clone(), with_positions)),
         });
-        WarmupPlan { terms, columns }
+        WarmupPlan {
+            terms,
+            columns,
+            seconds,
+        }
     }
 }
 
@@ -118,6 +163,15 @@ pub(crate) fn warm_up_search(
             inverted_indexes.push((inverted, term, *with_positions));
         }
     }
+    let mut seconds_indexes = Vec::new();
+    if let Some(seconds) = &plan.seconds {
+        for segment in searcher.segment_readers() {
+            let inverted = segment
+                .inverted_index(seconds.field)
+                .map_err(|error| format!("opening the inverted index: {error}"))?;
+            seconds_indexes.push(inverted);
+        }
+    }
     let mut dictionary_blocks: Vec<Fetch<'_>> = Vec::new();
     for (inverted, term, _) in &inverted_indexes {
         dictionary_blocks.push(
@@ -127,6 +181,24 @@ pub(crate) fn warm_up_search(
                     .get_async(term.serialized_value_bytes())
                     .await
                     .map(|_| ())
+            }
+            .boxed_local(),
+        );
+    }
+    for inverted in &seconds_indexes {
+        let Some(seconds) = &plan.seconds else {
+            break;
+        };
+        dictionary_blocks.push(
+            async move {
+                let mut range = inverted.terms().range();
+                if let Bound::Included(low) = &seconds.low {
+                    range = range.ge(low.serialized_value_bytes());
+                }
+                if let Bound::Included(high) = &seconds.high {
+                    range = range.le(high.serialized_value_bytes());
+                }
+                range.into_stream_async().await.map(|_| ())
             }
             .boxed_local(),
         );
@@ -141,6 +213,20 @@ pub(crate) fn warm_up_search(
             async move {
                 inverted
                     .warm_postings(term, *with_positions)
+                    .await
+                    .map(|_| ())
+            }
+            .boxed_local(),
+        );
+    }
+    for inverted in &seconds_indexes {
+        let Some(seconds) = &plan.seconds else {
+            break;
+        };
+        postings_and_columns.push(
+            async move {
+                inverted
+                    .warm_postings_range((seconds.low.clone(), seconds.high.clone()), None, false)
                     .await
                     .map(|_| ())
             }

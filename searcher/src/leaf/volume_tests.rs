@@ -239,6 +239,12 @@ fn the_collector_answers_any_query_as_tantivy_does() {
             &fixture.mapper,
         )),
         term("body", "nothing"),
+        // A narrow window inside one minute: the table spans only its buckets.
+        term("level", "INFO").filtered(window(
+            Some(START + 130),
+            Some(START + 133),
+            &fixture.mapper,
+        )),
     ];
     let requests = [
         json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "30s"}}}),
