@@ -98,20 +98,24 @@ impl WarmupPlan {
 
 type Fetch<'a> = LocalBoxFuture<'a, std::io::Result<()>>;
 
-/// Runs one stage's fetches concurrently; returns whether it went to storage (a round trip).
-fn run_stage(runtime: &Handle, fetches: Vec<Fetch<'_>>) -> Result<u32, String> {
+/// Runs one stage's fetches concurrently; returns their outputs and whether the stage went
+/// to storage (a round trip).
+fn run_stage<'a, T>(
+    runtime: &Handle,
+    fetches: Vec<LocalBoxFuture<'a, std::io::Result<T>>>,
+) -> Result<(Vec<T>, u32), String> {
     if fetches.is_empty() {
-        return Ok(0);
+        return Ok((Vec::new(), 0));
     }
     let before = fetch_stats::async_gets_on_this_thread();
-    runtime
+    let outputs = runtime
         .block_on(try_join_all(fetches))
         .map_err(|error| format!("warming up the split: {error}"))?;
-    if fetch_stats::async_gets_on_this_thread() == before {
-        return Ok(0);
+    let fetched = fetch_stats::async_gets_on_this_thread() > before;
+    if fetched {
+        fetch_stats::record_round_trip();
     }
-    fetch_stats::record_round_trip();
-    Ok(1)
+    Ok((outputs, u32::from(fetched)))
 }
 
 /// The handles of `columns` in every segment: free when the split's hotcache holds the
@@ -125,21 +129,19 @@ fn column_handles(
     for segment in searcher.segment_readers() {
         for column in columns {
             let fast_fields = segment.fast_fields();
-            listings.push(async move { fast_fields.list_dynamic_column_handles(column).await });
+            listings.push(
+                async move {
+                    fast_fields
+                        .list_dynamic_column_handles(column)
+                        .await
+                        .map_err(std::io::Error::other)
+                }
+                .boxed_local(),
+            );
         }
     }
-    let before = fetch_stats::async_gets_on_this_thread();
-    let handles: Vec<DynamicColumnHandle> = runtime
-        .block_on(try_join_all(listings))
-        .map_err(|error| format!("listing the split's columns: {error}"))?
-        .into_iter()
-        .flatten()
-        .collect();
-    let fetched = fetch_stats::async_gets_on_this_thread() > before;
-    if fetched {
-        fetch_stats::record_round_trip();
-    }
-    Ok((handles, u32::from(fetched)))
+    let (listed, round_trips) = run_stage(runtime, listings)?;
+    Ok((listed.into_iter().flatten().collect(), round_trips))
 }
 
 fn read_columns(handles: &[DynamicColumnHandle]) -> impl Iterator<Item = Fetch<'_>> {
@@ -169,7 +171,7 @@ pub(crate) fn warm_up_search(
             let inverted = segment
                 .inverted_index(seconds.field)
                 .map_err(|error| format!("opening the inverted index: {error}"))?;
-            seconds_indexes.push(inverted);
+            seconds_indexes.push((inverted, seconds));
         }
     }
     let mut dictionary_blocks: Vec<Fetch<'_>> = Vec::new();
@@ -185,10 +187,7 @@ pub(crate) fn warm_up_search(
             .boxed_local(),
         );
     }
-    for inverted in &seconds_indexes {
-        let Some(seconds) = &plan.seconds else {
-            break;
-        };
+    for (inverted, seconds) in &seconds_indexes {
         dictionary_blocks.push(
             async move {
                 let mut range = inverted.terms().range();
@@ -206,7 +205,7 @@ pub(crate) fn warm_up_search(
     // Column names come from the hotcache, so listing them does not delay the dictionary
     // blocks of stage 1 (on older splits it is a round trip of its own, counted).
     let (handles, mut round_trips) = column_handles(runtime, searcher, &plan.columns)?;
-    round_trips += run_stage(runtime, dictionary_blocks)?;
+    round_trips += run_stage(runtime, dictionary_blocks)?.1;
     let mut postings_and_columns: Vec<Fetch<'_>> = read_columns(&handles).collect();
     for (inverted, term, with_positions) in &inverted_indexes {
         postings_and_columns.push(
@@ -219,10 +218,7 @@ pub(crate) fn warm_up_search(
             .boxed_local(),
         );
     }
-    for inverted in &seconds_indexes {
-        let Some(seconds) = &plan.seconds else {
-            break;
-        };
+    for (inverted, seconds) in &seconds_indexes {
         postings_and_columns.push(
             async move {
                 inverted
@@ -233,7 +229,7 @@ pub(crate) fn warm_up_search(
             .boxed_local(),
         );
     }
-    round_trips += run_stage(runtime, postings_and_columns)?;
+    round_trips += run_stage(runtime, postings_and_columns)?.1;
     Ok(round_trips)
 }
 
@@ -260,7 +256,7 @@ pub(crate) fn warm_up_fetch(
             .boxed_local(),
         );
     }
-    round_trips += run_stage(runtime, fetches)?;
+    round_trips += run_stage(runtime, fetches)?.1;
     Ok(round_trips)
 }
 
