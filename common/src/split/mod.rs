@@ -15,6 +15,7 @@ mod file_table;
 mod footer;
 mod hotcache;
 mod range_cache;
+pub mod source_store;
 pub mod volume;
 mod writer;
 

@@ -1,0 +1,366 @@
+//! One block of the source store: the documents' JSON text split into a skeleton (the
+//! text around values: punctuation, whitespace, keys) and per-key value streams, so that
+//! zstd sees the timestamps together, the trace ids together, the messages together.
+//! Log lines of one service share a handful of skeletons, and values of one key look
+//! alike, which compresses about a fifth better than the lines themselves.
+//!
+//! Any bytes round-trip exactly: the scanner reads JSON's shapes, but whatever it does
+//! not recognise stays in the skeleton, and every codec is checked by decoding before it
+//! is chosen.
+//!
+//! ```text
+//! block := varint num_docs
+//!          varint num_skeletons, skeleton*   skeleton := varint num_slots, (varint stream)*, (bytes)^(num_slots+1)
+//!          varint skeleton_id ^ num_docs
+//!          varint num_streams, stream*       stream := u8 codec, varint num_values, bytes payload
+//! bytes := varint len, len bytes
+//! ```
+
+use std::collections::HashMap;
+
+use super::codecs::{self, Codec};
+use super::varint::{read_bytes, read_varint, write_bytes, write_varint};
+use super::SourceStoreError;
+
+/// A value is a JSON string's contents (without quotes) or a number's text.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum ValueKind {
+    String,
+    Number,
+}
+
+/// What one line splits into: the literal text between values, and the values with the
+/// key each follows.
+struct ScannedLine<'a> {
+    literals: Vec<&'a [u8]>,
+    values: Vec<(StreamKey<'a>, &'a [u8])>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+struct StreamKey<'a> {
+    /// The last key seen before the value, quotes included; empty before any key.
+    key: &'a [u8],
+    kind: ValueKind,
+}
+
+fn is_json_whitespace(byte: u8) -> bool {
+    matches!(byte, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The end (exclusive, past the closing quote) of the string opening at `start`.
+fn string_end(line: &[u8], start: usize) -> Option<usize> {
+    let mut index = start + 1;
+    while index < line.len() {
+        match line[index] {
+            b'\\' => index += 2,
+            b'"' => return Some(index + 1),
+            _ => index += 1,
+        }
+    }
+    None
+}
+
+fn scan(line: &[u8]) -> ScannedLine<'_> {
+    let mut literals = Vec::new();
+    let mut values = Vec::new();
+    let mut key: &[u8] = b"";
+    let mut literal_start = 0;
+    let mut index = 0;
+    while index < line.len() {
+        match line[index] {
+            b'"' => {
+                let Some(end) = string_end(line, index) else {
+                    break;
+                };
+                let mut after = end;
+                while after < line.len() && is_json_whitespace(line[after]) {
+                    after += 1;
+                }
+                if after < line.len() && line[after] == b':' {
+                    key = &line[index..end];
+                } else {
+                    // The quotes stay in the skeleton, the contents go to the stream.
+                    literals.push(&line[literal_start..index + 1]);
+                    let kind = ValueKind::String;
+                    values.push((StreamKey { key, kind }, &line[index + 1..end - 1]));
+                    literal_start = end - 1;
+                }
+                index = end;
+            }
+            b'-' | b'0'..=b'9' => {
+                let mut end = index + 1;
+                while end < line.len()
+                    && matches!(line[end], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    end += 1;
+                }
+                literals.push(&line[literal_start..index]);
+                let kind = ValueKind::Number;
+                values.push((StreamKey { key, kind }, &line[index..end]));
+                literal_start = end;
+                index = end;
+            }
+            _ => index += 1,
+        }
+    }
+    literals.push(&line[literal_start..]);
+    ScannedLine { literals, values }
+}
+
+/// Encodes `docs` (each a document's source text) into one uncompressed block.
+pub(super) fn encode_block<D: AsRef<[u8]>>(docs: &[D]) -> Vec<u8> {
+    let mut stream_ids: HashMap<StreamKey<'_>, usize> = HashMap::new();
+    let mut streams: Vec<Vec<&[u8]>> = Vec::new();
+    let mut skeleton_ids: HashMap<(Vec<&[u8]>, Vec<usize>), usize> = HashMap::new();
+    let mut skeletons: Vec<(Vec<&[u8]>, Vec<usize>)> = Vec::new();
+    let mut doc_skeletons = Vec::with_capacity(docs.len());
+    for doc in docs {
+        let scanned = scan(doc.as_ref());
+        let mut slots = Vec::with_capacity(scanned.values.len());
+        for (key, value) in scanned.values {
+            let next_id = streams.len();
+            let stream = *stream_ids.entry(key).or_insert(next_id);
+            if stream == next_id {
+                streams.push(Vec::new());
+            }
+            streams[stream].push(value);
+            slots.push(stream);
+        }
+        let shape = (scanned.literals, slots);
+        let skeleton = match skeleton_ids.get(&shape) {
+            Some(id) => *id,
+            None => {
+                let id = skeletons.len();
+                skeleton_ids.insert(shape.clone(), id);
+                skeletons.push(shape);
+                id
+            }
+        };
+        doc_skeletons.push(skeleton);
+    }
+    let kinds: Vec<ValueKind> = {
+        let mut kinds = vec![ValueKind::String; streams.len()];
+        for (key, id) in &stream_ids {
+            kinds[*id] = key.kind;
+        }
+        kinds
+    };
+
+    let mut out = Vec::new();
+    write_varint(&mut out, docs.len() as u64);
+    write_varint(&mut out, skeletons.len() as u64);
+    for (literals, slots) in &skeletons {
+        write_varint(&mut out, slots.len() as u64);
+        for slot in slots {
+            write_varint(&mut out, *slot as u64);
+        }
+        for literal in literals {
+            write_bytes(&mut out, literal);
+        }
+    }
+    for skeleton in doc_skeletons {
+        write_varint(&mut out, skeleton as u64);
+    }
+    write_varint(&mut out, streams.len() as u64);
+    for (values, kind) in streams.iter().zip(kinds) {
+        let (codec, payload) = codecs::encode(values, kind == ValueKind::String);
+        out.push(codec as u8);
+        write_varint(&mut out, values.len() as u64);
+        write_bytes(&mut out, &payload);
+    }
+    out
+}
+
+struct Skeleton<'a> {
+    slots: Vec<usize>,
+    literals: Vec<&'a [u8]>,
+}
+
+/// A decoded block, from which documents are rebuilt by their position in it.
+pub(super) struct DecodedBlock<'a> {
+    skeletons: Vec<Skeleton<'a>>,
+    doc_skeletons: Vec<usize>,
+    streams: Vec<codecs::DecodedStream<'a>>,
+}
+
+fn corrupt(what: &str) -> SourceStoreError {
+    SourceStoreError::Corrupt(format!("source block: {what}"))
+}
+
+impl<'a> DecodedBlock<'a> {
+    pub(super) fn decode(mut block: &'a [u8]) -> Result<Self, SourceStoreError> {
+        let input = &mut block;
+        let num_docs = read_varint(input)? as usize;
+        let num_skeletons = read_varint(input)? as usize;
+        let mut skeletons = Vec::with_capacity(num_skeletons.min(input.len()));
+        for _ in 0..num_skeletons {
+            let num_slots = read_varint(input)? as usize;
+            if num_slots > input.len() {
+                return Err(corrupt("more slots than bytes"));
+            }
+            let slots = (0..num_slots)
+                .map(|_| read_varint(input).map(|slot| slot as usize))
+                .collect::<Result<Vec<_>, _>>()?;
+            let literals = (0..=num_slots)
+                .map(|_| read_bytes(input))
+                .collect::<Result<Vec<_>, _>>()?;
+            skeletons.push(Skeleton { slots, literals });
+        }
+        if num_docs > input.len() {
+            return Err(corrupt("more documents than bytes"));
+        }
+        let doc_skeletons = (0..num_docs)
+            .map(|_| {
+                let id = read_varint(input)? as usize;
+                if id < skeletons.len() {
+                    Ok(id)
+                } else {
+                    Err(corrupt("unknown skeleton"))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let num_streams = read_varint(input)? as usize;
+        if num_streams > input.len() {
+            return Err(corrupt("more streams than bytes"));
+        }
+        let mut streams = Vec::with_capacity(num_streams);
+        for _ in 0..num_streams {
+            let (&codec, rest) = input.split_first().ok_or_else(|| corrupt("truncated"))?;
+            *input = rest;
+            let codec = Codec::from_u8(codec).ok_or_else(|| corrupt("unknown codec"))?;
+            let num_values = read_varint(input)? as usize;
+            let payload = read_bytes(input)?;
+            streams.push(codecs::decode(codec, num_values, payload)?);
+        }
+        for skeleton in &skeletons {
+            if skeleton.slots.iter().any(|slot| *slot >= streams.len()) {
+                return Err(corrupt("slot of an unknown stream"));
+            }
+        }
+        Ok(DecodedBlock {
+            skeletons,
+            doc_skeletons,
+            streams,
+        })
+    }
+
+    pub(super) fn num_docs(&self) -> usize {
+        self.doc_skeletons.len()
+    }
+
+    /// The documents at `positions` (ascending, within the block), rebuilt.
+    pub(super) fn docs(&self, positions: &[usize]) -> Result<Vec<Vec<u8>>, SourceStoreError> {
+        let mut cursors = vec![0usize; self.streams.len()];
+        let mut out = Vec::with_capacity(positions.len());
+        let mut wanted = positions.iter().peekable();
+        for (position, skeleton) in self.doc_skeletons.iter().enumerate() {
+            let Some(&&next) = wanted.peek() else {
+                break;
+            };
+            let skeleton = &self.skeletons[*skeleton];
+            if position == next {
+                let mut doc = Vec::new();
+                for (literal, slot) in skeleton.literals.iter().zip(&skeleton.slots) {
+                    doc.extend_from_slice(literal);
+                    self.streams[*slot].append_value(cursors[*slot], &mut doc)?;
+                    cursors[*slot] += 1;
+                }
+                if let Some(last) = skeleton.literals.last() {
+                    doc.extend_from_slice(last);
+                }
+                // A position asked twice gets the same document twice.
+                while wanted.next_if(|wanted| **wanted == next).is_some() {
+                    out.push(doc.clone());
+                }
+            } else {
+                for slot in &skeleton.slots {
+                    cursors[*slot] += 1;
+                }
+            }
+        }
+        if wanted.next().is_some() {
+            return Err(corrupt("document position past the block's end"));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(docs: &[&[u8]]) {
+        let block = encode_block(docs);
+        let decoded = DecodedBlock::decode(&block).unwrap();
+        assert_eq!(decoded.num_docs(), docs.len());
+        let all: Vec<usize> = (0..docs.len()).collect();
+        let rebuilt = decoded.docs(&all).unwrap();
+        for (doc, rebuilt) in docs.iter().zip(&rebuilt) {
+            assert_eq!(
+                String::from_utf8_lossy(doc),
+                String::from_utf8_lossy(rebuilt)
+            );
+        }
+    }
+
+    #[test]
+    fn log_lines_come_back_byte_for_byte() {
+        round_trip(&[
+            br#"{"timestamp":"2026-01-01T00:00:00.000087Z","severity_text":"INFO","tenant_id":100,"body":"Committed offset 7 for partition events-54","trace_id":"aeb53b340c1039714a69db9873af8965"}"#,
+            br#"{"timestamp":"2026-01-01T00:00:00.000475Z","severity_text":"WARN","tenant_id":6,"body":"GC pause","attributes":{"http.status_code":500,"duration_ms":3175}}"#,
+            br#"{ "timestamp" : "2026-01-01T00:00:19.184000Z", "n": 1668422616918, "f": -1.50e+3, "a": [1, "x", {"b": null}], "t": true }"#,
+            r#"{"escaped":"a \"quoted\" \\ word\u00e9","unicode":"héllo","empty":"","zero":0}"#.as_bytes(),
+        ]);
+    }
+
+    #[test]
+    fn anything_that_is_not_json_round_trips_too() {
+        round_trip(&[
+            b"",
+            b"not json at all",
+            b"{\"unterminated",
+            b"\x00\x01\xff binary \"",
+            b"{\"k\": 12abc, \"j\": --3}",
+            b"\"lonely string\"",
+            b"-",
+            b"{\"key\" \n:\t\"value\"}",
+        ]);
+    }
+
+    #[test]
+    fn only_the_asked_documents_are_rebuilt() {
+        let docs: Vec<String> = (0..100)
+            .map(|n| {
+                format!(
+                    r#"{{"n":{n},"s":"v{n}","t":"2026-01-01T00:00:{:02}Z"}}"#,
+                    n % 60
+                )
+            })
+            .collect();
+        let block = encode_block(&docs);
+        let decoded = DecodedBlock::decode(&block).unwrap();
+        let rebuilt = decoded.docs(&[3, 3, 50, 99]).unwrap();
+        let expected: Vec<&[u8]> = [3, 3, 50, 99].iter().map(|n| docs[*n].as_bytes()).collect();
+        assert_eq!(rebuilt, expected);
+        assert!(decoded.docs(&[100]).is_err());
+    }
+
+    #[test]
+    fn damaged_blocks_are_errors_not_panics() {
+        let block = encode_block(&[br#"{"a":"b","c":1}"#.as_slice(); 3]);
+        for len in 0..block.len() {
+            if let Ok(decoded) = DecodedBlock::decode(&block[..len]) {
+                let _ = decoded.docs(&[0]);
+            }
+        }
+        let mut flipped = block.clone();
+        for index in 0..flipped.len() {
+            flipped[index] ^= 0xff;
+            if let Ok(decoded) = DecodedBlock::decode(&flipped) {
+                let all: Vec<usize> = (0..decoded.num_docs()).collect();
+                let _ = decoded.docs(&all);
+            }
+            flipped[index] ^= 0xff;
+        }
+    }
+}

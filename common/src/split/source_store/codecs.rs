@@ -1,0 +1,394 @@
+//! How one stream of values is written. Log values have a few common shapes that plain
+//! text hides from zstd: RFC 3339 timestamps (a number in disguise, close to the one
+//! before), hex ids (half their bytes are redundant) and integers. A shape's codec is
+//! used only when every value of the stream decodes back to its exact text; otherwise
+//! the stream stays plain.
+
+use super::varint::{read_varint, unzigzag, write_varint, zigzag};
+use super::SourceStoreError;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub(super) enum Codec {
+    /// Varint lengths, then the values' bytes back to back.
+    Plain = 0,
+    /// Lowercase hex strings of one even length, as bytes.
+    Hex = 1,
+    /// `YYYY-MM-DDTHH:MM:SS[.f…]Z` with one number of fraction digits, as varint deltas.
+    Timestamp = 2,
+    /// Integers written the canonical way, as zigzag varints.
+    Integer = 3,
+}
+
+impl Codec {
+    pub(super) fn from_u8(byte: u8) -> Option<Codec> {
+        [Codec::Plain, Codec::Hex, Codec::Timestamp, Codec::Integer]
+            .into_iter()
+            .find(|codec| *codec as u8 == byte)
+    }
+}
+
+/// The best codec for `values` and their encoding.
+pub(super) fn encode(values: &[&[u8]], strings: bool) -> (Codec, Vec<u8>) {
+    let encoded = if strings {
+        encode_timestamps(values)
+            .map(|payload| (Codec::Timestamp, payload))
+            .or_else(|| encode_hex(values).map(|payload| (Codec::Hex, payload)))
+    } else {
+        encode_integers(values).map(|payload| (Codec::Integer, payload))
+    };
+    encoded.unwrap_or_else(|| (Codec::Plain, encode_plain(values)))
+}
+
+fn encode_plain(values: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for value in values {
+        write_varint(&mut out, value.len() as u64);
+    }
+    for value in values {
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+fn encode_hex(values: &[&[u8]]) -> Option<Vec<u8>> {
+    let width = values.first()?.len();
+    if width == 0 || width % 2 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(values.len() * width / 2 + 2);
+    write_varint(&mut out, (width / 2) as u64);
+    for value in values {
+        if value.len() != width {
+            return None;
+        }
+        for pair in value.chunks_exact(2) {
+            out.push((hex_digit(pair[0])? << 4) | hex_digit(pair[1])?);
+        }
+    }
+    Some(out)
+}
+
+fn hex_digit(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        _ => None,
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn encode_integers(values: &[&[u8]]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(values.len() * 2);
+    let mut text = Vec::new();
+    for value in values {
+        let parsed: i64 = std::str::from_utf8(value).ok()?.parse().ok()?;
+        text.clear();
+        append_integer(parsed, &mut text);
+        if text != *value {
+            // `+5`, `007`, `-0`: kept as written.
+            return None;
+        }
+        write_varint(&mut out, zigzag(parsed));
+    }
+    Some(out)
+}
+
+fn append_integer(value: i64, out: &mut Vec<u8>) {
+    out.extend_from_slice(value.to_string().as_bytes());
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.f…]Z` into units of 10^-digits seconds since the epoch.
+fn parse_timestamp(value: &[u8], digits: usize) -> Option<i64> {
+    let expected_len = 20 + if digits > 0 { digits + 1 } else { 0 };
+    if value.len() != expected_len || value[value.len() - 1] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        value[range].iter().try_fold(0i64, |acc, byte| match byte {
+            b'0'..=b'9' => Some(acc * 10 + i64::from(byte - b'0')),
+            _ => None,
+        })
+    };
+    if value[4] != b'-' || value[7] != b'-' || value[10] != b'T' {
+        return None;
+    }
+    if value[13] != b':' || value[16] != b':' {
+        return None;
+    }
+    let days = days_from_civil(number(0..4)?, number(5..7)?, number(8..10)?);
+    let seconds = days * 86_400 + number(11..13)? * 3600 + number(14..16)? * 60 + number(17..19)?;
+    let fraction = if digits > 0 {
+        if value[19] != b'.' {
+            return None;
+        }
+        number(20..20 + digits)?
+    } else {
+        0
+    };
+    Some(seconds * 10i64.pow(digits as u32) + fraction)
+}
+
+fn append_timestamp(units: i64, digits: usize, out: &mut Vec<u8>) {
+    let scale = 10i64.pow(digits as u32);
+    let (seconds, fraction) = (units.div_euclid(scale), units.rem_euclid(scale));
+    let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    let text = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    );
+    out.extend_from_slice(text.as_bytes());
+    if digits > 0 {
+        out.extend_from_slice(format!(".{fraction:0digits$}").as_bytes());
+    }
+    out.push(b'Z');
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn encode_timestamps(values: &[&[u8]]) -> Option<Vec<u8>> {
+    let first = values.first()?;
+    let digits = first.len().saturating_sub(21);
+    if digits > 9 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(values.len() * 3);
+    write_varint(&mut out, digits as u64);
+    let mut previous = 0i64;
+    let mut text = Vec::new();
+    for value in values {
+        let units = parse_timestamp(value, digits)?;
+        text.clear();
+        append_timestamp(units, digits, &mut text);
+        if text != *value {
+            return None;
+        }
+        write_varint(&mut out, zigzag(units.wrapping_sub(previous)));
+        previous = units;
+    }
+    Some(out)
+}
+
+/// A stream ready to hand out values by index.
+pub(super) enum DecodedStream<'a> {
+    Plain {
+        /// `ends[i]` is where value `i` ends in `data`.
+        ends: Vec<usize>,
+        data: &'a [u8],
+    },
+    Hex {
+        width: usize,
+        data: &'a [u8],
+    },
+    Timestamp {
+        digits: usize,
+        units: Vec<i64>,
+    },
+    Integer(Vec<i64>),
+}
+
+fn corrupt(what: &str) -> SourceStoreError {
+    SourceStoreError::Corrupt(format!("source stream: {what}"))
+}
+
+pub(super) fn decode(
+    codec: Codec,
+    num_values: usize,
+    mut payload: &[u8],
+) -> Result<DecodedStream<'_>, SourceStoreError> {
+    // Every value costs at least one byte, so a count beyond the payload is damage.
+    if num_values > payload.len() {
+        return Err(corrupt("more values than bytes"));
+    }
+    let input = &mut payload;
+    match codec {
+        Codec::Plain => {
+            let mut ends = Vec::with_capacity(num_values);
+            let mut end = 0usize;
+            for _ in 0..num_values {
+                end = end
+                    .checked_add(read_varint(input)? as usize)
+                    .ok_or_else(|| corrupt("lengths overflow"))?;
+                ends.push(end);
+            }
+            if end != input.len() {
+                return Err(corrupt("lengths do not add up to the data"));
+            }
+            Ok(DecodedStream::Plain { ends, data: input })
+        }
+        Codec::Hex => {
+            let width = read_varint(input)? as usize;
+            if width == 0 || width.checked_mul(num_values) != Some(input.len()) {
+                return Err(corrupt("hex width does not fit the data"));
+            }
+            Ok(DecodedStream::Hex { width, data: input })
+        }
+        Codec::Timestamp => {
+            let digits = read_varint(input)? as usize;
+            if digits > 9 {
+                return Err(corrupt("more than 9 fraction digits"));
+            }
+            let mut units = Vec::with_capacity(num_values);
+            let mut previous = 0i64;
+            for _ in 0..num_values {
+                previous = previous.wrapping_add(unzigzag(read_varint(input)?));
+                units.push(previous);
+            }
+            Ok(DecodedStream::Timestamp { digits, units })
+        }
+        Codec::Integer => {
+            let values = (0..num_values)
+                .map(|_| read_varint(input).map(unzigzag))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(DecodedStream::Integer(values))
+        }
+    }
+}
+
+impl DecodedStream<'_> {
+    pub(super) fn append_value(
+        &self,
+        index: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SourceStoreError> {
+        let missing = || corrupt("a document refers past its stream's end");
+        match self {
+            DecodedStream::Plain { ends, data } => {
+                let end = *ends.get(index).ok_or_else(missing)?;
+                let start = if index == 0 { 0 } else { ends[index - 1] };
+                out.extend_from_slice(&data[start..end]);
+            }
+            DecodedStream::Hex { width, data } => {
+                let bytes = data
+                    .get(index * width..(index + 1) * width)
+                    .ok_or_else(missing)?;
+                for byte in bytes {
+                    out.push(HEX[usize::from(byte >> 4)]);
+                    out.push(HEX[usize::from(byte & 0xf)]);
+                }
+            }
+            DecodedStream::Timestamp { digits, units } => {
+                append_timestamp(*units.get(index).ok_or_else(missing)?, *digits, out);
+            }
+            DecodedStream::Integer(values) => {
+                append_integer(*values.get(index).ok_or_else(missing)?, out);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(values: &[&str], strings: bool) -> Codec {
+        let bytes: Vec<&[u8]> = values.iter().map(|value| value.as_bytes()).collect();
+        let (codec, payload) = encode(&bytes, strings);
+        let decoded = decode(codec, values.len(), &payload).unwrap();
+        for (index, value) in values.iter().enumerate() {
+            let mut out = Vec::new();
+            decoded.append_value(index, &mut out).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), *value, "{codec:?}");
+        }
+        codec
+    }
+
+    #[test]
+    fn each_shape_gets_its_codec_and_round_trips() {
+        let timestamps = [
+            "2026-01-01T00:00:00.000087Z",
+            "2026-01-01T00:00:00.000475Z",
+            "1969-12-31T23:59:59.999999Z",
+            "2024-02-29T12:00:00.100000Z",
+            "0001-01-01T00:00:00.000000Z",
+        ];
+        assert_eq!(round_trip(&timestamps, true), Codec::Timestamp);
+        assert_eq!(
+            round_trip(&["2026-01-01T00:00:19Z", "2026-12-31T23:59:59Z"], true),
+            Codec::Timestamp
+        );
+        assert_eq!(
+            round_trip(
+                &[
+                    "aeb53b340c1039714a69db9873af8965",
+                    "00ff00ff00ff00ff00ff00ff00ff00ff"
+                ],
+                true
+            ),
+            Codec::Hex
+        );
+        assert_eq!(
+            round_trip(&["0", "-1", "1668422616918", "9223372036854775807"], false),
+            Codec::Integer
+        );
+    }
+
+    #[test]
+    fn values_a_codec_would_alter_stay_plain() {
+        // Not a real date, another digit count, uppercase hex, odd width, a + sign, -0.
+        assert_eq!(round_trip(&["2026-02-30T00:00:00Z"], true), Codec::Plain);
+        assert_eq!(
+            round_trip(&["2026-01-01T00:00:00.1Z", "2026-01-01T00:00:00.12Z"], true),
+            Codec::Plain
+        );
+        assert_eq!(round_trip(&["2026-01-01t00:00:00Z"], true), Codec::Plain);
+        assert_eq!(round_trip(&["ABCD"], true), Codec::Plain);
+        assert_eq!(round_trip(&["abc"], true), Codec::Plain);
+        assert_eq!(round_trip(&["ab", "abcd"], true), Codec::Plain);
+        assert_eq!(round_trip(&[""], true), Codec::Plain);
+        assert_eq!(round_trip(&["+5"], false), Codec::Plain);
+        assert_eq!(round_trip(&["-0"], false), Codec::Plain);
+        assert_eq!(round_trip(&["007"], false), Codec::Plain);
+        assert_eq!(round_trip(&["1.5", "2e3"], false), Codec::Plain);
+        assert_eq!(round_trip(&["99999999999999999999"], false), Codec::Plain);
+    }
+
+    #[test]
+    fn calendar_conversions_agree_over_centuries() {
+        for days in (-800_000..800_000).step_by(997) {
+            let (year, month, day) = civil_from_days(days);
+            assert_eq!(days_from_civil(year, month, day), days);
+        }
+    }
+
+    #[test]
+    fn damaged_payloads_are_errors() {
+        assert!(decode(Codec::Plain, 2, &[5, 1, 0]).is_err());
+        assert!(decode(Codec::Hex, 1, &[4, 1, 2]).is_err());
+        assert!(decode(Codec::Timestamp, 2, &[10, 1, 1]).is_err());
+        let decoded = decode(Codec::Integer, 1, &[2]).unwrap();
+        assert!(decoded.append_value(1, &mut Vec::new()).is_err());
+    }
+}
