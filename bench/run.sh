@@ -69,3 +69,7 @@ QUARRY_WALL=$(awk '/QUARRY_MEDIAN_WALL/ {print $2}' "$WORK/quarry_indexing.txt")
 RAW_WALL=$(awk '/raw tantivy indexing/ {for (i = 1; i <= NF; i++) if ($i == "median") print $(i + 1)}' "$WORK/bench.txt")
 python3 -c "import sys; q, r = map(float, sys.argv[1:]); print(f'indexing wall, Quarry / raw tantivy (medians of $INDEX_RUNS): {q:.2f} s / {r:.2f} s = {q / r:.2f}x')" "$QUARRY_WALL" "$RAW_WALL"
 echo "server RSS at rest after queries: $(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$NODE_PID/status") MiB"
+
+# Where the last run's bytes go, by component, and what reading 20 hits' documents costs.
+find "$WORK/qdata/indexes" -path "*bench-logs*" -name '*.split' -newermt "@$START" -print0 \
+  | xargs -0 -r -n1 target/release/bench --split-file

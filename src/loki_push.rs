@@ -15,10 +15,13 @@ pub(crate) const LINE_FIELD: &str = "line";
 pub(crate) const METADATA_FIELD: &str = "structured_metadata";
 
 /// The config of an index made on first push when no index template matches its name.
+/// Its documents are built from Loki entries, not sent as JSON, so hits are rebuilt from
+/// stored fields (timestamps in RFC 3339) rather than returned as a stored source.
 pub(crate) const DEFAULT_TEMPLATE: &str = "template_id: loki-push
 index_id_patterns: ['*']
 doc_mapping:
   mode: dynamic
+  store_source: false
   field_mappings:
     - {name: timestamp, type: datetime, input_formats: [unix_timestamp_nanos], fast: true, fast_precision: nanoseconds}
     - {name: line, type: text}

@@ -880,3 +880,68 @@ async fn shipper_bulk_creates_indexes_from_templates() {
     ids.sort();
     assert_eq!(ids, ["logs-fluentbit", "logs-rsyslog"]);
 }
+
+/// Hits return each document as it was sent: dates in the sender's spelling, epoch numbers
+/// as numbers, nested keys with dots, escapes. The source store is the only stored copy of
+/// the fields, so highlighting reads its text from there too.
+#[tokio::test]
+async fn documents_come_back_as_they_were_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = TestNode::start(dir.path()).await;
+    node.create_index(
+        "index_id: as-sent\ndoc_mapping:\n  mode: dynamic\n  field_mappings:\n    - {name: ts, type: datetime, input_formats: [rfc3339, unix_timestamp], fast: true}\n    - {name: msg, type: text}\n    - {name: level, type: text, tokenizer: raw, fast: true}\n  timestamp_field: ts\n",
+    )
+    .await;
+    let sent = [
+        r#"{"ts":"2026-01-01T00:00:19.184000Z","msg":"payment failed for order 7","level":"ERROR","trace_id":"aeb53b340c1039714a69db9873af8965"}"#,
+        r#"{"ts":1767225620,"msg":"a \"quoted\" word, caf\u00e9","level":"INFO","epoch":1668422616918,"attrs":{"http.status":503,"tags":["a",null,true,-1.5]}}"#,
+        r#"{"level":"WARN","ts":"2026-01-01T00:00:21+01:00","msg":"order failed again","n":0}"#,
+    ];
+    // One split per line: hits come from several splits' source stores.
+    for line in sent {
+        node.ingest("as-sent", format!("{line}\n"), "force").await;
+    }
+    let by_level = |answer: &Value| -> std::collections::BTreeMap<String, Value> {
+        answer["hits"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|hit| {
+                let source = hit["_source"].clone();
+                (source["level"].as_str().unwrap().to_string(), source)
+            })
+            .collect()
+    };
+    let (status, answer) = node
+        .post_json(
+            "/api/v1/_elastic/as-sent/_search",
+            &json!({"size": 10, "query": {"match": {"msg": "failed"}}, "highlight": {"fields": {"msg": {}}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["hits"]["total"]["value"], 2, "{answer}");
+    for hit in answer["hits"]["hits"].as_array().unwrap() {
+        let fragment = hit["highlight"]["msg"][0].as_str().unwrap_or_default();
+        assert!(fragment.contains("<em>failed</em>"), "{hit}");
+    }
+    let (_, everything) = node
+        .post_json("/api/v1/_elastic/as-sent/_search", &json!({"size": 10}))
+        .await;
+    let hits = by_level(&everything);
+    for line in sent {
+        let expected: Value = serde_json::from_str(line).unwrap();
+        let level = expected["level"].as_str().unwrap();
+        assert_eq!(hits[level], expected, "{everything}");
+    }
+    assert_eq!(hits["ERROR"]["ts"], "2026-01-01T00:00:19.184000Z");
+    assert_eq!(hits["INFO"]["epoch"], 1668422616918i64);
+    assert_eq!(hits["WARN"]["ts"], "2026-01-01T00:00:21+01:00");
+    let native = node
+        .search("as-sent", json!({"query": "level:INFO", "max_hits": 1}))
+        .await;
+    assert_eq!(
+        native["hits"][0],
+        serde_json::from_str::<Value>(sent[1]).unwrap(),
+        "{native}"
+    );
+}

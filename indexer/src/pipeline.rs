@@ -7,7 +7,7 @@ use quarry_common::doc_mapper::{
     shard_hash, DocMapper, LogDocId, ParsedDoc, MAX_TAG_VALUES_PER_FIELD,
 };
 use quarry_common::metastore::IndexMetadata;
-use quarry_common::split::VolumeSpec;
+use quarry_common::split::{source_store, VolumeSpec};
 use quarry_common::time_range::TimeRange;
 use quarry_common::SplitId;
 use tantivy::indexer::NoMergePolicy;
@@ -344,7 +344,7 @@ impl IndexingWorker {
         let split_id = SplitId::generate();
         let index_dir = self.scratch_dir.join(split_id.as_str());
         std::fs::create_dir_all(&index_dir)?;
-        let index = Index::builder()
+        let mut builder = Index::builder()
             .schema(self.doc_mapper.schema().clone())
             .settings(IndexSettings {
                 docstore_compression: Compressor::Zstd(ZstdCompressor {
@@ -352,8 +352,11 @@ impl IndexingWorker {
                 }),
                 docstore_blocksize: settings.docstore_blocksize.as_u64() as usize,
                 ..IndexSettings::default()
-            })
-            .create_in_dir(&index_dir)?;
+            });
+        if source_store::has_source_field(self.doc_mapper.schema()) {
+            builder = builder.register_plugin(Arc::new(source_store::SourceStorePlugin));
+        }
+        let index = builder.create_in_dir(&index_dir)?;
         let heap = settings
             .resources
             .heap_size

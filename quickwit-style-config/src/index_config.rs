@@ -63,9 +63,10 @@ pub struct DocMapping {
     pub tag_fields: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_key: Option<String>,
-    /// Keeps the original document beside the mapped fields. Off by default: hits are
-    /// rebuilt from stored fields, which costs no extra bytes on storage.
-    #[serde(default)]
+    /// Keeps each document exactly as it was sent, as Elasticsearch does, and hits return
+    /// it byte for byte. The source is then the only stored copy of the fields. Off, hits
+    /// are rebuilt from stored fields (dates come back in their output format).
+    #[serde(default = "default_true")]
     pub store_source: bool,
 }
 

@@ -1,10 +1,13 @@
+use std::sync::Arc;
+
 use quarry_common::doc_mapper::DocMapper;
+use quarry_common::split::source_store::SourceStoreReader;
 use quarry_query::log_ids_query::log_doc_id;
 use serde_json::{Map, Value};
 use tantivy::query::Query;
 use tantivy::schema::Field;
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DocAddress, Searcher, TantivyDocument};
+use tantivy::{DocAddress, DocId, Searcher, TantivyDocument};
 
 /// A hit's document, and its highlighted fragments when snippets were asked for.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -23,9 +26,11 @@ pub(crate) struct SnippetRequest<'a> {
     pub options: Option<&'a crate::request::HighlightOptions>,
 }
 
-/// Reads the documents of the final hits of one split, in the given order. Blocking.
+/// Reads the documents of the final hits of one split, in the given order. `sources` are
+/// the split's source stores, per segment. Blocking.
 pub(crate) fn fetch_docs(
     searcher: &Searcher,
+    sources: &[Option<Arc<SourceStoreReader>>],
     doc_mapper: &DocMapper,
     addresses: &[DocAddress],
     snippets: Option<SnippetRequest<'_>>,
@@ -40,23 +45,36 @@ pub(crate) fn fetch_docs(
                         if let Some(options) = request.options {
                             generator.set_max_num_chars(options.max_chars);
                         }
-                        (name.clone(), generator)
+                        (name.clone(), *field, generator)
                     })
                     .map_err(|error| format!("snippets of `{name}`: {error}"))
             })
             .collect::<Result<Vec<_>, _>>()?,
         None => Vec::new(),
     };
+    let mut stored_sources = read_sources(sources, addresses)?;
     addresses
         .iter()
-        .map(|address| {
-            let doc: TantivyDocument = searcher
+        .zip(stored_sources.iter_mut())
+        .map(|(address, source)| {
+            let mut doc: TantivyDocument = searcher
                 .doc(*address)
                 .map_err(|error| format!("fetching document {address:?} failed: {error}"))?;
+            if let (Some(field), Some(source)) = (doc_mapper.source_field(), source.take()) {
+                doc.add_bytes(field, &source);
+            }
+            let json = doc_mapper.doc_to_json(&doc);
             let snippets = snippets.as_ref().map(|_| {
                 let mut by_field = Map::new();
-                for (name, generator) in &generators {
-                    let mut snippet = generator.snippet_from_doc(&doc);
+                for (name, field, generator) in &generators {
+                    // Fields live in the source, unless the split stored them (older splits).
+                    let mut snippet = if doc.get_first(*field).is_some() {
+                        generator.snippet_from_doc(&doc)
+                    } else {
+                        let mut texts = Vec::new();
+                        texts_at_path(&json, name, &mut texts);
+                        generator.snippet(&texts.join(" "))
+                    };
                     if let Some(options) = snippets.as_ref().and_then(|request| request.options) {
                         snippet.set_snippet_prefix_postfix(&options.pre_tag, &options.post_tag);
                     }
@@ -77,10 +95,90 @@ pub(crate) fn fetch_docs(
                     .map(|id| id.encode()),
             };
             Ok(FetchedDoc {
-                doc: Value::Object(doc_mapper.doc_to_json(&doc)),
+                doc: Value::Object(json),
                 external_id,
                 snippets,
             })
         })
         .collect()
+}
+
+/// The sources of `addresses` from their segments' source stores, a block read per block.
+fn read_sources(
+    sources: &[Option<Arc<SourceStoreReader>>],
+    addresses: &[DocAddress],
+) -> Result<Vec<Option<Vec<u8>>>, String> {
+    let mut out: Vec<Option<Vec<u8>>> = vec![None; addresses.len()];
+    for (segment_ord, store) in sources.iter().enumerate() {
+        let Some(store) = store else {
+            continue;
+        };
+        let (slots, docs): (Vec<usize>, Vec<DocId>) = addresses
+            .iter()
+            .enumerate()
+            .filter(|(_, address)| address.segment_ord as usize == segment_ord)
+            .map(|(slot, address)| (slot, address.doc_id))
+            .unzip();
+        if docs.is_empty() {
+            continue;
+        }
+        let read = store
+            .sources(&docs)
+            .map_err(|error| format!("reading sources of segment {segment_ord}: {error}"))?;
+        for (slot, source) in slots.into_iter().zip(read) {
+            out[slot] = source;
+        }
+    }
+    Ok(out)
+}
+
+/// The strings at `path` in a document, where a dot may be a nesting or part of a key
+/// (`attributes.http.method` is `{"attributes": {"http.method": …}}` too).
+fn texts_at_path<'a>(object: &'a Map<String, Value>, path: &str, out: &mut Vec<&'a str>) {
+    let mut split_points: Vec<usize> = path.match_indices('.').map(|(at, _)| at).collect();
+    split_points.push(path.len());
+    for at in split_points {
+        let Some(value) = object.get(&path[..at]) else {
+            continue;
+        };
+        let rest = path.get(at + 1..).unwrap_or("");
+        texts_in(value, rest, out);
+    }
+}
+
+fn texts_in<'a>(value: &'a Value, path: &str, out: &mut Vec<&'a str>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| texts_in(item, path, out)),
+        Value::Object(object) if !path.is_empty() => texts_at_path(object, path, out),
+        Value::String(text) if path.is_empty() => out.push(text),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_found_through_nesting_and_dotted_keys() {
+        let doc = serde_json::json!({
+            "body": "plain",
+            "attributes": {"http.method": "GET", "nested": {"deep": ["a", "b"]}},
+            "list": [{"x": "one"}, {"x": "two"}, {"x": 3}],
+        });
+        let Value::Object(doc) = doc else {
+            unreachable!()
+        };
+        let texts = |path: &str| {
+            let mut out = Vec::new();
+            texts_at_path(&doc, path, &mut out);
+            out
+        };
+        assert_eq!(texts("body"), ["plain"]);
+        assert_eq!(texts("attributes.http.method"), ["GET"]);
+        assert_eq!(texts("attributes.nested.deep"), ["a", "b"]);
+        assert_eq!(texts("list.x"), ["one", "two"]);
+        assert!(texts("missing").is_empty());
+        assert!(texts("attributes").is_empty());
+    }
 }

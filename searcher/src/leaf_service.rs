@@ -213,12 +213,19 @@ impl LeafService {
         let runtime = self.warmup.then(tokio::runtime::Handle::current);
         tokio::task::spawn_blocking(move || {
             let searcher = open.searcher().map_err(|error| error.to_string())?;
+            let sources = open.sources(&searcher)?;
             let doc_mapper = &index.doc_mapper;
             if let Some(runtime) = &runtime {
-                warm_up_fetch(runtime, &searcher, &request.addresses, &log_id_columns())?;
+                warm_up_fetch(
+                    runtime,
+                    &searcher,
+                    &sources,
+                    &request.addresses,
+                    &log_id_columns(),
+                )?;
             }
             let Some(spec) = &request.snippets else {
-                return fetch_docs(&searcher, doc_mapper, &request.addresses, None);
+                return fetch_docs(&searcher, &sources, doc_mapper, &request.addresses, None);
             };
             let query = QueryBuilder::new(doc_mapper)
                 .build(&spec.query_ast)
@@ -233,7 +240,13 @@ impl LeafService {
                 fields: &fields,
                 options: spec.highlight.as_ref(),
             };
-            fetch_docs(&searcher, doc_mapper, &request.addresses, Some(snippets))
+            fetch_docs(
+                &searcher,
+                &sources,
+                doc_mapper,
+                &request.addresses,
+                Some(snippets),
+            )
         })
         .await
         .map_err(|error| format!("split {split_id}: fetching documents panicked: {error}"))?

@@ -1,6 +1,7 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
+use quarry_common::split::source_store::SourceStoreReader;
 use quarry_common::split::volume::VOLUME_FILE;
 use quarry_common::split::{SplitDirectory, SplitError, SplitOpenInfo, VolumeCounts};
 use quarry_common::SplitId;
@@ -21,6 +22,8 @@ pub(crate) struct OpenSplit {
     directory: SplitDirectory,
     searcher: OnceLock<Searcher>,
     volume: OnceLock<Option<Arc<VolumeCounts>>>,
+    /// Per segment of the searcher, its source store (`None` for splits without).
+    sources: OnceLock<Vec<Option<Arc<SourceStoreReader>>>>,
     /// The footer, file table and hotcache held in memory: what the cache is bounded by.
     footer_bytes: usize,
 }
@@ -42,6 +45,27 @@ impl OpenSplit {
 }
 
 impl OpenSplit {
+    /// The source store of each of `searcher`'s segments, opened once (from the hotcache
+    /// for splits packaged with it). Blocking.
+    pub(crate) fn sources(
+        &self,
+        searcher: &Searcher,
+    ) -> Result<Vec<Option<Arc<SourceStoreReader>>>, String> {
+        if let Some(sources) = self.sources.get() {
+            return Ok(sources.clone());
+        }
+        let sources = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| {
+                SourceStoreReader::open_segment(segment)
+                    .map(|reader| reader.map(Arc::new))
+                    .map_err(|error| error.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.sources.get_or_init(|| sources).clone())
+    }
+
     /// The split's per-minute counts; `None` for splits packaged without them. Read from
     /// the hotcache on first use.
     pub(crate) fn volume(&self) -> Option<Arc<VolumeCounts>> {
@@ -109,6 +133,7 @@ impl SplitCache {
             directory,
             searcher: OnceLock::new(),
             volume: OnceLock::new(),
+            sources: OnceLock::new(),
             footer_bytes,
         });
         self.entries.insert(split_id.clone(), open.clone());

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::sync::Arc;
 
 use futures::future::{try_join_all, LocalBoxFuture};
 use futures::FutureExt;
@@ -21,6 +22,7 @@ use quarry_common::doc_mapper::log_ids::{
 };
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::split::fetch_stats;
+use quarry_common::split::source_store::SourceStoreReader;
 use quarry_query::query_ast::QueryAst;
 use quarry_query::query_builder::TimestampWindow;
 use tantivy::aggregation::agg_req::{get_fast_field_names, Aggregations};
@@ -28,7 +30,7 @@ use tantivy::columnar::DynamicColumnHandle;
 use tantivy::query::Query;
 use tantivy::schema::Field;
 use tantivy::DateTime;
-use tantivy::{DocAddress, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, DocId, Searcher, TantivyDocument, Term};
 use tokio::runtime::Handle;
 
 use crate::sort::{SortField, SortSpec};
@@ -238,11 +240,27 @@ pub(crate) fn warm_up_search(
 pub(crate) fn warm_up_fetch(
     runtime: &Handle,
     searcher: &Searcher,
+    sources: &[Option<Arc<SourceStoreReader>>],
     addresses: &[DocAddress],
     columns: &BTreeSet<String>,
 ) -> Result<u32, String> {
     let (handles, mut round_trips) = column_handles(runtime, searcher, columns)?;
     let mut fetches: Vec<Fetch<'_>> = read_columns(&handles).collect();
+    for (segment_ord, store) in sources.iter().enumerate() {
+        let Some(store) = store else {
+            continue;
+        };
+        let docs: Vec<DocId> = addresses
+            .iter()
+            .filter(|address| address.segment_ord as usize == segment_ord)
+            .map(|address| address.doc_id)
+            .collect();
+        if !docs.is_empty() {
+            fetches.push(
+                async move { store.warm(&docs).await.map_err(std::io::Error::other) }.boxed_local(),
+            );
+        }
+    }
     // Hits in one doc-store block share its GET (the split directory joins equal reads).
     for address in addresses {
         fetches.push(

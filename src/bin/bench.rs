@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::store::{Compressor, ZstdCompressor};
-use tantivy::{DateTime, Index, IndexSettings, Order, TantivyDocument};
+use tantivy::{DateTime, HasLen, Index, IndexSettings, Order, TantivyDocument};
 
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -131,6 +131,10 @@ struct RawTantivy {
 impl RawTantivy {
     /// One writer thread over an mmap directory, the same schema and doc store settings.
     fn build(config: &IndexConfig, input: &PathBuf) -> anyhow::Result<(RawTantivy, Duration, u64)> {
+        // Plain tantivy keeps the fields in its doc store: the source store is Quarry's.
+        let mut config = config.clone();
+        config.doc_mapping.store_source = false;
+        let config = &config;
         let doc_mapper = DocMapper::new(config);
         let dir = tempfile::tempdir()?;
         let settings = &config.indexing_settings;
@@ -270,7 +274,77 @@ fn print_split_space_usage(path: &std::path::Path) -> anyhow::Result<()> {
         searcher.num_docs(),
         len - file_table_offset
     );
-    print_space_usage("split", &searcher)
+    print_space_usage("split", &searcher)?;
+    print_fetch_cost(&searcher)
+}
+
+/// What reading 20 hits' documents costs, from a cold reader (no decompressed block
+/// cached): a page of consecutive documents (the newest), and 20 scattered ones (one
+/// block each). From the source store when the segment has one, else tantivy's doc store.
+fn print_fetch_cost(searcher: &tantivy::Searcher) -> anyhow::Result<()> {
+    use quarry_common::split::source_store::SourceStoreReader;
+    let Some((segment_ord, segment)) = searcher
+        .segment_readers()
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, segment)| segment.max_doc())
+    else {
+        return Ok(());
+    };
+    let max_doc = segment.max_doc();
+    let page: Vec<u32> = (max_doc.saturating_sub(20)..max_doc).collect();
+    let scattered: Vec<u32> = (0..20u32).map(|i| i * (max_doc / 20)).collect();
+    let with_source_store = SourceStoreReader::open_segment(segment)?.is_some();
+    let store_name = if with_source_store {
+        "source store"
+    } else {
+        "tantivy doc store"
+    };
+    for (name, docs) in [("a page of 20", &page), ("20 scattered", &scattered)] {
+        let mut times = Vec::new();
+        let mut blocks = 0;
+        let mut bytes = 0;
+        for _ in 0..21 {
+            // A reader of its own, so that no block is cached yet.
+            let fresh = searcher
+                .index()
+                .reader_builder()
+                .reload_policy(tantivy::ReloadPolicy::Manual)
+                .doc_store_cache_num_blocks(100)
+                .try_into()
+                .map(|reader: tantivy::IndexReader| reader.searcher())?;
+            let misses_before = fresh.doc_store_cache_stats().cache_misses;
+            let started = Instant::now();
+            if with_source_store {
+                let store = SourceStoreReader::open_segment(segment)?.context("source store")?;
+                let sources = store.sources(docs)?;
+                bytes = sources.iter().flatten().map(Vec::len).sum::<usize>();
+                let mut ranges: Vec<_> = docs
+                    .iter()
+                    .map(|doc| store.byte_range_of(*doc).map(|range| range.start))
+                    .collect::<Result<_, _>>()?;
+                ranges.dedup();
+                blocks = ranges.len();
+            } else {
+                bytes = 0;
+                for doc in docs.iter() {
+                    let address = tantivy::DocAddress::new(segment_ord as u32, *doc);
+                    let document: TantivyDocument = fresh.doc(address)?;
+                    bytes +=
+                        tantivy::schema::document::Document::to_json(&document, fresh.schema())
+                            .len();
+                }
+                blocks = fresh.doc_store_cache_stats().cache_misses - misses_before;
+            }
+            times.push(started.elapsed());
+        }
+        let (median, _) = median_and_p90(times);
+        println!(
+            "fetch {name} from the {store_name}: {median:.2} ms, {blocks} block(s) decompressed, {:.1} KB of documents",
+            bytes as f64 / 1e3
+        );
+    }
+    Ok(())
 }
 
 /// Bytes per index component and field, summed over segments, largest first.
@@ -293,6 +367,14 @@ fn print_space_usage(title: &str, searcher: &tantivy::Searcher) -> anyhow::Resul
             }
         }
         *by_part.entry("doc store".to_string()).or_default() += segment.store().total().get_bytes();
+    }
+    for segment in searcher.segment_readers() {
+        let component = tantivy::index::SegmentComponent::Custom(
+            quarry_common::split::source_store::SOURCE_EXTENSION.to_string(),
+        );
+        if let Ok(file) = segment.open_read(component) {
+            *by_part.entry("source store".to_string()).or_default() += file.len() as u64;
+        }
     }
     let mut parts: Vec<(String, u64)> = by_part.into_iter().collect();
     parts.sort_by_key(|(_, bytes)| std::cmp::Reverse(*bytes));
@@ -398,6 +480,7 @@ fn main() -> anyhow::Result<()> {
             );
             if args.space_usage {
                 print_space_usage("raw tantivy index", &raw.reader.searcher())?;
+                print_fetch_cost(&raw.reader.searcher())?;
             }
             Some(raw)
         }

@@ -722,10 +722,7 @@ mod tests {
     }
 
     fn with_source(mode: &str) -> DocMapper {
-        let yaml = mapping(mode).replace(
-            "  timestamp_field: ts",
-            "  timestamp_field: ts\n  store_source: true",
-        );
+        let yaml = mapping(mode).replace("store_source: false", "store_source: true");
         DocMapper::new(&IndexConfig::parse(yaml.as_bytes(), ConfigFormat::Yaml).unwrap())
     }
 

@@ -130,6 +130,12 @@ impl DocMapper {
         &self.schema
     }
 
+    /// Where documents carry their source on the way into the index (`store_source`).
+    /// Hits read it back from the split's source store.
+    pub fn source_field(&self) -> Option<Field> {
+        self.source_field
+    }
+
     pub fn mode(&self) -> Mode {
         self.mode
     }

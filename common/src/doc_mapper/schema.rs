@@ -171,7 +171,16 @@ pub(super) fn build_schema(doc_mapping: &DocMapping) -> BuiltSchema {
         let Some(leaf_type) = mapping.field_type.leaf() else {
             continue;
         };
-        let field = add_leaf(&mut builder, &path, leaf_type, mapping);
+        // The source is the stored copy of every field: the doc store would hold it twice.
+        let field = if doc_mapping.store_source && mapping.stored {
+            let unstored = FieldMapping {
+                stored: false,
+                ..mapping.clone()
+            };
+            add_leaf(&mut builder, &path, leaf_type, &unstored)
+        } else {
+            add_leaf(&mut builder, &path, leaf_type, mapping)
+        };
         fields.push(MappedField {
             path,
             field,
@@ -186,7 +195,7 @@ pub(super) fn build_schema(doc_mapping: &DocMapping) -> BuiltSchema {
             DYNAMIC_FIELD_NAME,
             json_options(
                 dynamic.indexed,
-                dynamic.stored,
+                dynamic.stored && !doc_mapping.store_source,
                 dynamic.fast,
                 dynamic.tokenizer,
                 dynamic.record,
@@ -196,10 +205,11 @@ pub(super) fn build_schema(doc_mapping: &DocMapping) -> BuiltSchema {
         )
     });
     // Bytes, not a json field: tantivy would turn date-like strings into dates and give
-    // them back reformatted, while the source must come back as it was sent.
+    // them back reformatted, while the source must come back as it was sent. Not stored by
+    // tantivy: the source store plugin (`split::source_store`) keeps it.
     let source_field = doc_mapping
         .store_source
-        .then(|| builder.add_bytes_field(SOURCE_FIELD_NAME, BytesOptions::default().set_stored()));
+        .then(|| builder.add_bytes_field(SOURCE_FIELD_NAME, BytesOptions::default()));
     let doc_id_field = builder.add_text_field(
         DOC_ID_FIELD_NAME,
         TextOptions::default()

@@ -29,6 +29,8 @@ doc_mapping:
         - {name: service, type: text, tokenizer: raw}
   timestamp_field: ts
   tag_fields: [level]
+  # These tests rebuild hits from stored fields; `with_source` turns this on.
+  store_source: false
 "#;
 
 fn all_types(mode: &str) -> DocMapper {
@@ -215,7 +217,7 @@ fn store_source_returns_the_original_document() {
 #[test]
 fn bytes_fields_take_and_show_hex_or_base64() {
     let mapper = mapper(
-        "index_id: traces\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: trace_id, type: bytes, input_format: hex, output_format: hex}\n    - {name: blob, type: bytes}\n",
+        "index_id: traces\ndoc_mapping:\n  mode: strict\n  store_source: false\n  field_mappings:\n    - {name: trace_id, type: bytes, input_format: hex, output_format: hex}\n    - {name: blob, type: bytes}\n",
     );
     let line = br#"{"trace_id": "8FADC1A606CB0FB39A1DE644815EF6D1", "blob": "aGVsbG8="}"#;
     let parsed = mapper.doc_from_json_bytes(line).unwrap();
@@ -242,7 +244,7 @@ fn bytes_fields_take_and_show_hex_or_base64() {
 #[test]
 fn datetime_fields_show_their_output_format() {
     let mapper = mapper(
-        "index_id: dates\ndoc_mapping:\n  mode: strict\n  field_mappings:\n    - {name: ms, type: datetime, input_formats: [unix_timestamp], output_format: unix_timestamp_millis, fast: true}\n    - {name: secs, type: datetime, output_format: unix_timestamp_secs}\n    - {name: day, type: datetime, output_format: \"%Y-%m-%d\"}\n    - {name: plain, type: datetime}\n  timestamp_field: ms\n",
+        "index_id: dates\ndoc_mapping:\n  mode: strict\n  store_source: false\n  field_mappings:\n    - {name: ms, type: datetime, input_formats: [unix_timestamp], output_format: unix_timestamp_millis, fast: true}\n    - {name: secs, type: datetime, output_format: unix_timestamp_secs}\n    - {name: day, type: datetime, output_format: \"%Y-%m-%d\"}\n    - {name: plain, type: datetime}\n  timestamp_field: ms\n",
     );
     let line = br#"{"ms": 1668422437.218, "secs": "2026-01-01T00:00:09.9Z", "day": "2026-01-02T03:04:05Z", "plain": "2026-01-01T00:00:19.184Z"}"#;
     let parsed = mapper.doc_from_json_bytes(line).unwrap();

@@ -160,6 +160,9 @@ fn build_hotcache(index_dir: &Path, counts_len: Option<u64>) -> Result<Vec<u8>, 
         // that the hotcache stays small.
         segment_reader.fast_fields();
         segment_reader.get_store_reader(0).map_err(tantivy_error)?;
+        // The source store's index, so that a hit's block is the only read of a fetch.
+        super::source_store::SourceStoreReader::open_segment(segment_reader)
+            .map_err(tantivy_error)?;
     }
     // The names of all columns, with where each lies: a small dictionary that every query
     // reading a column (a sort, an aggregation, a document's log id) would otherwise fetch

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use quarry_common::doc_mapper::MAX_TAG_VALUES_PER_FIELD;
 use quarry_common::metastore::{IndexMetadata, Metastore, MetastoreError, SplitMetadata};
-use quarry_common::split::{download_split_files, write_split_file, SplitError, VolumeSpec};
+use quarry_common::split::{
+    download_split_files, source_store, write_split_file, SplitError, VolumeSpec,
+};
 use quarry_common::storage::{Storage, StorageResolver};
 use quarry_common::time_range::TimeRange;
 use quarry_common::SplitId;
@@ -264,7 +266,8 @@ fn merge_and_package(
     let mut settings = None;
     let (mut num_docs_in, mut num_deleted) = (0u64, 0u64);
     for dir in input_dirs {
-        let index = Index::open_in_dir(dir)?;
+        let mut index = Index::open_in_dir(dir)?;
+        source_store::register_on_opened(&mut index)?;
         settings.get_or_insert_with(|| index.settings().clone());
         let index_segments = index.searchable_segments()?;
         match deletes {
