@@ -96,7 +96,32 @@ fn encode_integers(values: &[&[u8]]) -> Option<Vec<u8>> {
 }
 
 fn append_integer(value: i64, out: &mut Vec<u8>) {
-    out.extend_from_slice(value.to_string().as_bytes());
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = value.unsigned_abs();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+/// `value` in exactly `width` digits, zero-padded (`value` < 10^width).
+fn append_padded(value: i64, width: usize, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    let mut rest = value;
+    for at in (start..start + width).rev() {
+        out[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
 }
 
 /// Parses `YYYY-MM-DDTHH:MM:SS[.f…]Z` into units of 10^-digits seconds since the epoch.
@@ -135,15 +160,25 @@ fn append_timestamp(units: i64, digits: usize, out: &mut Vec<u8>) {
     let (seconds, fraction) = (units.div_euclid(scale), units.rem_euclid(scale));
     let (days, second_of_day) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
-    let text = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        second_of_day / 3600,
-        second_of_day / 60 % 60,
-        second_of_day % 60
-    );
-    out.extend_from_slice(text.as_bytes());
+    if !(0..=9999).contains(&year) {
+        // Not what parsing gives: the round-trip check then refuses the codec.
+        out.extend_from_slice(year.to_string().as_bytes());
+    } else {
+        append_padded(year, 4, out);
+    }
+    for (separator, value) in [
+        (b'-', month),
+        (b'-', day),
+        (b'T', second_of_day / 3600),
+        (b':', second_of_day / 60 % 60),
+        (b':', second_of_day % 60),
+    ] {
+        out.push(separator);
+        append_padded(value, 2, out);
+    }
     if digits > 0 {
-        out.extend_from_slice(format!(".{fraction:0digits$}").as_bytes());
+        out.push(b'.');
+        append_padded(fraction, digits, out);
     }
     out.push(b'Z');
 }

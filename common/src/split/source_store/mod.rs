@@ -46,9 +46,43 @@ const MAGIC: &[u8; 4] = b"QSRC";
 const VERSION: u32 = 1;
 const FOOTER_LEN: usize = 8 + 4 + 4 + 4 + 4;
 const INDEX_ENTRY_LEN: usize = 4 + 8;
-/// Decompressed blocks a reader keeps: the hits of a page usually share one block, and
-/// the next page the one after.
-const CACHED_BLOCKS: usize = 4;
+/// Bytes of decompressed blocks kept for all readers of the process. A page of hits
+/// usually shares a block, but a rare term's newest hits lie a block apart each: tantivy's
+/// doc store keeps 100 blocks per segment for the same reason.
+const BLOCK_CACHE_BYTES: usize = 64 << 20;
+
+/// Decompressed blocks by (reader, block), least recently used first.
+struct BlockCache {
+    entries: std::collections::VecDeque<((u64, usize), Arc<Vec<u8>>)>,
+    bytes: usize,
+}
+
+static BLOCK_CACHE: Mutex<BlockCache> = Mutex::new(BlockCache {
+    entries: std::collections::VecDeque::new(),
+    bytes: 0,
+});
+static NEXT_READER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl BlockCache {
+    fn get(&mut self, key: (u64, usize)) -> Option<Arc<Vec<u8>>> {
+        let at = self.entries.iter().position(|(entry, _)| *entry == key)?;
+        let entry = self.entries.remove(at)?;
+        let bytes = entry.1.clone();
+        self.entries.push_back(entry);
+        Some(bytes)
+    }
+
+    fn insert(&mut self, key: (u64, usize), block: Arc<Vec<u8>>) {
+        self.bytes += block.len();
+        self.entries.push_back((key, block));
+        while self.bytes > BLOCK_CACHE_BYTES {
+            let Some((_, evicted)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= evicted.len();
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceStoreError {
@@ -90,8 +124,9 @@ pub fn register_on_opened(index: &mut Index) -> tantivy::Result<()> {
 pub struct SourceStoreWriter<W: Write> {
     out: W,
     written: u64,
-    pending: Vec<Vec<u8>>,
-    pending_bytes: usize,
+    /// The block being filled: its documents back to back, and where each ends.
+    pending: Vec<u8>,
+    pending_ends: Vec<usize>,
     block_bytes: usize,
     level: i32,
     index: Vec<(u32, u64)>,
@@ -105,7 +140,7 @@ impl<W: Write> SourceStoreWriter<W> {
             out,
             written: 0,
             pending: Vec::new(),
-            pending_bytes: 0,
+            pending_ends: Vec::new(),
             block_bytes: block_bytes.max(1),
             level,
             index: Vec::new(),
@@ -115,27 +150,37 @@ impl<W: Write> SourceStoreWriter<W> {
 
     /// The next document's source; empty for a document without one.
     pub fn add(&mut self, source: &[u8]) -> std::io::Result<()> {
-        self.pending.push(source.to_vec());
-        self.pending_bytes += source.len();
-        if self.pending_bytes >= self.block_bytes {
+        self.pending.extend_from_slice(source);
+        self.pending_ends.push(self.pending.len());
+        if self.pending.len() >= self.block_bytes {
             self.flush_block()?;
         }
         Ok(())
     }
 
     fn flush_block(&mut self) -> std::io::Result<()> {
-        if self.pending.is_empty() {
+        if self.pending_ends.is_empty() {
             return Ok(());
         }
-        let encoded = block::encode_block(&self.pending);
+        let mut start = 0;
+        let docs: Vec<&[u8]> = self
+            .pending_ends
+            .iter()
+            .map(|end| {
+                let doc = &self.pending[start..*end];
+                start = *end;
+                doc
+            })
+            .collect();
+        let encoded = block::encode_block(&docs);
         let compressed = zstd::bulk::compress(&encoded, self.level)?;
         self.out.write_all(&compressed)?;
         self.index
             .push((self.num_docs, self.written + compressed.len() as u64));
         self.written += compressed.len() as u64;
-        self.num_docs += self.pending.len() as u32;
+        self.num_docs += self.pending_ends.len() as u32;
         self.pending.clear();
-        self.pending_bytes = 0;
+        self.pending_ends.clear();
         Ok(())
     }
 
@@ -165,12 +210,13 @@ struct BlockMeta {
     end: u64,
 }
 
-/// Reads sources of one segment. Cheap to share: cloned readers share the block cache.
+/// Reads sources of one segment.
 pub struct SourceStoreReader {
     file: FileSlice,
     blocks: Vec<BlockMeta>,
     num_docs: u32,
-    cache: Mutex<Vec<(usize, Arc<Vec<u8>>)>>,
+    /// This reader's key in the process's block cache.
+    cache_id: u64,
 }
 
 fn corrupt(what: impl Into<String>) -> SourceStoreError {
@@ -253,7 +299,7 @@ impl SourceStoreReader {
             file,
             blocks,
             num_docs,
-            cache: Mutex::new(Vec::new()),
+            cache_id: NEXT_READER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -294,13 +340,13 @@ impl SourceStoreReader {
     }
 
     fn decompressed(&self, block: usize) -> Result<Arc<Vec<u8>>, SourceStoreError> {
-        let cached = |cache: &Vec<(usize, Arc<Vec<u8>>)>| {
-            cache
-                .iter()
-                .find(|(ord, _)| *ord == block)
-                .map(|(_, bytes)| bytes.clone())
+        let key = (self.cache_id, block);
+        let cache = || {
+            BLOCK_CACHE
+                .lock()
+                .unwrap_or_else(|error| error.into_inner())
         };
-        if let Some(bytes) = cached(&self.cache.lock().unwrap_or_else(|e| e.into_inner())) {
+        if let Some(bytes) = cache().get(key) {
             return Ok(bytes);
         }
         let meta = self.blocks[block];
@@ -308,11 +354,7 @@ impl SourceStoreReader {
             .file
             .read_bytes_slice(meta.start as usize..meta.end as usize)?;
         let bytes = Arc::new(zstd::decode_all(compressed.as_slice())?);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHED_BLOCKS {
-            cache.remove(0);
-        }
-        cache.push((block, bytes.clone()));
+        cache().insert(key, bytes.clone());
         Ok(bytes)
     }
 
@@ -465,7 +507,7 @@ impl PluginWriter for SourcePluginWriter {
             })
         });
         writer.add(source.unwrap_or_default())?;
-        self.mem_usage = writer.pending_bytes;
+        self.mem_usage = writer.pending.capacity();
         Ok(())
     }
 
