@@ -51,9 +51,12 @@ const INDEX_ENTRY_LEN: usize = 4 + 8;
 /// doc store keeps 100 blocks per segment for the same reason.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
-/// Decompressed blocks by (reader, block), least recently used first.
+/// A block by the id of its reader and its ordinal.
+type BlockKey = (u64, usize);
+
+/// Decompressed blocks, least recently used first.
 struct BlockCache {
-    entries: std::collections::VecDeque<((u64, usize), Arc<Vec<u8>>)>,
+    entries: std::collections::VecDeque<(BlockKey, Arc<Vec<u8>>)>,
     bytes: usize,
 }
 
@@ -64,7 +67,7 @@ static BLOCK_CACHE: Mutex<BlockCache> = Mutex::new(BlockCache {
 static NEXT_READER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl BlockCache {
-    fn get(&mut self, key: (u64, usize)) -> Option<Arc<Vec<u8>>> {
+    fn get(&mut self, key: BlockKey) -> Option<Arc<Vec<u8>>> {
         let at = self.entries.iter().position(|(entry, _)| *entry == key)?;
         let entry = self.entries.remove(at)?;
         let bytes = entry.1.clone();
@@ -72,7 +75,7 @@ impl BlockCache {
         Some(bytes)
     }
 
-    fn insert(&mut self, key: (u64, usize), block: Arc<Vec<u8>>) {
+    fn insert(&mut self, key: BlockKey, block: Arc<Vec<u8>>) {
         self.bytes += block.len();
         self.entries.push_back((key, block));
         while self.bytes > BLOCK_CACHE_BYTES {
