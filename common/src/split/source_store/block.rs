@@ -16,6 +16,8 @@
 //! bytes := varint len, len bytes
 //! ```
 
+use std::ops::Range;
+
 use rustc_hash::FxHashMap;
 
 use super::codecs::{self, Codec};
@@ -172,24 +174,37 @@ pub(super) fn encode_block<D: AsRef<[u8]>>(docs: &[D]) -> Vec<u8> {
     out
 }
 
-struct Skeleton<'a> {
+struct Skeleton {
     slots: Vec<usize>,
-    literals: Vec<&'a [u8]>,
+    /// Ranges of the literal text in the block's bytes.
+    literals: Vec<Range<usize>>,
 }
 
-/// A decoded block, from which documents are rebuilt by their position in it.
-pub(super) struct DecodedBlock<'a> {
-    skeletons: Vec<Skeleton<'a>>,
-    doc_skeletons: Vec<usize>,
-    streams: Vec<codecs::DecodedStream<'a>>,
+/// A decoded block, from which documents are rebuilt by their position in it. It owns its
+/// bytes, so that searchers can cache it whole: decoding a block costs more than
+/// rebuilding the few documents a fetch asks of it.
+pub(super) struct DecodedBlock {
+    bytes: Vec<u8>,
+    skeletons: Vec<Skeleton>,
+    doc_skeletons: Vec<u32>,
+    streams: Vec<codecs::DecodedStream>,
+    /// Where document `d`'s values start in stream `s`: `cursors[d * streams + s]`.
+    cursors: Vec<u32>,
 }
 
 fn corrupt(what: &str) -> SourceStoreError {
     SourceStoreError::Corrupt(format!("source block: {what}"))
 }
 
-impl<'a> DecodedBlock<'a> {
-    pub(super) fn decode(mut block: &'a [u8]) -> Result<Self, SourceStoreError> {
+/// Where `part`, a slice of `whole`, lies in it.
+pub(super) fn range_in(whole: &[u8], part: &[u8]) -> Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
+
+impl DecodedBlock {
+    pub(super) fn decode(bytes: Vec<u8>) -> Result<Self, SourceStoreError> {
+        let mut block = bytes.as_slice();
         let input = &mut block;
         let num_docs = read_varint(input)? as usize;
         let num_skeletons = read_varint(input)? as usize;
@@ -203,7 +218,7 @@ impl<'a> DecodedBlock<'a> {
                 .map(|_| read_varint(input).map(|slot| slot as usize))
                 .collect::<Result<Vec<_>, _>>()?;
             let literals = (0..=num_slots)
-                .map(|_| read_bytes(input))
+                .map(|_| read_bytes(input).map(|literal| range_in(&bytes, literal)))
                 .collect::<Result<Vec<_>, _>>()?;
             skeletons.push(Skeleton { slots, literals });
         }
@@ -214,7 +229,7 @@ impl<'a> DecodedBlock<'a> {
             .map(|_| {
                 let id = read_varint(input)? as usize;
                 if id < skeletons.len() {
-                    Ok(id)
+                    Ok(id as u32)
                 } else {
                     Err(corrupt("unknown skeleton"))
                 }
@@ -231,17 +246,39 @@ impl<'a> DecodedBlock<'a> {
             let codec = Codec::from_u8(codec).ok_or_else(|| corrupt("unknown codec"))?;
             let num_values = read_varint(input)? as usize;
             let payload = read_bytes(input)?;
-            streams.push(codecs::decode(codec, num_values, payload)?);
+            streams.push(codecs::decode(
+                codec,
+                num_values,
+                payload,
+                range_in(&bytes, payload).start,
+            )?);
         }
         for skeleton in &skeletons {
             if skeleton.slots.iter().any(|slot| *slot >= streams.len()) {
                 return Err(corrupt("slot of an unknown stream"));
             }
         }
+        let mut cursors = Vec::with_capacity(num_docs * streams.len());
+        let mut next = vec![0u32; streams.len()];
+        for skeleton in &doc_skeletons {
+            cursors.extend_from_slice(&next);
+            for slot in &skeletons[*skeleton as usize].slots {
+                next[*slot] += 1;
+            }
+        }
+        for (stream, used) in streams.iter().zip(&next) {
+            if stream.len() != *used as usize {
+                return Err(corrupt(
+                    "a stream holds another number of values than its documents use",
+                ));
+            }
+        }
         Ok(DecodedBlock {
+            bytes,
             skeletons,
             doc_skeletons,
             streams,
+            cursors,
         })
     }
 
@@ -249,40 +286,39 @@ impl<'a> DecodedBlock<'a> {
         self.doc_skeletons.len()
     }
 
-    /// The documents at `positions` (ascending, within the block), rebuilt.
+    /// What the block holds in memory, for the cache's bound.
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.bytes.len() + self.cursors.len() * 4 + self.doc_skeletons.len() * 4
+    }
+
+    /// The document at `position`, rebuilt.
+    pub(super) fn doc(&self, position: usize) -> Result<Vec<u8>, SourceStoreError> {
+        let skeleton = self
+            .doc_skeletons
+            .get(position)
+            .map(|id| &self.skeletons[*id as usize])
+            .ok_or_else(|| corrupt("document position past the block's end"))?;
+        let cursors = &self.cursors[position * self.streams.len()..];
+        let mut seen = vec![0u32; self.streams.len()];
+        let mut doc = Vec::new();
+        for (literal, slot) in skeleton.literals.iter().zip(&skeleton.slots) {
+            doc.extend_from_slice(&self.bytes[literal.clone()]);
+            let index = cursors[*slot] + seen[*slot];
+            self.streams[*slot].append_value(&self.bytes, index as usize, &mut doc)?;
+            seen[*slot] += 1;
+        }
+        if let Some(last) = skeleton.literals.last() {
+            doc.extend_from_slice(&self.bytes[last.clone()]);
+        }
+        Ok(doc)
+    }
+
+    /// The documents at `positions`, in that order.
     pub(super) fn docs(&self, positions: &[usize]) -> Result<Vec<Vec<u8>>, SourceStoreError> {
-        let mut cursors = vec![0usize; self.streams.len()];
-        let mut out = Vec::with_capacity(positions.len());
-        let mut wanted = positions.iter().peekable();
-        for (position, skeleton) in self.doc_skeletons.iter().enumerate() {
-            let Some(&&next) = wanted.peek() else {
-                break;
-            };
-            let skeleton = &self.skeletons[*skeleton];
-            if position == next {
-                let mut doc = Vec::new();
-                for (literal, slot) in skeleton.literals.iter().zip(&skeleton.slots) {
-                    doc.extend_from_slice(literal);
-                    self.streams[*slot].append_value(cursors[*slot], &mut doc)?;
-                    cursors[*slot] += 1;
-                }
-                if let Some(last) = skeleton.literals.last() {
-                    doc.extend_from_slice(last);
-                }
-                // A position asked twice gets the same document twice.
-                while wanted.next_if(|wanted| **wanted == next).is_some() {
-                    out.push(doc.clone());
-                }
-            } else {
-                for slot in &skeleton.slots {
-                    cursors[*slot] += 1;
-                }
-            }
-        }
-        if wanted.next().is_some() {
-            return Err(corrupt("document position past the block's end"));
-        }
-        Ok(out)
+        positions
+            .iter()
+            .map(|position| self.doc(*position))
+            .collect()
     }
 }
 
@@ -292,7 +328,7 @@ mod tests {
 
     fn round_trip(docs: &[&[u8]]) {
         let block = encode_block(docs);
-        let decoded = DecodedBlock::decode(&block).unwrap();
+        let decoded = DecodedBlock::decode(block).unwrap();
         assert_eq!(decoded.num_docs(), docs.len());
         let all: Vec<usize> = (0..docs.len()).collect();
         let rebuilt = decoded.docs(&all).unwrap();
@@ -339,7 +375,7 @@ mod tests {
             })
             .collect();
         let block = encode_block(&docs);
-        let decoded = DecodedBlock::decode(&block).unwrap();
+        let decoded = DecodedBlock::decode(block).unwrap();
         let rebuilt = decoded.docs(&[3, 3, 50, 99]).unwrap();
         let expected: Vec<&[u8]> = [3, 3, 50, 99].iter().map(|n| docs[*n].as_bytes()).collect();
         assert_eq!(rebuilt, expected);
@@ -350,14 +386,14 @@ mod tests {
     fn damaged_blocks_are_errors_not_panics() {
         let block = encode_block(&[br#"{"a":"b","c":1}"#.as_slice(); 3]);
         for len in 0..block.len() {
-            if let Ok(decoded) = DecodedBlock::decode(&block[..len]) {
+            if let Ok(decoded) = DecodedBlock::decode(block[..len].to_vec()) {
                 let _ = decoded.docs(&[0]);
             }
         }
         let mut flipped = block.clone();
         for index in 0..flipped.len() {
             flipped[index] ^= 0xff;
-            if let Ok(decoded) = DecodedBlock::decode(&flipped) {
+            if let Ok(decoded) = DecodedBlock::decode(flipped.clone()) {
                 let all: Vec<usize> = (0..decoded.num_docs()).collect();
                 let _ = decoded.docs(&all);
             }

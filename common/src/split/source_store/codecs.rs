@@ -4,6 +4,8 @@
 //! used only when every value of the stream decodes back to its exact text; otherwise
 //! the stream stays plain.
 
+use std::ops::Range;
+
 use super::varint::{read_varint, unzigzag, write_varint, zigzag};
 use super::SourceStoreError;
 
@@ -235,16 +237,16 @@ fn encode_timestamps(values: &[&[u8]]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A stream ready to hand out values by index.
-pub(super) enum DecodedStream<'a> {
+/// A stream ready to hand out values by index; its data are ranges of the block's bytes.
+pub(super) enum DecodedStream {
     Plain {
-        /// `ends[i]` is where value `i` ends in `data`.
+        /// `ends[i]` is where value `i` ends, from the start of the data.
         ends: Vec<usize>,
-        data: &'a [u8],
+        data: Range<usize>,
     },
     Hex {
         width: usize,
-        data: &'a [u8],
+        data: Range<usize>,
     },
     Timestamp {
         digits: usize,
@@ -257,16 +259,23 @@ fn corrupt(what: &str) -> SourceStoreError {
     SourceStoreError::Corrupt(format!("source stream: {what}"))
 }
 
+/// Decodes a stream whose payload starts at `offset` in the block's bytes.
 pub(super) fn decode(
     codec: Codec,
     num_values: usize,
     mut payload: &[u8],
-) -> Result<DecodedStream<'_>, SourceStoreError> {
+    offset: usize,
+) -> Result<DecodedStream, SourceStoreError> {
     // Every value costs at least one byte, so a count beyond the payload is damage.
     if num_values > payload.len() {
         return Err(corrupt("more values than bytes"));
     }
+    let whole = payload;
     let input = &mut payload;
+    let rest = |input: &[u8]| {
+        let start = offset + (whole.len() - input.len());
+        start..offset + whole.len()
+    };
     match codec {
         Codec::Plain => {
             let mut ends = Vec::with_capacity(num_values);
@@ -280,14 +289,20 @@ pub(super) fn decode(
             if end != input.len() {
                 return Err(corrupt("lengths do not add up to the data"));
             }
-            Ok(DecodedStream::Plain { ends, data: input })
+            Ok(DecodedStream::Plain {
+                ends,
+                data: rest(input),
+            })
         }
         Codec::Hex => {
             let width = read_varint(input)? as usize;
             if width == 0 || width.checked_mul(num_values) != Some(input.len()) {
                 return Err(corrupt("hex width does not fit the data"));
             }
-            Ok(DecodedStream::Hex { width, data: input })
+            Ok(DecodedStream::Hex {
+                width,
+                data: rest(input),
+            })
         }
         Codec::Timestamp => {
             let digits = read_varint(input)? as usize;
@@ -311,9 +326,20 @@ pub(super) fn decode(
     }
 }
 
-impl DecodedStream<'_> {
+impl DecodedStream {
+    pub(super) fn len(&self) -> usize {
+        match self {
+            DecodedStream::Plain { ends, .. } => ends.len(),
+            DecodedStream::Hex { width, data } => data.len() / width,
+            DecodedStream::Timestamp { units, .. } => units.len(),
+            DecodedStream::Integer(values) => values.len(),
+        }
+    }
+
+    /// Appends value `index` as text; `bytes` are the block's.
     pub(super) fn append_value(
         &self,
+        bytes: &[u8],
         index: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), SourceStoreError> {
@@ -322,13 +348,15 @@ impl DecodedStream<'_> {
             DecodedStream::Plain { ends, data } => {
                 let end = *ends.get(index).ok_or_else(missing)?;
                 let start = if index == 0 { 0 } else { ends[index - 1] };
-                out.extend_from_slice(&data[start..end]);
+                out.extend_from_slice(&bytes[data.start + start..data.start + end]);
             }
             DecodedStream::Hex { width, data } => {
-                let bytes = data
-                    .get(index * width..(index + 1) * width)
+                let start = data.start + index * width;
+                let value = bytes
+                    .get(start..start + width)
+                    .filter(|_| start + width <= data.end)
                     .ok_or_else(missing)?;
-                for byte in bytes {
+                for byte in value {
                     out.push(HEX[usize::from(byte >> 4)]);
                     out.push(HEX[usize::from(byte & 0xf)]);
                 }
@@ -351,10 +379,10 @@ mod tests {
     fn round_trip(values: &[&str], strings: bool) -> Codec {
         let bytes: Vec<&[u8]> = values.iter().map(|value| value.as_bytes()).collect();
         let (codec, payload) = encode(&bytes, strings);
-        let decoded = decode(codec, values.len(), &payload).unwrap();
+        let decoded = decode(codec, values.len(), &payload, 0).unwrap();
         for (index, value) in values.iter().enumerate() {
             let mut out = Vec::new();
-            decoded.append_value(index, &mut out).unwrap();
+            decoded.append_value(&payload, index, &mut out).unwrap();
             assert_eq!(String::from_utf8(out).unwrap(), *value, "{codec:?}");
         }
         codec
@@ -420,10 +448,10 @@ mod tests {
 
     #[test]
     fn damaged_payloads_are_errors() {
-        assert!(decode(Codec::Plain, 2, &[5, 1, 0]).is_err());
-        assert!(decode(Codec::Hex, 1, &[4, 1, 2]).is_err());
-        assert!(decode(Codec::Timestamp, 2, &[10, 1, 1]).is_err());
-        let decoded = decode(Codec::Integer, 1, &[2]).unwrap();
-        assert!(decoded.append_value(1, &mut Vec::new()).is_err());
+        assert!(decode(Codec::Plain, 2, &[5, 1, 0], 0).is_err());
+        assert!(decode(Codec::Hex, 1, &[4, 1, 2], 0).is_err());
+        assert!(decode(Codec::Timestamp, 2, &[10, 1, 1], 0).is_err());
+        let decoded = decode(Codec::Integer, 1, &[2], 0).unwrap();
+        assert!(decoded.append_value(&[2], 1, &mut Vec::new()).is_err());
     }
 }

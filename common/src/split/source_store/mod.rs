@@ -46,7 +46,7 @@ const MAGIC: &[u8; 4] = b"QSRC";
 const VERSION: u32 = 1;
 const FOOTER_LEN: usize = 8 + 4 + 4 + 4 + 4;
 const INDEX_ENTRY_LEN: usize = 4 + 8;
-/// Bytes of decompressed blocks kept for all readers of the process. A page of hits
+/// Bytes of decoded blocks kept for all readers of the process. A page of hits
 /// usually shares a block, but a rare term's newest hits lie a block apart each: tantivy's
 /// doc store keeps 100 blocks per segment for the same reason.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
@@ -54,9 +54,9 @@ const BLOCK_CACHE_BYTES: usize = 64 << 20;
 /// A block by the id of its reader and its ordinal.
 type BlockKey = (u64, usize);
 
-/// Decompressed blocks, least recently used first.
+/// Decoded blocks, least recently used first.
 struct BlockCache {
-    entries: std::collections::VecDeque<(BlockKey, Arc<Vec<u8>>)>,
+    entries: std::collections::VecDeque<(BlockKey, Arc<DecodedBlock>)>,
     bytes: usize,
 }
 
@@ -67,7 +67,7 @@ static BLOCK_CACHE: Mutex<BlockCache> = Mutex::new(BlockCache {
 static NEXT_READER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl BlockCache {
-    fn get(&mut self, key: BlockKey) -> Option<Arc<Vec<u8>>> {
+    fn get(&mut self, key: BlockKey) -> Option<Arc<DecodedBlock>> {
         let at = self.entries.iter().position(|(entry, _)| *entry == key)?;
         let entry = self.entries.remove(at)?;
         let bytes = entry.1.clone();
@@ -75,14 +75,14 @@ impl BlockCache {
         Some(bytes)
     }
 
-    fn insert(&mut self, key: BlockKey, block: Arc<Vec<u8>>) {
-        self.bytes += block.len();
+    fn insert(&mut self, key: BlockKey, block: Arc<DecodedBlock>) {
+        self.bytes += block.heap_bytes();
         self.entries.push_back((key, block));
         while self.bytes > BLOCK_CACHE_BYTES {
             let Some((_, evicted)) = self.entries.pop_front() else {
                 break;
             };
-            self.bytes -= evicted.len();
+            self.bytes -= evicted.heap_bytes();
         }
     }
 }
@@ -342,7 +342,7 @@ impl SourceStoreReader {
         Ok(())
     }
 
-    fn decompressed(&self, block: usize) -> Result<Arc<Vec<u8>>, SourceStoreError> {
+    fn decoded(&self, block: usize) -> Result<Arc<DecodedBlock>, SourceStoreError> {
         let key = (self.cache_id, block);
         let cache = || {
             BLOCK_CACHE
@@ -356,9 +356,11 @@ impl SourceStoreReader {
         let compressed = self
             .file
             .read_bytes_slice(meta.start as usize..meta.end as usize)?;
-        let bytes = Arc::new(zstd::decode_all(compressed.as_slice())?);
-        cache().insert(key, bytes.clone());
-        Ok(bytes)
+        let decoded = Arc::new(DecodedBlock::decode(zstd::decode_all(
+            compressed.as_slice(),
+        )?)?);
+        cache().insert(key, decoded.clone());
+        Ok(decoded)
     }
 
     /// The sources of `docs`, in their order; `None` for a document stored without one.
@@ -376,8 +378,7 @@ impl SourceStoreReader {
                     .iter()
                     .take_while(|(_, doc)| self.block_of(*doc).ok() == Some(block))
                     .count();
-            let bytes = self.decompressed(block)?;
-            let decoded = DecodedBlock::decode(&bytes)?;
+            let decoded = self.decoded(block)?;
             let positions: Vec<usize> = order[start..end]
                 .iter()
                 .map(|(_, doc)| (doc - first_doc) as usize)
@@ -399,8 +400,7 @@ impl SourceStoreReader {
             let compressed = self
                 .file
                 .read_bytes_slice(meta.start as usize..meta.end as usize)?;
-            let bytes = zstd::decode_all(compressed.as_slice())?;
-            let decoded = DecodedBlock::decode(&bytes)?;
+            let decoded = DecodedBlock::decode(zstd::decode_all(compressed.as_slice())?)?;
             let expected_end = self
                 .blocks
                 .get(ord + 1)
