@@ -1,6 +1,6 @@
 //! Process-wide Prometheus metrics, served at `/metrics`.
 
-use quarry_common::split::fetch_stats;
+use quarry_common::split::{fetch_stats, source_store};
 use std::sync::LazyLock;
 
 use prometheus::{
@@ -162,6 +162,27 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         (
             gauge("merges_failed_total", "Merges that failed since start"),
             &quarry_indexer::MERGES_FAILED,
+        ),
+        (
+            gauge(
+                "searcher_source_block_cache_hits_total",
+                "Hit fetches that found their source block decoded in the cache",
+            ),
+            &source_store::BLOCK_CACHE_HITS,
+        ),
+        (
+            gauge(
+                "searcher_source_block_cache_misses_total",
+                "Source blocks read, decompressed and decoded for hit fetches",
+            ),
+            &source_store::BLOCK_CACHE_MISSES,
+        ),
+        (
+            gauge(
+                "searcher_source_block_cache_bytes",
+                "Bytes of decoded source blocks the cache holds (bounded at 128 MiB)",
+            ),
+            &source_store::BLOCK_CACHE_HELD_BYTES,
         ),
         (
             gauge("merge_input_bytes_total", "Split bytes merged since start"),

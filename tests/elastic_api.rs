@@ -944,4 +944,20 @@ async fn documents_come_back_as_they_were_sent() {
         serde_json::from_str::<Value>(sent[1]).unwrap(),
         "{native}"
     );
+    // Each split's block was read once, then found in the cache.
+    let (_, metrics) = node
+        .request(Method::GET, "/metrics", "text/plain", "")
+        .await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert_eq!(
+        counter("quarry_searcher_source_block_cache_misses_total"),
+        3
+    );
+    assert!(counter("quarry_searcher_source_block_cache_hits_total") >= 3);
 }

@@ -23,6 +23,7 @@ mod varint;
 
 use std::io::Write;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use quarry_config::SOURCE_FIELD_NAME;
@@ -65,7 +66,13 @@ static BLOCK_CACHE: Mutex<BlockCache> = Mutex::new(BlockCache {
     entries: std::collections::VecDeque::new(),
     bytes: 0,
 });
-static NEXT_READER_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static NEXT_READER_ID: AtomicU64 = AtomicU64::new(0);
+/// Fetches that found their block decoded in the cache, for `/metrics`.
+pub static BLOCK_CACHE_HITS: AtomicU64 = AtomicU64::new(0);
+/// Blocks read, decompressed and decoded for a fetch.
+pub static BLOCK_CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
+/// Bytes the cache holds.
+pub static BLOCK_CACHE_HELD_BYTES: AtomicU64 = AtomicU64::new(0);
 
 impl BlockCache {
     fn get(&mut self, key: BlockKey) -> Option<Arc<DecodedBlock>> {
@@ -85,6 +92,7 @@ impl BlockCache {
             };
             self.bytes -= evicted.heap_bytes();
         }
+        BLOCK_CACHE_HELD_BYTES.store(self.bytes as u64, Ordering::Relaxed);
     }
 }
 
@@ -303,7 +311,7 @@ impl SourceStoreReader {
             file,
             blocks,
             num_docs,
-            cache_id: NEXT_READER_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            cache_id: NEXT_READER_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
 
@@ -351,8 +359,10 @@ impl SourceStoreReader {
                 .unwrap_or_else(|error| error.into_inner())
         };
         if let Some(bytes) = cache().get(key) {
+            BLOCK_CACHE_HITS.fetch_add(1, Ordering::Relaxed);
             return Ok(bytes);
         }
+        BLOCK_CACHE_MISSES.fetch_add(1, Ordering::Relaxed);
         let meta = self.blocks[block];
         let compressed = self
             .file
