@@ -188,8 +188,11 @@ pub(super) struct DecodedBlock {
     skeletons: Vec<Skeleton>,
     doc_skeletons: Vec<u32>,
     streams: Vec<codecs::DecodedStream>,
-    /// Where document `d`'s values start in stream `s`: `cursors[d * streams + s]`.
-    cursors: Vec<u32>,
+    /// For each slot of each document, in order, the index of its value in its stream:
+    /// document `d`'s are `value_indexes[doc_starts[d]..doc_starts[d + 1]]`. As many as the
+    /// block has values, so bounded by its bytes.
+    value_indexes: Vec<u32>,
+    doc_starts: Vec<u32>,
 }
 
 fn corrupt(what: &str) -> SourceStoreError {
@@ -258,27 +261,40 @@ impl DecodedBlock {
                 return Err(corrupt("slot of an unknown stream"));
             }
         }
-        let mut cursors = Vec::with_capacity(num_docs * streams.len());
+        // Checked before anything is allocated for them: each value took a byte or more.
+        let mut used = vec![0u64; streams.len()];
+        for skeleton in &doc_skeletons {
+            for slot in &skeletons[*skeleton as usize].slots {
+                used[*slot] += 1;
+            }
+        }
+        if streams
+            .iter()
+            .zip(&used)
+            .any(|(stream, used)| stream.len() as u64 != *used)
+        {
+            return Err(corrupt(
+                "a stream holds another number of values than its documents use",
+            ));
+        }
+        let mut value_indexes = Vec::with_capacity(used.iter().sum::<u64>() as usize);
+        let mut doc_starts = Vec::with_capacity(num_docs + 1);
         let mut next = vec![0u32; streams.len()];
         for skeleton in &doc_skeletons {
-            cursors.extend_from_slice(&next);
+            doc_starts.push(value_indexes.len() as u32);
             for slot in &skeletons[*skeleton as usize].slots {
+                value_indexes.push(next[*slot]);
                 next[*slot] += 1;
             }
         }
-        for (stream, used) in streams.iter().zip(&next) {
-            if stream.len() != *used as usize {
-                return Err(corrupt(
-                    "a stream holds another number of values than its documents use",
-                ));
-            }
-        }
+        doc_starts.push(value_indexes.len() as u32);
         Ok(DecodedBlock {
             bytes,
             skeletons,
             doc_skeletons,
             streams,
-            cursors,
+            value_indexes,
+            doc_starts,
         })
     }
 
@@ -288,7 +304,8 @@ impl DecodedBlock {
 
     /// What the block holds in memory, for the cache's bound.
     pub(super) fn heap_bytes(&self) -> usize {
-        self.bytes.len() + self.cursors.len() * 4 + self.doc_skeletons.len() * 4
+        self.bytes.len()
+            + (self.value_indexes.len() + self.doc_starts.len() + self.doc_skeletons.len()) * 4
     }
 
     /// The document at `position`, rebuilt.
@@ -298,14 +315,12 @@ impl DecodedBlock {
             .get(position)
             .map(|id| &self.skeletons[*id as usize])
             .ok_or_else(|| corrupt("document position past the block's end"))?;
-        let cursors = &self.cursors[position * self.streams.len()..];
-        let mut seen = vec![0u32; self.streams.len()];
+        let indexes = &self.value_indexes
+            [self.doc_starts[position] as usize..self.doc_starts[position + 1] as usize];
         let mut doc = Vec::new();
-        for (literal, slot) in skeleton.literals.iter().zip(&skeleton.slots) {
+        for ((literal, slot), index) in skeleton.literals.iter().zip(&skeleton.slots).zip(indexes) {
             doc.extend_from_slice(&self.bytes[literal.clone()]);
-            let index = cursors[*slot] + seen[*slot];
-            self.streams[*slot].append_value(&self.bytes, index as usize, &mut doc)?;
-            seen[*slot] += 1;
+            self.streams[*slot].append_value(&self.bytes, *index as usize, &mut doc)?;
         }
         if let Some(last) = skeleton.literals.last() {
             doc.extend_from_slice(&self.bytes[last.clone()]);

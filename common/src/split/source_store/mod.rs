@@ -278,7 +278,12 @@ impl SourceStoreReader {
         let num_docs = le_u32(&footer[12..16]);
         let index_len = num_blocks
             .checked_mul(INDEX_ENTRY_LEN)
-            .filter(|index_len| index_offset as usize + index_len + FOOTER_LEN == len)
+            .filter(|index_len| {
+                usize::try_from(index_offset)
+                    .ok()
+                    .and_then(|offset| offset.checked_add(index_len + FOOTER_LEN))
+                    == Some(len)
+            })
             .ok_or_else(|| corrupt("source store index does not fit the file"))?;
         let index_start = index_offset as usize;
         let index = file.read_bytes_slice(index_start..index_start + index_len)?;
