@@ -306,6 +306,11 @@ impl DecodedBlock {
     pub(super) fn heap_bytes(&self) -> usize {
         self.bytes.len()
             + (self.value_indexes.len() + self.doc_starts.len() + self.doc_skeletons.len()) * 4
+            + self
+                .streams
+                .iter()
+                .map(codecs::DecodedStream::heap_bytes)
+                .sum::<usize>()
     }
 
     /// The document at `position`, rebuilt.

@@ -6,6 +6,9 @@
 
 use std::ops::Range;
 
+use rustc_hash::FxHashMap;
+
+use super::messages;
 use super::varint::{read_varint, unzigzag, write_varint, zigzag};
 use super::SourceStoreError;
 
@@ -20,13 +23,25 @@ pub(super) enum Codec {
     Timestamp = 2,
     /// Integers written the canonical way, as zigzag varints.
     Integer = 3,
+    /// At most 256 distinct values, each four times or more: the values once, then a byte
+    /// per value (host names, levels, regions).
+    Dictionary = 4,
+    /// Log messages: templates once, variables in columns (`messages`).
+    Message = 5,
 }
 
 impl Codec {
     pub(super) fn from_u8(byte: u8) -> Option<Codec> {
-        [Codec::Plain, Codec::Hex, Codec::Timestamp, Codec::Integer]
-            .into_iter()
-            .find(|codec| *codec as u8 == byte)
+        [
+            Codec::Plain,
+            Codec::Hex,
+            Codec::Timestamp,
+            Codec::Integer,
+            Codec::Dictionary,
+            Codec::Message,
+        ]
+        .into_iter()
+        .find(|codec| *codec as u8 == byte)
     }
 }
 
@@ -36,9 +51,15 @@ pub(super) fn encode(values: &[&[u8]], strings: bool) -> (Codec, Vec<u8>) {
         encode_timestamps(values)
             .map(|payload| (Codec::Timestamp, payload))
             .or_else(|| encode_hex(values).map(|payload| (Codec::Hex, payload)))
+            .or_else(|| encode_dictionary(values).map(|payload| (Codec::Dictionary, payload)))
     } else {
         encode_integers(values).map(|payload| (Codec::Integer, payload))
     };
+    let encoded = encoded.or_else(|| {
+        messages::encode(values)
+            .filter(|payload| message_round_trips(values, payload))
+            .map(|payload| (Codec::Message, payload))
+    });
     encoded.unwrap_or_else(|| (Codec::Plain, encode_plain(values)))
 }
 
@@ -51,6 +72,46 @@ fn encode_plain(values: &[&[u8]]) -> Vec<u8> {
         out.extend_from_slice(value);
     }
     out
+}
+
+fn encode_dictionary(values: &[&[u8]]) -> Option<Vec<u8>> {
+    let mut ids: FxHashMap<&[u8], u8> = FxHashMap::default();
+    let mut distinct = Vec::new();
+    let mut out = Vec::with_capacity(values.len());
+    for value in values {
+        let id = match ids.get(value) {
+            Some(id) => *id,
+            None => {
+                let id = u8::try_from(distinct.len()).ok()?;
+                ids.insert(value, id);
+                distinct.push(*value);
+                id
+            }
+        };
+        out.push(id);
+    }
+    if distinct.len() * 4 > values.len() {
+        return None;
+    }
+    let mut payload = Vec::with_capacity(out.len() + distinct.len() * 8);
+    write_varint(&mut payload, distinct.len() as u64);
+    payload.extend_from_slice(&encode_plain(&distinct));
+    payload.extend_from_slice(&out);
+    Some(payload)
+}
+
+/// The message codec is exact by construction; this check keeps a bug in it from
+/// altering documents, at the cost of decoding each message stream once more.
+fn message_round_trips(values: &[&[u8]], payload: &[u8]) -> bool {
+    let Ok((text, ends)) = messages::decode(values.len(), payload) else {
+        return false;
+    };
+    let mut start = 0;
+    values.iter().zip(ends).all(|(value, end)| {
+        let same = text.get(start..end) == Some(*value);
+        start = end;
+        same
+    })
 }
 
 fn encode_hex(values: &[&[u8]]) -> Option<Vec<u8>> {
@@ -253,6 +314,18 @@ pub(super) enum DecodedStream {
         units: Vec<i64>,
     },
     Integer(Vec<i64>),
+    Dictionary {
+        /// `ends[i]` is where distinct value `i` ends, from the start of `data`.
+        ends: Vec<usize>,
+        data: Range<usize>,
+        /// A distinct value's number per value.
+        ids: Range<usize>,
+    },
+    /// Rebuilt text, owned: messages are assembled from templates and columns.
+    Message {
+        text: Vec<u8>,
+        ends: Vec<usize>,
+    },
 }
 
 fn corrupt(what: &str) -> SourceStoreError {
@@ -278,21 +351,41 @@ pub(super) fn decode(
     };
     match codec {
         Codec::Plain => {
-            let mut ends = Vec::with_capacity(num_values);
-            let mut end = 0usize;
-            for _ in 0..num_values {
-                end = end
-                    .checked_add(read_varint(input)? as usize)
-                    .ok_or_else(|| corrupt("lengths overflow"))?;
-                ends.push(end);
-            }
-            if end != input.len() {
+            let ends = read_ends(input, num_values)?;
+            if ends.last().copied().unwrap_or(0) != input.len() {
                 return Err(corrupt("lengths do not add up to the data"));
             }
             Ok(DecodedStream::Plain {
                 ends,
                 data: rest(input),
             })
+        }
+        Codec::Dictionary => {
+            let num_distinct = read_varint(input)? as usize;
+            if num_distinct > 256 {
+                return Err(corrupt("a dictionary of more than 256 values"));
+            }
+            let ends = read_ends(input, num_distinct)?;
+            let data_len = ends.last().copied().unwrap_or(0);
+            if data_len.checked_add(num_values) != Some(input.len()) {
+                return Err(corrupt("dictionary and ids do not fill the payload"));
+            }
+            if input[data_len..]
+                .iter()
+                .any(|id| usize::from(*id) >= num_distinct)
+            {
+                return Err(corrupt("an id past the dictionary"));
+            }
+            let data = rest(input);
+            Ok(DecodedStream::Dictionary {
+                ends,
+                ids: data.start + data_len..data.end,
+                data: data.start..data.start + data_len,
+            })
+        }
+        Codec::Message => {
+            let (text, ends) = messages::decode(num_values, input)?;
+            Ok(DecodedStream::Message { text, ends })
         }
         Codec::Hex => {
             let width = read_varint(input)? as usize;
@@ -326,13 +419,42 @@ pub(super) fn decode(
     }
 }
 
+/// Reads `count` varint lengths into running ends.
+fn read_ends(input: &mut &[u8], count: usize) -> Result<Vec<usize>, SourceStoreError> {
+    let mut ends = Vec::with_capacity(count.min(input.len()));
+    let mut end = 0usize;
+    for _ in 0..count {
+        end = end
+            .checked_add(read_varint(input)? as usize)
+            .ok_or_else(|| corrupt("lengths overflow"))?;
+        ends.push(end);
+    }
+    Ok(ends)
+}
+
 impl DecodedStream {
     pub(super) fn len(&self) -> usize {
         match self {
             DecodedStream::Plain { ends, .. } => ends.len(),
+            DecodedStream::Dictionary { ids, .. } => ids.len(),
+            DecodedStream::Message { ends, .. } => ends.len(),
             DecodedStream::Hex { width, data } => data.len() / width,
             DecodedStream::Timestamp { units, .. } => units.len(),
             DecodedStream::Integer(values) => values.len(),
+        }
+    }
+
+    /// What the decoded stream holds beyond the block's bytes, for the cache's bound.
+    pub(super) fn heap_bytes(&self) -> usize {
+        let word = std::mem::size_of::<usize>();
+        match self {
+            DecodedStream::Plain { ends, .. } | DecodedStream::Dictionary { ends, .. } => {
+                ends.len() * word
+            }
+            DecodedStream::Hex { .. } => 0,
+            DecodedStream::Timestamp { units, .. } => units.len() * 8,
+            DecodedStream::Integer(values) => values.len() * 8,
+            DecodedStream::Message { text, ends } => text.len() + ends.len() * word,
         }
     }
 
@@ -366,6 +488,21 @@ impl DecodedStream {
             }
             DecodedStream::Integer(values) => {
                 append_integer(*values.get(index).ok_or_else(missing)?, out);
+            }
+            DecodedStream::Dictionary { ends, data, ids } => {
+                let id = usize::from(
+                    *bytes
+                        .get(ids.start + index)
+                        .filter(|_| index < ids.len())
+                        .ok_or_else(missing)?,
+                );
+                let start = if id == 0 { 0 } else { ends[id - 1] };
+                out.extend_from_slice(&bytes[data.start + start..data.start + ends[id]]);
+            }
+            DecodedStream::Message { text, ends } => {
+                let end = *ends.get(index).ok_or_else(missing)?;
+                let start = if index == 0 { 0 } else { ends[index - 1] };
+                out.extend_from_slice(&text[start..end]);
             }
         }
         Ok(())
@@ -416,6 +553,17 @@ mod tests {
             round_trip(&["0", "-1", "1668422616918", "9223372036854775807"], false),
             Codec::Integer
         );
+        let hosts: Vec<String> = (0..40).map(|n| format!("host-{:03}", n % 7)).collect();
+        let hosts: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        assert_eq!(round_trip(&hosts, true), Codec::Dictionary);
+        let messages: Vec<String> = (0..40)
+            .map(|n| format!("request {} took {}ms", n * 7919, n % 13))
+            .collect();
+        let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
+        assert_eq!(round_trip(&messages, true), Codec::Message);
+        let floats: Vec<String> = (0..40).map(|n| format!("{}.{:02}", n * 31, n)).collect();
+        let floats: Vec<&str> = floats.iter().map(String::as_str).collect();
+        assert_eq!(round_trip(&floats, false), Codec::Message);
     }
 
     #[test]
@@ -451,6 +599,10 @@ mod tests {
         assert!(decode(Codec::Plain, 2, &[5, 1, 0], 0).is_err());
         assert!(decode(Codec::Hex, 1, &[4, 1, 2], 0).is_err());
         assert!(decode(Codec::Timestamp, 2, &[10, 1, 1], 0).is_err());
+        // Two distinct values, then an id past them.
+        assert!(decode(Codec::Dictionary, 1, &[2, 1, 1, b'a', b'b', 2], 0).is_err());
+        assert!(decode(Codec::Dictionary, 2, &[2, 1, 1, b'a', b'b', 1], 0).is_err());
+        assert!(decode(Codec::Dictionary, 1, &[2, 1, 1, b'a', b'b', 1], 0).is_ok());
         let decoded = decode(Codec::Integer, 1, &[2], 0).unwrap();
         assert!(decoded.append_value(&[2], 1, &mut Vec::new()).is_err());
     }

@@ -19,6 +19,7 @@
 
 mod block;
 mod codecs;
+mod messages;
 mod varint;
 
 use std::io::Write;
@@ -44,7 +45,8 @@ use block::DecodedBlock;
 /// The extension of the source store's file in a segment.
 pub const SOURCE_EXTENSION: &str = "source";
 const MAGIC: &[u8; 4] = b"QSRC";
-const VERSION: u32 = 1;
+/// Version 2 added the dictionary and message codecs; version 1 files read as they are.
+const VERSION: u32 = 2;
 const FOOTER_LEN: usize = 8 + 4 + 4 + 4 + 4;
 const INDEX_ENTRY_LEN: usize = 4 + 8;
 /// Bytes of decoded blocks kept for all readers of the process. A page of hits
@@ -268,7 +270,7 @@ impl SourceStoreReader {
             return Err(corrupt("source store without its magic number"));
         }
         let version = le_u32(&footer[16..20]);
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(corrupt(format!(
                 "source store version {version} (this build reads {VERSION}): upgrade Quarry"
             )));
