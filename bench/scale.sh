@@ -2,8 +2,8 @@
 # Flat at 10x the data: the fixed query set within a 10 s window (1% of one run's 1000 s
 # of log time) over an index of one generated run (1M documents) and over an index of ten
 # runs on consecutive days (10M documents, merged by the default policy), on one node, in
-# one run. The first day is the same data in both, so the window selects the same
-# documents; what grows is everything around them.
+# one run, the two indexes timed in turn. The first day is the same data in both, so the
+# window selects the same documents; what grows is everything around them.
 #
 #   bench/scale.sh [RUNS] [DOCS_PER_RUN]      (default 10 runs of 1000000)
 set -euo pipefail
@@ -54,20 +54,8 @@ while [ "$stable" -lt 20 ] && [ $(( $(date +%s) - START )) -lt 1800 ]; do
 done
 echo "merges settled after $(( $(date +%s) - START )) s: scale-one $(published_splits scale-one) splits, scale-ten $(published_splits scale-ten) splits"
 
-for name in one ten; do
-  target/release/bench --target "$ENDPOINT" --index "scale-$name" --window-secs 10 --window-offset-secs 495 > "$WORK/$name.txt"
-done
-python3 - "$WORK/one.txt" "$WORK/ten.txt" <<'PY'
-import re, sys
-def medians(path):
-    rows = {}
-    for line in open(path):
-        match = re.match(r"(.+?)\s+([\d.]+) ms\s+([\d.]+) ms", line)
-        if match:
-            rows[match.group(1).strip()] = float(match.group(2))
-    return rows
-one, ten = medians(sys.argv[1]), medians(sys.argv[2])
-print(f"{'query (10 s window)':<44} {'1x':>9} {'10x':>9} {'10x/1x':>7}")
-for name, base in one.items():
-    print(f"{name:<44} {base:>6.2f} ms {ten[name]:>6.2f} ms {ten[name] / base:>6.2f}x")
-PY
+# Both indexes in turn, query by query and run by run, so that a busy moment of the
+# shared machine weighs on both: timed one after the other, they differed by up to 40%
+# from run to run.
+target/release/bench --target "$ENDPOINT" --index scale-ten --vs-index scale-one \
+  --window-secs 10 --window-offset-secs 495 --repetitions "${REPETITIONS:-100}"

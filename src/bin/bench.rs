@@ -33,6 +33,10 @@ struct Args {
     target: Option<String>,
     #[arg(long, default_value = "bench-logs")]
     index: String,
+    /// Another index on the target to time every query against, run for run in turn with
+    /// `--index`, so that both see the same machine: the ratio is `--index` over it.
+    #[arg(long)]
+    vs_index: Option<String>,
     /// The NDJSON dataset, for the raw tantivy baseline.
     #[arg(long)]
     input: Option<PathBuf>,
@@ -419,6 +423,30 @@ fn time_queries(
     Ok((median, p90, num_hits))
 }
 
+/// Times two runs in turn, one repetition each at a time, so that both see the same
+/// load on a shared machine; `(median, p90)` of each.
+fn time_in_turn(
+    repetitions: usize,
+    mut first: impl FnMut() -> anyhow::Result<u64>,
+    mut second: impl FnMut() -> anyhow::Result<u64>,
+) -> anyhow::Result<((f64, f64), (f64, f64))> {
+    for _ in 0..3 {
+        first()?;
+        second()?;
+    }
+    let mut first_times = Vec::with_capacity(repetitions);
+    let mut second_times = Vec::with_capacity(repetitions);
+    for _ in 0..repetitions {
+        let started = Instant::now();
+        first()?;
+        first_times.push(started.elapsed());
+        let started = Instant::now();
+        second()?;
+        second_times.push(started.elapsed());
+    }
+    Ok((median_and_p90(first_times), median_and_p90(second_times)))
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if !args.split_file.is_empty() {
@@ -432,10 +460,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let search = |target: &str, request: &Value| -> anyhow::Result<Value> {
+    let search_index = |target: &str, index: &str, request: &Value| -> anyhow::Result<Value> {
         runtime.block_on(async {
             let response = http
-                .post(format!("{target}/api/v1/{}/search", args.index))
+                .post(format!("{target}/api/v1/{index}/search"))
                 .json(request)
                 .send()
                 .await?;
@@ -444,6 +472,9 @@ fn main() -> anyhow::Result<()> {
             anyhow::ensure!(status.is_success(), "{status}: {body}");
             Ok(body)
         })
+    };
+    let search = |target: &str, request: &Value| -> anyhow::Result<Value> {
+        search_index(target, &args.index, request)
     };
 
     let raw = match &args.input {
@@ -519,16 +550,56 @@ fn main() -> anyhow::Result<()> {
         None => (1_767_225_600, 1_767_226_600, "0".repeat(32)),
     };
 
-    println!(
-        "{:<42} {:>12} {:>12} {:>10} {:>10}",
-        "query", "target med", "target p90", "raw med", "ratio"
-    );
-    for mut query in query_set(start, end, &trace_id) {
+    let with_window = |mut query: BenchQuery| {
         if let Some(window_secs) = args.window_secs {
             let window_start = start + args.window_offset_secs;
             query.request["start_timestamp"] = json!(window_start);
             query.request["end_timestamp"] = json!(window_start + window_secs);
         }
+        query
+    };
+    if let (Some(target), Some(vs_index)) = (&args.target, &args.vs_index) {
+        println!(
+            "{:<42} {:>12} {:>12} {:>12} {:>12} {:>8}",
+            "query",
+            format!("{} med", args.index),
+            "p90",
+            format!("{vs_index} med"),
+            "p90",
+            "ratio"
+        );
+        for query in query_set(start, end, &trace_id)
+            .into_iter()
+            .map(with_window)
+        {
+            let hits = |index: &str| -> anyhow::Result<u64> {
+                Ok(search_index(target, index, &query.request)?["num_hits"]
+                    .as_u64()
+                    .unwrap_or_default())
+            };
+            let (ours, theirs) =
+                time_in_turn(args.repetitions, || hits(&args.index), || hits(vs_index))?;
+            println!(
+                "{:<42} {:>9.2} ms {:>9.2} ms {:>9.2} ms {:>9.2} ms {:>7.2}x",
+                query.name,
+                ours.0,
+                ours.1,
+                theirs.0,
+                theirs.1,
+                ours.0 / theirs.0
+            );
+        }
+        return Ok(());
+    }
+
+    println!(
+        "{:<42} {:>12} {:>12} {:>10} {:>10}",
+        "query", "target med", "target p90", "raw med", "ratio"
+    );
+    for query in query_set(start, end, &trace_id)
+        .into_iter()
+        .map(with_window)
+    {
         let target = match &args.target {
             Some(target) => Some(time_queries(args.repetitions, || {
                 Ok(search(target, &query.request)?["num_hits"]
