@@ -896,6 +896,8 @@ async fn documents_come_back_as_they_were_sent() {
         r#"{"ts":"2026-01-01T00:00:19.184000Z","msg":"payment failed for order 7","level":"ERROR","trace_id":"aeb53b340c1039714a69db9873af8965"}"#,
         r#"{"ts":1767225620,"msg":"a \"quoted\" word, caf\u00e9","level":"INFO","epoch":1668422616918,"attrs":{"http.status":503,"tags":["a",null,true,-1.5]}}"#,
         r#"{"level":"WARN","ts":"2026-01-01T00:00:21+01:00","msg":"order failed again","n":0}"#,
+        // What a parser would re-spell: spacing, `1.50`, `1e3`, an integer past 2^64, escapes.
+        r#"{ "level" : "DEBUG", "ts": 1767225622, "price": 1.50, "exp": 1e3, "big": 123456789012345678901234567890, "msg": "caf\u00e9 \/ ok", "nested": {"a" :[1 ,2.0]} }"#,
     ];
     // One split per line: hits come from several splits' source stores.
     for line in sent {
@@ -957,7 +959,83 @@ async fn documents_come_back_as_they_were_sent() {
     };
     assert_eq!(
         counter("quarry_searcher_source_block_cache_misses_total"),
-        3
+        4
     );
     assert!(counter("quarry_searcher_source_block_cache_hits_total") >= 3);
+
+    // Byte for byte, through every API that returns sources.
+    let text = |method: Method, path: &'static str, content_type: &'static str, body: String| {
+        let node = &node;
+        async move {
+            let (status, text) = node.request_text(method, path, content_type, body).await;
+            assert_eq!(status, 200, "{path}: {text}");
+            text
+        }
+    };
+    let search_body = json!({"size": 10}).to_string();
+    let responses = [
+        text(
+            Method::POST,
+            "/api/v1/_elastic/as-sent/_search",
+            "application/json",
+            search_body.clone(),
+        )
+        .await,
+        text(
+            Method::POST,
+            "/api/v1/as-sent/search",
+            "application/json",
+            json!({"query": "*", "max_hits": 10}).to_string(),
+        )
+        .await,
+        text(
+            Method::POST,
+            "/api/v1/_elastic/_msearch",
+            "application/x-ndjson",
+            format!("{{\"index\": \"as-sent\"}}\n{search_body}\n"),
+        )
+        .await,
+        text(
+            Method::POST,
+            "/api/v1/_elastic/as-sent/_search?scroll=1m",
+            "application/json",
+            search_body,
+        )
+        .await,
+    ];
+    for (response, line) in responses
+        .iter()
+        .flat_map(|response| sent.iter().map(move |line| (response, line)))
+    {
+        assert!(response.contains(line), "{line} not in {response}");
+    }
+    let id = everything["hits"]["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|hit| hit["_source"]["level"] == "DEBUG")
+        .map(|hit| hit["_id"].as_str().unwrap().to_string())
+        .unwrap();
+    let (status, got) = node
+        .request_text(
+            Method::GET,
+            &format!("/api/v1/_elastic/as-sent/_doc/{id}"),
+            "application/json",
+            "",
+        )
+        .await;
+    assert_eq!(status, 200, "{got}");
+    assert!(got.contains(sent[3]), "{got}");
+    // A filtered source is written anew, as Elasticsearch does.
+    let (_, filtered) = node
+        .post_json(
+            "/api/v1/_elastic/as-sent/_search",
+            &json!({"size": 10, "_source": ["level", "price"], "query": {"term": {"level": "DEBUG"}}}),
+        )
+        .await;
+    assert_eq!(
+        filtered["hits"]["hits"][0]["_source"],
+        json!({"level": "DEBUG", "price": 1.5}),
+        "{filtered}"
+    );
 }

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use quarry_common::doc_mapper::DocMapper;
 use quarry_common::split::source_store::SourceStoreReader;
 use quarry_query::log_ids_query::log_doc_id;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use tantivy::query::Query;
 use tantivy::schema::Field;
@@ -12,7 +13,9 @@ use tantivy::{DocAddress, DocId, Searcher, TantivyDocument};
 /// A hit's document, and its highlighted fragments when snippets were asked for.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct FetchedDoc {
-    pub doc: Value,
+    /// The document: the text it was indexed from when the split keeps it, so that
+    /// `_source` comes back byte for byte; otherwise rebuilt from its stored fields.
+    pub doc: Box<RawValue>,
     /// The document's stable `_id`: the one the client gave, or its log id. `None` only
     /// for documents of splits written before log ids.
     pub external_id: Option<String>,
@@ -63,7 +66,20 @@ pub(crate) fn fetch_docs(
             if let (Some(field), Some(source)) = (doc_mapper.source_field(), source.take()) {
                 doc.add_bytes(field, &source);
             }
-            let json = doc_mapper.doc_to_json(&doc);
+            let (raw, json) = match doc_mapper.stored_source(&doc).and_then(json_object_text) {
+                // Parsed only for what highlighting cuts from it.
+                Some(raw) => (
+                    raw,
+                    snippets.is_some().then(|| doc_mapper.doc_to_json(&doc)),
+                ),
+                None => {
+                    let json = doc_mapper.doc_to_json(&doc);
+                    let raw = serde_json::value::to_raw_value(&json)
+                        .map_err(|error| format!("writing document {address:?}: {error}"))?;
+                    (raw, Some(json))
+                }
+            };
+            let json = json.unwrap_or_default();
             let snippets = snippets.as_ref().map(|_| {
                 let mut by_field = Map::new();
                 for (name, field, generator) in &generators {
@@ -95,12 +111,20 @@ pub(crate) fn fetch_docs(
                     .map(|id| id.encode()),
             };
             Ok(FetchedDoc {
-                doc: Value::Object(json),
+                doc: raw,
                 external_id,
                 snippets,
             })
         })
         .collect()
+}
+
+/// The source as JSON text, when it is one JSON object (what ingest accepts; anything else
+/// is rebuilt from the fields).
+fn json_object_text(bytes: &[u8]) -> Option<Box<RawValue>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let raw: &RawValue = serde_json::from_str(text).ok()?;
+    raw.get().starts_with('{').then(|| raw.to_owned())
 }
 
 /// The sources of `addresses` from their segments' source stores, a block read per block.

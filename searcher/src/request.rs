@@ -96,11 +96,13 @@ fn comma_list<'de, D: serde::Deserializer<'de>>(
     })
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SearchResponse {
     /// Exact number of matching documents.
     pub num_hits: u64,
-    pub hits: Vec<serde_json::Value>,
+    /// The documents, each as it was sent when its index keeps the source.
+    #[schema(value_type = Vec<Object>)]
+    pub hits: Vec<Box<serde_json::value::RawValue>>,
     /// With `snippet_fields`: one object per hit, field → fragments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snippets: Option<Vec<serde_json::Value>>,

@@ -57,7 +57,9 @@ impl From<MetastoreError> for SearchError {
 #[derive(Clone, Debug)]
 pub struct SearchHit {
     pub index_id: String,
-    pub doc: serde_json::Value,
+    /// The document as JSON text: the bytes it was indexed from when its index keeps the
+    /// source (the default), so that clients get back exactly what they sent.
+    pub doc: Box<serde_json::value::RawValue>,
     /// The `_id` the client gave the document, if it gave one.
     pub external_id: Option<String>,
     /// Highlighted fragments per requested snippet field.

@@ -296,6 +296,21 @@ impl TestNode {
         content_type: &str,
         body: impl Into<reqwest::Body>,
     ) -> (u16, Value) {
+        let (status, text) = self.request_text(method, path, content_type, body).await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// The response's body as the bytes sent, for checks that parsing would hide.
+    pub async fn request_text(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, String) {
         let response = reqwest::Client::new()
             .request(method, format!("{}{path}", self.endpoint))
             .header("content-type", content_type)
@@ -304,11 +319,7 @@ impl TestNode {
             .await
             .expect("request");
         let status = response.status().as_u16();
-        let text = response.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, response.text().await.expect("body"))
     }
 
     /// Creates an index from a YAML config, which must succeed.

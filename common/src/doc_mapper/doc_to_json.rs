@@ -11,17 +11,19 @@ use super::date_time::{format_date_time, format_rfc3339};
 use super::DocMapper;
 
 impl DocMapper {
+    /// The bytes the document was indexed from, when the index keeps its source.
+    pub fn stored_source<'a>(&self, doc: &'a TantivyDocument) -> Option<&'a [u8]> {
+        doc.get_first(self.source_field?)?.as_bytes()
+    }
+
     /// Rebuilds a hit's JSON document from its stored fields: the original source when it
     /// is stored, otherwise mapped fields re-nested by path with the dynamic fields merged in.
     pub fn doc_to_json(&self, doc: &TantivyDocument) -> Map<String, Value> {
-        if let Some(source_field) = self.source_field {
-            let source = doc
-                .get_first(source_field)
-                .and_then(|value| value.as_bytes())
-                .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(bytes).ok());
-            if let Some(source) = source {
-                return source;
-            }
+        let source = self
+            .stored_source(doc)
+            .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(bytes).ok());
+        if let Some(source) = source {
+            return source;
         }
         let mut out = Map::new();
         for mapped in &self.fields {

@@ -145,16 +145,6 @@ pub(crate) enum SourceFilter {
     Paths(FilterPath),
 }
 
-impl SourceFilter {
-    pub(crate) fn apply(&self, source: Value) -> Option<Value> {
-        match self {
-            SourceFilter::Whole => Some(source),
-            SourceFilter::Omitted => None,
-            SourceFilter::Paths(filter) => Some(filter.apply(source)),
-        }
-    }
-}
-
 fn path_list(value: &Value) -> Result<Vec<String>, String> {
     match value {
         Value::String(paths) => Ok(paths

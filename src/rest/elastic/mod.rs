@@ -5,6 +5,7 @@ mod bulk;
 mod fields;
 mod filter_path;
 mod meta;
+mod render;
 mod schemas;
 mod scroll;
 mod search;

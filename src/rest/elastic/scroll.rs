@@ -423,7 +423,7 @@ async fn continue_scroll(
     state
         .scrolls
         .advance(&scroll_id, page_end.next_request(&context.request));
-    rendered["_scroll_id"] = json!(scroll_id);
+    rendered.scroll_id = Some(scroll_id);
     Json(rendered).into_response()
 }
 

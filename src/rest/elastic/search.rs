@@ -9,16 +9,16 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use quarry_common::api_keys::IndexAction;
-use quarry_searcher::{HighlightOptions, SearchError, SearchRequest, SearchResult};
+use quarry_searcher::{HighlightOptions, SearchError, SearchRequest};
 use serde_json::{json, Value};
 
 use super::es_error;
-use super::fields::{doc_mappers_for, render_fields, render_options, RenderOptions};
+use super::fields::{doc_mappers_for, render_options, RenderOptions};
+use super::render::{render, SearchResponseBody};
 use super::scroll::{parse_keep_alive, PageEnd};
 use crate::auth::Principal;
 use crate::rest::auth::refused_indexes;
 use crate::rest::AppState;
-use quarry_common::doc_mapper::DocMapper;
 
 /// Elasticsearch's default page size.
 const DEFAULT_SIZE: usize = 10;
@@ -207,85 +207,6 @@ fn highlight_options(highlight: &Value) -> HighlightOptions {
     }
 }
 
-pub(super) fn render(
-    result: SearchResult,
-    options: &RenderOptions,
-    doc_mappers: &HashMap<String, Arc<DocMapper>>,
-) -> Value {
-    let fields = &options.fields;
-    let hits: Vec<Value> = result
-        .hits
-        .into_iter()
-        .map(|hit| {
-            let cursor = hit.search_after();
-            let mut rendered = json!({
-                "_index": hit.index_id,
-                "_id": hit.external_id.clone().unwrap_or_else(|| format!("{}:{}:{}", hit.split_id, hit.segment_ord, hit.doc_id)),
-                "_score": null,
-            });
-            if !fields.is_empty() {
-                let doc_mapper = doc_mappers.get(&hit.index_id).map(Arc::as_ref);
-                rendered["fields"] = render_fields(&hit.doc, fields, doc_mapper);
-            }
-            if let Some(Value::Object(snippets)) = hit.snippets {
-                let highlight: serde_json::Map<String, Value> = snippets
-                    .into_iter()
-                    .filter(|(_, fragments)| {
-                        fragments
-                            .as_array()
-                            .is_some_and(|fragments| !fragments.is_empty())
-                    })
-                    .collect();
-                if !highlight.is_empty() {
-                    rendered["highlight"] = Value::Object(highlight);
-                }
-            }
-            if let Some(source) = options.source.apply(hit.doc) {
-                rendered["_source"] = source;
-            }
-            // The tiebreaker makes the values a complete `search_after` cursor.
-            if let Some(cursor) = cursor {
-                rendered["sort"] = Value::Array(cursor);
-            }
-            rendered
-        })
-        .collect();
-    let mut response = json!({
-        "took": result.elapsed_time_micros / 1000,
-        "timed_out": false,
-        "_shards": {"total": result.num_splits, "successful": result.num_splits - result.errors.len().min(result.num_splits), "skipped": 0, "failed": result.errors.len()},
-        "hits": {"total": {"value": result.num_hits, "relation": "eq"}, "max_score": null, "hits": hits},
-    });
-    if let Some(mut aggregations) = result.aggregations {
-        integer_date_keys(&mut aggregations);
-        if let Some(request_aggs) = &options.typed_keys {
-            super::typed_keys::apply(request_aggs, &mut aggregations);
-        }
-        response["aggregations"] = aggregations;
-    }
-    response
-}
-
-/// Date buckets carry epoch milliseconds; Elasticsearch writes them as integers.
-fn integer_date_keys(value: &mut Value) {
-    match value {
-        Value::Object(object) => {
-            if object.contains_key("key_as_string") {
-                if let Some(key) = object
-                    .get("key")
-                    .and_then(Value::as_f64)
-                    .filter(|key| key.fract() == 0.0)
-                {
-                    object.insert("key".to_string(), json!(key as i64));
-                }
-            }
-            object.values_mut().for_each(integer_date_keys);
-        }
-        Value::Array(items) => items.iter_mut().for_each(integer_date_keys),
-        _ => {}
-    }
-}
-
 /// Elasticsearch's search API.
 #[utoipa::path(
     method(get, post),
@@ -362,7 +283,7 @@ pub(crate) async fn search(
         principal.key_id(),
     ) {
         Ok(scroll_id) => {
-            rendered["_scroll_id"] = json!(scroll_id);
+            rendered.scroll_id = Some(scroll_id);
             Json(rendered).into_response()
         }
         Err(_) => es_error(
@@ -382,7 +303,7 @@ pub(super) async fn run_search(
     index_id: &str,
     request: SearchRequest,
     options: &RenderOptions,
-) -> Result<(Value, PageEnd), Response> {
+) -> Result<(SearchResponseBody, PageEnd), Response> {
     refused_indexes(principal, IndexAction::Read, index_id)
         .map_err(|reason| es_error(StatusCode::FORBIDDEN, "security_exception", &reason))?;
     let result = state
@@ -477,16 +398,16 @@ pub(crate) async fn get_doc(
         Ok(searched) => searched,
         Err(response) => return response,
     };
-    match rendered["hits"]["hits"].get(0) {
-        Some(hit) => Json(json!({
-            "_index": index_id,
-            "_id": doc_id,
-            "_version": 1,
-            "_seq_no": 0,
-            "_primary_term": 1,
-            "found": true,
-            "_source": hit["_source"],
-        }))
+    match rendered.hits.hits.into_iter().next() {
+        Some(hit) => Json(GetResponseBody {
+            index: index_id,
+            id: doc_id,
+            version: 1,
+            seq_no: 0,
+            primary_term: 1,
+            found: true,
+            source: hit.source,
+        })
         .into_response(),
         None => (
             StatusCode::NOT_FOUND,
@@ -494,6 +415,39 @@ pub(crate) async fn get_doc(
         )
             .into_response(),
     }
+}
+
+/// A found document, its `_source` as it was sent.
+#[derive(serde::Serialize)]
+struct GetResponseBody {
+    #[serde(rename = "_index")]
+    index: String,
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(rename = "_version")]
+    version: u64,
+    #[serde(rename = "_seq_no")]
+    seq_no: u64,
+    #[serde(rename = "_primary_term")]
+    primary_term: u64,
+    found: bool,
+    #[serde(rename = "_source", skip_serializing_if = "Option::is_none")]
+    source: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// Not a `json!` tree, which would parse the sources back into values.
+#[derive(serde::Serialize)]
+struct MultiSearchBody {
+    took: u64,
+    responses: Vec<MultiSearchItem>,
+}
+
+/// One answer of `_msearch`: a search's response, or its error in place.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum MultiSearchItem {
+    Searched(Box<SearchResponseBody>),
+    Failed(Value),
 }
 
 /// Several searches in one request: NDJSON header/body line pairs.
@@ -576,34 +530,37 @@ async fn run_msearch(
                 Ok((request, fields)) => {
                     match run_search(state, principal, &index, request, &fields).await {
                         Ok((mut rendered, _)) => {
-                            rendered["status"] = json!(200);
-                            rendered
+                            rendered.status = Some(200);
+                            MultiSearchItem::Searched(Box::new(rendered))
                         }
-                        Err(response) => error_body(response).await,
+                        Err(response) => MultiSearchItem::Failed(error_body(response).await),
                     }
                 }
-                Err(reason) => {
+                Err(reason) => MultiSearchItem::Failed(
                     error_body(es_error(
                         StatusCode::BAD_REQUEST,
                         "parsing_exception",
                         &reason,
                     ))
-                    .await
-                }
+                    .await,
+                ),
             },
-            None => {
+            None => MultiSearchItem::Failed(
                 error_body(es_error(
                     StatusCode::BAD_REQUEST,
                     "action_request_validation_exception",
                     "no index given",
                 ))
-                .await
-            }
+                .await,
+            ),
         };
         responses.push(response);
     }
-    Json(json!({"took": started.elapsed().as_millis() as u64, "responses": responses}))
-        .into_response()
+    Json(MultiSearchBody {
+        took: started.elapsed().as_millis() as u64,
+        responses,
+    })
+    .into_response()
 }
 
 /// The JSON of an error response, to embed in `responses`.
