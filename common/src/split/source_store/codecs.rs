@@ -103,14 +103,13 @@ fn encode_dictionary(values: &[&[u8]]) -> Option<Vec<u8>> {
 /// The message codec is exact by construction; this check keeps a bug in it from
 /// altering documents, at the cost of decoding each message stream once more.
 fn message_round_trips(values: &[&[u8]], payload: &[u8]) -> bool {
-    let Ok((text, ends)) = messages::decode(values.len(), payload) else {
+    let Ok(decoded) = messages::decode(values.len(), payload, 0) else {
         return false;
     };
-    let mut start = 0;
-    values.iter().zip(ends).all(|(value, end)| {
-        let same = text.get(start..end) == Some(*value);
-        start = end;
-        same
+    let mut out = Vec::new();
+    values.iter().enumerate().all(|(index, value)| {
+        out.clear();
+        decoded.append_value(payload, index, &mut out).is_ok() && out == *value
     })
 }
 
@@ -321,11 +320,7 @@ pub(super) enum DecodedStream {
         /// A distinct value's number per value.
         ids: Range<usize>,
     },
-    /// Rebuilt text, owned: messages are assembled from templates and columns.
-    Message {
-        text: Vec<u8>,
-        ends: Vec<usize>,
-    },
+    Message(messages::DecodedMessages),
 }
 
 fn corrupt(what: &str) -> SourceStoreError {
@@ -384,8 +379,10 @@ pub(super) fn decode(
             })
         }
         Codec::Message => {
-            let (text, ends) = messages::decode(num_values, input)?;
-            Ok(DecodedStream::Message { text, ends })
+            let start = rest(input).start;
+            Ok(DecodedStream::Message(messages::decode(
+                num_values, input, start,
+            )?))
         }
         Codec::Hex => {
             let width = read_varint(input)? as usize;
@@ -437,7 +434,7 @@ impl DecodedStream {
         match self {
             DecodedStream::Plain { ends, .. } => ends.len(),
             DecodedStream::Dictionary { ids, .. } => ids.len(),
-            DecodedStream::Message { ends, .. } => ends.len(),
+            DecodedStream::Message(messages) => messages.len(),
             DecodedStream::Hex { width, data } => data.len() / width,
             DecodedStream::Timestamp { units, .. } => units.len(),
             DecodedStream::Integer(values) => values.len(),
@@ -454,7 +451,7 @@ impl DecodedStream {
             DecodedStream::Hex { .. } => 0,
             DecodedStream::Timestamp { units, .. } => units.len() * 8,
             DecodedStream::Integer(values) => values.len() * 8,
-            DecodedStream::Message { text, ends } => text.len() + ends.len() * word,
+            DecodedStream::Message(messages) => messages.heap_bytes(),
         }
     }
 
@@ -499,11 +496,7 @@ impl DecodedStream {
                 let start = if id == 0 { 0 } else { ends[id - 1] };
                 out.extend_from_slice(&bytes[data.start + start..data.start + ends[id]]);
             }
-            DecodedStream::Message { text, ends } => {
-                let end = *ends.get(index).ok_or_else(missing)?;
-                let start = if index == 0 { 0 } else { ends[index - 1] };
-                out.extend_from_slice(&text[start..end]);
-            }
+            DecodedStream::Message(messages) => messages.append_value(bytes, index, out)?,
         }
         Ok(())
     }

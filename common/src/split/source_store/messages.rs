@@ -9,11 +9,13 @@
 //! codec stores about 40% fewer bytes (the idea of CLP, Rodrigues et al., OSDI 2021).
 //!
 //! ```text
-//! payload  := varint total_len, varint num_templates, bytes template^num_templates,
+//! payload  := varint num_templates, bytes template^num_templates,
 //!             varint template_id ^ num_values, bytes column ^ (placeholders of all templates)
 //! template := the message's bytes, each variable replaced by its kind's placeholder byte
 //! column   := (varint | varint nibbles, packed nibbles | bytes)*, by the placeholder's kind
 //! ```
+
+use std::ops::Range;
 
 use rustc_hash::FxHashMap;
 
@@ -26,10 +28,6 @@ const INTEGER: u8 = 1;
 const HEX: u8 = 2;
 /// Any other run of digits (`007`, twenty digits): text.
 const TEXT: u8 = 3;
-
-/// A decoded stream may not claim more text than this, so that a damaged block cannot
-/// ask for an unbounded allocation; a block is about 1 MiB of documents.
-const MAX_DECODED_BYTES: u64 = 1 << 30;
 
 fn is_placeholder(byte: u8) -> bool {
     matches!(byte, INTEGER | HEX | TEXT)
@@ -132,7 +130,6 @@ pub(super) fn encode(values: &[&[u8]]) -> Option<Vec<u8>> {
     let mut ids = Vec::with_capacity(values.len() * 2);
     let mut template = Vec::new();
     let mut variables = Vec::new();
-    let mut total_len = 0u64;
     for value in values {
         template.clear();
         variables.clear();
@@ -155,14 +152,12 @@ pub(super) fn encode(values: &[&[u8]]) -> Option<Vec<u8>> {
         for ((kind, text), column) in variables.iter().zip(&mut columns[id as usize]) {
             write_variable(*kind, text, column);
         }
-        total_len += value.len() as u64;
     }
     if templates.len() * 4 > values.len() {
         return None;
     }
     let mut out =
         Vec::with_capacity(ids.len() + columns.iter().flatten().map(Vec::len).sum::<usize>());
-    write_varint(&mut out, total_len);
     write_varint(&mut out, templates.len() as u64);
     for template in &templates {
         write_bytes(&mut out, template);
@@ -178,17 +173,36 @@ fn corrupt(what: &str) -> SourceStoreError {
     SourceStoreError::Corrupt(format!("source message stream: {what}"))
 }
 
-/// The values of a payload, rebuilt: their text back to back, and where each ends.
+/// A message stream ready to rebuild any of its values. Decoding only finds where each
+/// variable starts: a fetch rebuilds a few messages of a block, and this way the cached
+/// block holds offsets rather than every message rebuilt. Positions are in the block's
+/// bytes.
+pub(super) struct DecodedMessages {
+    templates: Vec<Range<usize>>,
+    /// Template `t`'s columns are `columns[first_column[t]..first_column[t + 1]]`.
+    first_column: Vec<usize>,
+    /// Each column's bytes, and where its values start in `starts`.
+    columns: Vec<(Range<usize>, usize)>,
+    starts: Vec<u32>,
+    /// Per value: its template, and how many values of that template come before it.
+    values: Vec<(u32, u32)>,
+}
+
+/// Finds the values of the stream whose payload starts at `offset` in the block's bytes.
 pub(super) fn decode(
     num_values: usize,
     mut input: &[u8],
-) -> Result<(Vec<u8>, Vec<usize>), SourceStoreError> {
-    let payload_len = input.len();
+    offset: usize,
+) -> Result<DecodedMessages, SourceStoreError> {
+    let whole = input;
     let input = &mut input;
-    let total_len = read_varint(input)?;
-    if total_len > MAX_DECODED_BYTES {
-        return Err(corrupt("more text than a block holds"));
+    if offset
+        .checked_add(whole.len())
+        .is_none_or(|end| end > u32::MAX as usize)
+    {
+        return Err(corrupt("a block past 4 GiB"));
     }
+    let position = |part: &[u8]| offset + (part.as_ptr() as usize - whole.as_ptr() as usize);
     let num_templates = read_varint(input)? as usize;
     if num_templates > input.len() {
         return Err(corrupt("more templates than bytes"));
@@ -196,73 +210,136 @@ pub(super) fn decode(
     let templates = (0..num_templates)
         .map(|_| read_bytes(input))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut ids = Vec::with_capacity(num_values.min(input.len()));
+    let mut counts = vec![0u32; templates.len()];
+    let mut values = Vec::with_capacity(num_values.min(input.len()));
     for _ in 0..num_values {
         let id = read_varint(input)? as usize;
-        if id >= templates.len() {
-            return Err(corrupt("a value of an unknown template"));
-        }
-        ids.push(id);
+        let count = counts
+            .get_mut(id)
+            .ok_or_else(|| corrupt("a value of an unknown template"))?;
+        values.push((id as u32, *count));
+        *count += 1;
     }
-    // The columns of template `t` are `columns[first_column[t]..first_column[t + 1]]`.
     let mut first_column = Vec::with_capacity(templates.len() + 1);
     let mut columns = Vec::new();
-    for template in &templates {
+    let mut starts = Vec::new();
+    for (template, count) in templates.iter().zip(&counts) {
         first_column.push(columns.len());
-        for _ in template.iter().filter(|byte| is_placeholder(**byte)) {
-            columns.push(read_bytes(input)?);
+        for kind in template
+            .iter()
+            .copied()
+            .filter(|byte| is_placeholder(*byte))
+        {
+            let mut column = read_bytes(input)?;
+            columns.push((
+                position(column)..position(column) + column.len(),
+                starts.len(),
+            ));
+            for _ in 0..*count {
+                starts.push(position(column) as u32);
+                skip_variable(kind, &mut column)?;
+            }
+            if !column.is_empty() {
+                return Err(corrupt("a column holds more values than its template's"));
+            }
         }
     }
     first_column.push(columns.len());
     if !input.is_empty() {
         return Err(corrupt("bytes past the last column"));
     }
+    Ok(DecodedMessages {
+        templates: templates
+            .iter()
+            .map(|template| position(template)..position(template) + template.len())
+            .collect(),
+        first_column,
+        columns,
+        starts,
+        values,
+    })
+}
 
-    // The declared length bounds the growth; the capacity only trusts it as far as the
-    // payload could plausibly expand.
-    let mut text = Vec::with_capacity(total_len.min(64 * payload_len as u64) as usize);
-    let mut ends = Vec::with_capacity(num_values);
-    for id in ids {
-        let mut column = first_column[id];
-        for byte in templates[id] {
+fn skip_variable(kind: u8, column: &mut &[u8]) -> Result<(), SourceStoreError> {
+    match kind {
+        INTEGER => {
+            read_varint(column)?;
+        }
+        HEX => {
+            let packed = (read_varint(column)? as usize).div_ceil(2);
+            if packed > column.len() {
+                return Err(corrupt("hex runs past its column"));
+            }
+            *column = &column[packed..];
+        }
+        _ => {
+            read_bytes(column)?;
+        }
+    }
+    Ok(())
+}
+
+impl DecodedMessages {
+    pub(super) fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.templates.len() * 16
+            + self.first_column.len() * 8
+            + self.columns.len() * 24
+            + self.starts.len() * 4
+            + self.values.len() * 8
+    }
+
+    /// Appends message `index`; `bytes` are the block's.
+    pub(super) fn append_value(
+        &self,
+        bytes: &[u8],
+        index: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), SourceStoreError> {
+        let out_of_block = || corrupt("a message refers past its block");
+        let (template, rank) = *self
+            .values
+            .get(index)
+            .ok_or_else(|| corrupt("a document refers past its stream's end"))?;
+        let template_bytes = bytes
+            .get(self.templates[template as usize].clone())
+            .ok_or_else(out_of_block)?;
+        let mut column = self.first_column[template as usize];
+        for byte in template_bytes {
             if !is_placeholder(*byte) {
-                text.push(*byte);
+                out.push(*byte);
                 continue;
             }
-            let cursor = &mut columns[column];
+            let (range, first_start) = &self.columns[column];
             column += 1;
+            let start = self.starts[first_start + rank as usize] as usize;
+            let mut cursor = bytes.get(start..range.end).ok_or_else(out_of_block)?;
+            let cursor = &mut cursor;
             match *byte {
-                INTEGER => append_decimal(read_varint(cursor)?, &mut text),
+                INTEGER => append_decimal(read_varint(cursor)?, out),
                 HEX => {
                     let digits = read_varint(cursor)? as usize;
-                    let packed = digits.div_ceil(2);
-                    if packed > cursor.len() {
-                        return Err(corrupt("hex runs past its column"));
-                    }
-                    let (bytes, rest) = cursor.split_at(packed);
-                    *cursor = rest;
+                    let packed = cursor
+                        .get(..digits.div_ceil(2))
+                        .ok_or_else(|| corrupt("hex runs past its column"))?;
                     for index in 0..digits {
-                        let byte = bytes[index / 2];
+                        let byte = packed[index / 2];
                         let nibble = if index % 2 == 0 {
                             byte >> 4
                         } else {
                             byte & 0xf
                         };
-                        text.push(b"0123456789abcdef"[usize::from(nibble)]);
+                        out.push(b"0123456789abcdef"[usize::from(nibble)]);
                     }
                 }
-                _ => text.extend_from_slice(read_bytes(cursor)?),
+                _ => out.extend_from_slice(read_bytes(cursor)?),
             }
         }
-        if text.len() as u64 > total_len {
-            return Err(corrupt("more text than the stream declares"));
-        }
-        ends.push(text.len());
+        Ok(())
     }
-    if text.len() as u64 != total_len || columns.iter().any(|column| !column.is_empty()) {
-        return Err(corrupt("columns and templates disagree"));
-    }
-    Ok((text, ends))
 }
 
 fn append_decimal(mut value: u64, out: &mut Vec<u8>) {
@@ -286,11 +363,11 @@ mod tests {
     fn round_trip(values: &[&str]) -> Option<usize> {
         let bytes: Vec<&[u8]> = values.iter().map(|value| value.as_bytes()).collect();
         let payload = encode(&bytes)?;
-        let (text, ends) = decode(values.len(), &payload).unwrap();
-        let mut start = 0;
-        for (value, end) in values.iter().zip(ends) {
-            assert_eq!(std::str::from_utf8(&text[start..end]).unwrap(), *value);
-            start = end;
+        let decoded = decode(values.len(), &payload, 0).unwrap();
+        for (index, value) in values.iter().enumerate() {
+            let mut out = Vec::new();
+            decoded.append_value(&payload, index, &mut out).unwrap();
+            assert_eq!(std::str::from_utf8(&out).unwrap(), *value);
         }
         Some(payload.len())
     }
@@ -364,7 +441,7 @@ mod tests {
         let payload = encode(&bytes).unwrap();
         for len in 0..payload.len() {
             assert!(
-                decode(values.len(), &payload[..len]).is_err(),
+                decode(values.len(), &payload[..len], 0).is_err(),
                 "truncated to {len}"
             );
         }
@@ -372,8 +449,12 @@ mod tests {
             let mut flipped = payload.clone();
             flipped[index] ^= 0x5a;
             // Some flips still decode (a digit changes); none may panic.
-            let _ = decode(values.len(), &flipped);
+            if let Ok(decoded) = decode(values.len(), &flipped, 0) {
+                for value in 0..values.len() {
+                    let _ = decoded.append_value(&flipped, value, &mut Vec::new());
+                }
+            }
         }
-        assert!(decode(values.len() + 1, &payload).is_err());
+        assert!(decode(values.len() + 1, &payload, 0).is_err());
     }
 }
