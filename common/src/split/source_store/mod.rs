@@ -20,6 +20,8 @@
 mod block;
 mod codecs;
 mod messages;
+#[cfg(test)]
+mod property_tests;
 mod varint;
 
 use std::io::Write;
