@@ -57,6 +57,9 @@ pub struct LeafService {
 
 impl LeafService {
     pub fn new(resolver: StorageResolver, config: &SearcherConfig) -> LeafService {
+        quarry_common::split::source_store::set_block_cache_capacity(
+            config.source_block_cache_bytes.as_u64() as usize,
+        );
         LeafService {
             resolver,
             simulated_get_latency: (config.simulated_get_latency_ms > 0)

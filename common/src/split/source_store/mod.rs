@@ -26,7 +26,7 @@ mod varint;
 
 use std::io::Write;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use quarry_config::SOURCE_FIELD_NAME;
@@ -51,11 +51,14 @@ const MAGIC: &[u8; 4] = b"QSRC";
 const VERSION: u32 = 2;
 const FOOTER_LEN: usize = 8 + 4 + 4 + 4 + 4;
 const INDEX_ENTRY_LEN: usize = 4 + 8;
-/// Bytes of decoded blocks kept for all readers of the process. A page of hits
-/// usually shares a block, but a rare term's newest hits lie a block apart each: tantivy's
-/// doc store keeps 100 blocks per segment for the same reason. At 64 MiB, the bench's
-/// 100 hits of `(declined OR exceeded) AND NOT INFO` (two segments) no longer fitted.
-const BLOCK_CACHE_BYTES: usize = 128 << 20;
+/// Bytes of decoded blocks kept for all readers of the process, as tantivy's doc store
+/// keeps 100 blocks per segment (`searcher.source_block_cache_bytes`).
+static BLOCK_CACHE_CAPACITY: AtomicUsize = AtomicUsize::new(128 << 20);
+
+/// Bounds the decoded blocks all readers of the process keep.
+pub fn set_block_cache_capacity(bytes: usize) {
+    BLOCK_CACHE_CAPACITY.store(bytes, Ordering::Relaxed);
+}
 
 /// A block by the id of its reader and its ordinal.
 type BlockKey = (u64, usize);
@@ -90,7 +93,7 @@ impl BlockCache {
     fn insert(&mut self, key: BlockKey, block: Arc<DecodedBlock>) {
         self.bytes += block.heap_bytes();
         self.entries.push_back((key, block));
-        while self.bytes > BLOCK_CACHE_BYTES {
+        while self.bytes > BLOCK_CACHE_CAPACITY.load(Ordering::Relaxed) {
             let Some((_, evicted)) = self.entries.pop_front() else {
                 break;
             };
