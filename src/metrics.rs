@@ -180,7 +180,7 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         (
             gauge(
                 "searcher_source_block_cache_bytes",
-                "Bytes of decoded source blocks the cache holds (bounded at 128 MiB)",
+                "Bytes of decoded source blocks the cache holds (bounded by searcher.source_block_cache_bytes)",
             ),
             &source_store::BLOCK_CACHE_HELD_BYTES,
         ),

@@ -577,6 +577,14 @@ fn main() -> anyhow::Result<()> {
                     .as_u64()
                     .unwrap_or_default())
             };
+            // Both must select the same documents, or the ratio compares different work.
+            let (our_hits, their_hits) = (hits(&args.index)?, hits(vs_index)?);
+            anyhow::ensure!(
+                our_hits == their_hits,
+                "`{}`: {} found {our_hits} hits, {vs_index} {their_hits}",
+                query.name,
+                args.index
+            );
             let (ours, theirs) =
                 time_in_turn(args.repetitions, || hits(&args.index), || hits(vs_index))?;
             println!(

@@ -131,7 +131,8 @@ fn encode_hex(values: &[&[u8]]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-fn hex_digit(byte: u8) -> Option<u8> {
+/// The value of a lowercase hex digit.
+pub(super) fn hex_digit(byte: u8) -> Option<u8> {
     match byte {
         b'0'..=b'9' => Some(byte - b'0'),
         b'a'..=b'f' => Some(byte - b'a' + 10),
@@ -139,7 +140,7 @@ fn hex_digit(byte: u8) -> Option<u8> {
     }
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+pub(super) const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 fn encode_integers(values: &[&[u8]]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(values.len() * 2);
@@ -158,19 +159,23 @@ fn encode_integers(values: &[&[u8]]) -> Option<Vec<u8>> {
 }
 
 fn append_integer(value: i64, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    let mut rest = value.unsigned_abs();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
     if value < 0 {
         out.push(b'-');
+    }
+    append_unsigned(value.unsigned_abs(), out);
+}
+
+/// `value` in decimal, without leading zeros.
+pub(super) fn append_unsigned(mut value: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
     }
     out.extend_from_slice(&digits[start..]);
 }
@@ -416,6 +421,18 @@ pub(super) fn decode(
     }
 }
 
+/// Value `index` of values stored back to back in `data`, value `i` ending at `ends[i]`.
+fn nth_value<'a>(
+    bytes: &'a [u8],
+    ends: &[usize],
+    data: &Range<usize>,
+    index: usize,
+) -> Option<&'a [u8]> {
+    let end = *ends.get(index)?;
+    let start = index.checked_sub(1).map_or(0, |previous| ends[previous]);
+    bytes.get(data.start + start..data.start + end)
+}
+
 /// Reads `count` varint lengths into running ends.
 fn read_ends(input: &mut &[u8], count: usize) -> Result<Vec<usize>, SourceStoreError> {
     let mut ends = Vec::with_capacity(count.min(input.len()));
@@ -465,9 +482,7 @@ impl DecodedStream {
         let missing = || corrupt("a document refers past its stream's end");
         match self {
             DecodedStream::Plain { ends, data } => {
-                let end = *ends.get(index).ok_or_else(missing)?;
-                let start = if index == 0 { 0 } else { ends[index - 1] };
-                out.extend_from_slice(&bytes[data.start + start..data.start + end]);
+                out.extend_from_slice(nth_value(bytes, ends, data, index).ok_or_else(missing)?);
             }
             DecodedStream::Hex { width, data } => {
                 let start = data.start + index * width;
@@ -476,8 +491,8 @@ impl DecodedStream {
                     .filter(|_| start + width <= data.end)
                     .ok_or_else(missing)?;
                 for byte in value {
-                    out.push(HEX[usize::from(byte >> 4)]);
-                    out.push(HEX[usize::from(byte & 0xf)]);
+                    out.push(HEX_DIGITS[usize::from(byte >> 4)]);
+                    out.push(HEX_DIGITS[usize::from(byte & 0xf)]);
                 }
             }
             DecodedStream::Timestamp { digits, units } => {
@@ -493,8 +508,7 @@ impl DecodedStream {
                         .filter(|_| index < ids.len())
                         .ok_or_else(missing)?,
                 );
-                let start = if id == 0 { 0 } else { ends[id - 1] };
-                out.extend_from_slice(&bytes[data.start + start..data.start + ends[id]]);
+                out.extend_from_slice(nth_value(bytes, ends, data, id).ok_or_else(missing)?);
             }
             DecodedStream::Message(messages) => messages.append_value(bytes, index, out)?,
         }

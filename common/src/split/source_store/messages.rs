@@ -19,6 +19,8 @@ use std::ops::Range;
 
 use rustc_hash::FxHashMap;
 
+use super::block::range_in;
+use super::codecs::{append_unsigned, hex_digit, HEX_DIGITS};
 use super::varint::{read_bytes, read_varint, write_bytes, write_varint};
 use super::SourceStoreError;
 
@@ -31,10 +33,6 @@ const TEXT: u8 = 3;
 
 fn is_placeholder(byte: u8) -> bool {
     matches!(byte, INTEGER | HEX | TEXT)
-}
-
-fn is_lower_hex(byte: u8) -> bool {
-    matches!(byte, b'0'..=b'9' | b'a'..=b'f')
 }
 
 /// Splits `message` into its template and its variables with their kinds.
@@ -53,7 +51,7 @@ fn split<'a>(message: &'a [u8], template: &mut Vec<u8>, variables: &mut Vec<(u8,
         let token = &message[start..index];
         if !token.iter().any(u8::is_ascii_digit) {
             template.extend_from_slice(token);
-        } else if token.len() >= 6 && token.iter().all(|byte| is_lower_hex(*byte)) {
+        } else if token.len() >= 6 && token.iter().all(|byte| hex_digit(*byte).is_some()) {
             if token.iter().all(u8::is_ascii_digit) {
                 push_digits(token, template, variables);
             } else {
@@ -98,19 +96,13 @@ fn write_variable(kind: u8, text: &[u8], out: &mut Vec<u8>) {
         HEX => {
             write_varint(out, text.len() as u64);
             for pair in text.chunks(2) {
-                let high = nibble(pair[0]);
-                let low = pair.get(1).map_or(0, |byte| nibble(*byte));
+                // `split` gave only lowercase hex digits.
+                let high = hex_digit(pair[0]).unwrap_or(0);
+                let low = pair.get(1).and_then(|byte| hex_digit(*byte)).unwrap_or(0);
                 out.push((high << 4) | low);
             }
         }
         _ => write_bytes(out, text),
-    }
-}
-
-fn nibble(hex_digit: u8) -> u8 {
-    match hex_digit {
-        b'0'..=b'9' => hex_digit - b'0',
-        _ => hex_digit - b'a' + 10,
     }
 }
 
@@ -202,7 +194,10 @@ pub(super) fn decode(
     {
         return Err(corrupt("a block past 4 GiB"));
     }
-    let position = |part: &[u8]| offset + (part.as_ptr() as usize - whole.as_ptr() as usize);
+    let range = |part: &[u8]| {
+        let within = range_in(whole, part);
+        offset + within.start..offset + within.end
+    };
     let num_templates = read_varint(input)? as usize;
     if num_templates > input.len() {
         return Err(corrupt("more templates than bytes"));
@@ -231,12 +226,9 @@ pub(super) fn decode(
             .filter(|byte| is_placeholder(*byte))
         {
             let mut column = read_bytes(input)?;
-            columns.push((
-                position(column)..position(column) + column.len(),
-                starts.len(),
-            ));
+            columns.push((range(column), starts.len()));
             for _ in 0..*count {
-                starts.push(position(column) as u32);
+                starts.push(range(column).start as u32);
                 skip_variable(kind, &mut column)?;
             }
             if !column.is_empty() {
@@ -249,10 +241,7 @@ pub(super) fn decode(
         return Err(corrupt("bytes past the last column"));
     }
     Ok(DecodedMessages {
-        templates: templates
-            .iter()
-            .map(|template| position(template)..position(template) + template.len())
-            .collect(),
+        templates: templates.iter().map(|template| range(template)).collect(),
         first_column,
         columns,
         starts,
@@ -285,11 +274,12 @@ impl DecodedMessages {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        self.templates.len() * 16
-            + self.first_column.len() * 8
-            + self.columns.len() * 24
-            + self.starts.len() * 4
-            + self.values.len() * 8
+        use std::mem::size_of_val;
+        size_of_val(self.templates.as_slice())
+            + size_of_val(self.first_column.as_slice())
+            + size_of_val(self.columns.as_slice())
+            + size_of_val(self.starts.as_slice())
+            + size_of_val(self.values.as_slice())
     }
 
     /// Appends message `index`; `bytes` are the block's.
@@ -319,7 +309,7 @@ impl DecodedMessages {
             let mut cursor = bytes.get(start..range.end).ok_or_else(out_of_block)?;
             let cursor = &mut cursor;
             match *byte {
-                INTEGER => append_decimal(read_varint(cursor)?, out),
+                INTEGER => append_unsigned(read_varint(cursor)?, out),
                 HEX => {
                     let digits = read_varint(cursor)? as usize;
                     let packed = cursor
@@ -332,7 +322,7 @@ impl DecodedMessages {
                         } else {
                             byte & 0xf
                         };
-                        out.push(b"0123456789abcdef"[usize::from(nibble)]);
+                        out.push(HEX_DIGITS[usize::from(nibble)]);
                     }
                 }
                 _ => out.extend_from_slice(read_bytes(cursor)?),
@@ -340,20 +330,6 @@ impl DecodedMessages {
         }
         Ok(())
     }
-}
-
-fn append_decimal(mut value: u64, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
 }
 
 #[cfg(test)]
