@@ -3,6 +3,7 @@
 //! equal results over one index.
 
 use quarry_common::doc_mapper::{DocMapper, ResolvedField};
+use quarry_common::split::VolumeCounts;
 use quarry_config::LeafFieldType;
 use quarry_query::query_builder::TimestampWindow;
 
@@ -425,26 +426,33 @@ pub(crate) fn tantivy_collector(aggs: &Aggregations) -> DistributedAggregationCo
 /// histogram, optionally by a keyword field, read straight from the columns), tantivy's
 /// for everything else.
 pub(crate) fn leaf_collector(aggs: &Aggregations, doc_mapper: &DocMapper) -> LeafAggCollector {
-    leaf_collector_within(aggs, doc_mapper, None)
+    leaf_collector_within(aggs, doc_mapper, None, None)
 }
 
 /// Like `leaf_collector`, for a query whose every match lies in `window` on the index's
 /// timestamp field: a histogram on that field then counts in a table of the window's
-/// buckets only.
+/// buckets only. With the split's `volume` file, a histogram on its timestamp field
+/// also reads the time runs of its segments.
 pub(crate) fn leaf_collector_within(
     aggs: &Aggregations,
     doc_mapper: &DocMapper,
     window: Option<TimestampWindow>,
+    volume: Option<&VolumeCounts>,
 ) -> LeafAggCollector {
     match HistogramShape::of(aggs).and_then(|shape| shape.collector(doc_mapper)) {
-        Some(histogram) => {
+        Some(mut histogram) => {
             let on_timestamp = doc_mapper
                 .timestamp_field()
                 .is_some_and(|timestamp| timestamp.path == histogram.field());
-            LeafAggCollector::Histogram(match window {
-                Some(window) if on_timestamp => histogram.within(window),
-                _ => histogram,
-            })
+            if let Some(window) = window.filter(|_| on_timestamp) {
+                histogram = histogram.within(window);
+            }
+            if let Some(volume) =
+                volume.filter(|volume| volume.timestamp_field == histogram.field())
+            {
+                histogram = histogram.with_time_runs(volume.time_runs.clone());
+            }
+            LeafAggCollector::Histogram(histogram)
         }
         None => LeafAggCollector::Tantivy(tantivy_collector(aggs)),
     }
@@ -459,16 +467,18 @@ pub fn is_collected_natively(aggs: &Aggregations, doc_mapper: &DocMapper) -> boo
 }
 
 /// Count and intermediate aggregations of `query` on one thread, collected as a leaf
-/// collects them (`natively`) or by tantivy's collector (for the benchmark).
+/// collects them (`natively`, with the split's `volume` file if it has one) or by
+/// tantivy's collector (for the benchmark).
 pub fn collect_at_leaf(
     searcher: &tantivy::Searcher,
     query: &dyn tantivy::query::Query,
     aggs: &Aggregations,
     doc_mapper: &DocMapper,
     natively: bool,
+    volume: Option<&VolumeCounts>,
 ) -> tantivy::Result<(u64, IntermediateAggregationResults)> {
     let collector = if natively {
-        leaf_collector(aggs, doc_mapper)
+        leaf_collector_within(aggs, doc_mapper, None, volume)
     } else {
         LeafAggCollector::Tantivy(tantivy_collector(aggs))
     };
@@ -548,7 +558,7 @@ impl SegmentCollector for LeafAggSegmentCollector {
 }
 
 /// Merges the leaves' intermediate results into the final JSON.
-pub(crate) fn finalize(
+pub fn finalize(
     aggs: &Aggregations,
     partials: Vec<IntermediateAggregationResults>,
 ) -> Result<Value, String> {

@@ -6,8 +6,10 @@
 //! them, so roots merge them with any other leaf's.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use quarry_common::doc_mapper::{DocMapper, ResolvedField};
+use quarry_common::split::time_order::{SplitTimeRuns, TimeRuns};
 use quarry_config::LeafFieldType;
 use quarry_query::column_cache::datetime_column;
 use quarry_query::query_builder::TimestampWindow;
@@ -30,6 +32,10 @@ const NANOS_PER_MILLI: i64 = 1_000_000;
 /// than the segment has documents; otherwise a map, so that a fine interval over a long
 /// span costs memory in proportion to the matches.
 const SMALL_DENSE_CELLS: usize = 1 << 16;
+
+/// Matches in one time run are counted by halving until both ends of a piece lie in one
+/// bucket; a piece this short is cheaper to read document by document.
+const READ_PIECE_LEN: usize = 8;
 
 /// One date histogram with fixed buckets, and at most a plain terms aggregation under it.
 #[derive(Clone, Debug, PartialEq)]
@@ -174,6 +180,7 @@ impl HistogramShape {
         Some(HistogramCollector {
             shape: self.clone(),
             window: TimestampWindow::default(),
+            time_runs: Arc::default(),
         })
     }
 }
@@ -183,6 +190,8 @@ pub(crate) struct HistogramCollector {
     shape: HistogramShape,
     /// `[start, end)` of the histogram's field that every matching document lies in.
     window: TimestampWindow,
+    /// The time runs of the histogram's field, per segment, where the split has them.
+    time_runs: Arc<SplitTimeRuns>,
 }
 
 /// A value the query admits lies at most one unit of the field's precision (a second at
@@ -199,6 +208,13 @@ impl HistogramCollector {
     /// in `window`, on the histogram's field.
     pub(crate) fn within(mut self, window: TimestampWindow) -> HistogramCollector {
         self.window = window;
+        self
+    }
+
+    /// Lets segments whose time runs on the histogram's field are known count a block of
+    /// matches from the timestamps of a few of them (see `time_order`).
+    pub(crate) fn with_time_runs(mut self, time_runs: Arc<SplitTimeRuns>) -> HistogramCollector {
+        self.time_runs = time_runs;
         self
     }
 }
@@ -256,8 +272,15 @@ impl Collector for HistogramCollector {
         } else {
             Table::Sparse(HashMap::new())
         };
+        let time_runs = self
+            .time_runs
+            .get(&segment.segment_id().uuid_string())
+            .filter(|runs| runs.max_doc() == segment.max_doc())
+            .cloned();
         Ok(SegmentHistogram {
             shape: self.shape.clone(),
+            time_runs,
+            run: (0, 0),
             single_valued: timestamps
                 .as_ref()
                 .is_some_and(|column| column.get_cardinality() == Cardinality::Full),
@@ -304,6 +327,9 @@ pub(crate) struct SegmentHistogram {
     /// Nanoseconds since the epoch, as tantivy's order-preserving `u64`s.
     timestamps: Option<Column<u64>>,
     single_valued: bool,
+    time_runs: Option<Arc<TimeRuns>>,
+    /// The time run last looked up, `[start, end)`.
+    run: (DocId, DocId),
     terms: Option<StrColumn>,
     /// Whether every document holds exactly one value of the split-by field.
     terms_single_valued: bool,
@@ -346,6 +372,101 @@ impl SegmentHistogram {
                 }
             }
         }
+    }
+
+    /// The bucket of a document of a single-valued column.
+    fn position_of(&self, doc: DocId) -> i64 {
+        let timestamp = self
+            .timestamps
+            .as_ref()
+            .map_or(0, |timestamps| timestamps.values.get_val(doc));
+        self.shape.position(i64::from_u64(timestamp))
+    }
+
+    /// The time run holding `doc`, `[start, end)`, remembered for the next block.
+    fn run_of(&mut self, doc: DocId) -> Option<(DocId, DocId)> {
+        if !(self.run.0..self.run.1).contains(&doc) {
+            self.run = self.time_runs.as_ref()?.run_of(doc)?;
+        }
+        Some(self.run)
+    }
+
+    /// Counts `docs`, all in one time run, whose first and last lie in buckets `first`
+    /// and `last`: timestamps do not decrease in a run, so when those are one bucket, so
+    /// is every document between them.
+    fn count_in_run(&mut self, docs: &[DocId], first: i64, last: i64) {
+        if first == last {
+            self.count_in_bucket(docs, first);
+        } else if docs.len() <= READ_PIECE_LEN {
+            self.count_by_reading(docs);
+        } else {
+            let (left, right) = docs.split_at(docs.len() / 2);
+            let left_last = self.position_of(left[left.len() - 1]);
+            let right_first = self.position_of(right[0]);
+            self.count_in_run(left, first, left_last);
+            self.count_in_run(right, right_first, last);
+        }
+    }
+
+    /// Counts `docs`, all in bucket `position`.
+    fn count_in_bucket(&mut self, docs: &[DocId], position: i64) {
+        match (&mut self.table, &self.terms) {
+            (Table::Dense { totals, .. }, None) => {
+                totals[(position - self.first_position) as usize] += docs.len() as u64;
+            }
+            (Table::Dense { totals, cells }, Some(terms)) if self.terms_single_valued => {
+                let slot = (position - self.first_position) as usize;
+                totals[slot] += docs.len() as u64;
+                self.ords.resize(docs.len(), 0);
+                terms.ords().values.get_vals(docs, &mut self.ords);
+                let row = &mut cells[slot * self.num_terms..(slot + 1) * self.num_terms];
+                for &ord in &self.ords {
+                    row[ord as usize] += 1;
+                }
+            }
+            _ => {
+                for &doc in docs {
+                    self.count(doc, position);
+                }
+            }
+        }
+    }
+
+    /// Counts `docs` (single-valued timestamps) from one timestamp read per document.
+    fn count_by_reading(&mut self, docs: &[DocId]) {
+        let Some(timestamps) = &self.timestamps else {
+            return;
+        };
+        let mut block = std::mem::take(&mut self.block);
+        block.resize(docs.len(), 0);
+        timestamps.values.get_vals(docs, &mut block);
+        match (&mut self.table, &self.terms) {
+            // The log-volume histogram itself: one increment per document.
+            (Table::Dense { totals, .. }, None) => {
+                for &timestamp in &block {
+                    let position = self.shape.position(i64::from_u64(timestamp));
+                    totals[(position - self.first_position) as usize] += 1;
+                }
+            }
+            // Split by a field every document has once (a severity): its ordinals in a block.
+            (Table::Dense { totals, cells }, Some(terms)) if self.terms_single_valued => {
+                self.ords.resize(docs.len(), 0);
+                terms.ords().values.get_vals(docs, &mut self.ords);
+                for (&timestamp, &ord) in block.iter().zip(&self.ords) {
+                    let slot = (self.shape.position(i64::from_u64(timestamp)) - self.first_position)
+                        as usize;
+                    totals[slot] += 1;
+                    cells[slot * self.num_terms + ord as usize] += 1;
+                }
+            }
+            _ => {
+                for (&doc, &timestamp) in docs.iter().zip(&block) {
+                    let position = self.shape.position(i64::from_u64(timestamp));
+                    self.count(doc, position);
+                }
+            }
+        }
+        self.block = block;
     }
 
     fn harvest_buckets(self) -> tantivy::Result<Vec<Bucket>> {
@@ -425,45 +546,38 @@ impl SegmentCollector for SegmentHistogram {
     }
 
     fn collect_block(&mut self, docs: &[DocId]) {
-        let Some(timestamps) = &self.timestamps else {
+        if self.timestamps.is_none() {
             return;
-        };
+        }
         if !self.single_valued || self.num_positions == 0 {
             for &doc in docs {
                 self.collect(doc, 0.0);
             }
             return;
         }
-        let mut block = std::mem::take(&mut self.block);
-        block.resize(docs.len(), 0);
-        timestamps.values.get_vals(docs, &mut block);
-        match (&mut self.table, &self.terms) {
-            // The log-volume histogram itself: one increment per document.
-            (Table::Dense { totals, .. }, None) => {
-                for &timestamp in &block {
-                    let position = self.shape.position(i64::from_u64(timestamp));
-                    totals[(position - self.first_position) as usize] += 1;
-                }
-            }
-            // Split by a field every document has once (a severity): its ordinals in a block.
-            (Table::Dense { totals, cells }, Some(terms)) if self.terms_single_valued => {
-                self.ords.resize(docs.len(), 0);
-                terms.ords().values.get_vals(docs, &mut self.ords);
-                for (&timestamp, &ord) in block.iter().zip(&self.ords) {
-                    let slot = (self.shape.position(i64::from_u64(timestamp)) - self.first_position)
-                        as usize;
-                    totals[slot] += 1;
-                    cells[slot * self.num_terms + ord as usize] += 1;
-                }
-            }
-            _ => {
-                for (&doc, &timestamp) in docs.iter().zip(&block) {
-                    let position = self.shape.position(i64::from_u64(timestamp));
-                    self.count(doc, position);
-                }
-            }
+        if self.time_runs.is_none() {
+            self.count_by_reading(docs);
+            return;
         }
-        self.block = block;
+        let mut rest = docs;
+        while let (Some(&first), Some(&last)) = (rest.first(), rest.last()) {
+            let Some((_, run_end)) = self.run_of(first) else {
+                self.count_by_reading(rest);
+                return;
+            };
+            let in_run = if last < run_end {
+                rest.len()
+            } else {
+                rest.partition_point(|doc| *doc < run_end)
+            };
+            let (piece, after) = rest.split_at(in_run);
+            let (first_position, last_position) = (
+                self.position_of(first),
+                self.position_of(piece[piece.len() - 1]),
+            );
+            self.count_in_run(piece, first_position, last_position);
+            rest = after;
+        }
     }
 
     fn harvest(self) -> tantivy::Result<IntermediateAggregationResults> {

@@ -125,7 +125,7 @@ pub(crate) fn leaf_search(
         aggs,
         cursor,
         split_id,
-        volume: _,
+        volume,
         warmup,
     } = request;
     let query = QueryBuilder::new(doc_mapper)
@@ -143,7 +143,7 @@ pub(crate) fn leaf_search(
     let search_error = |error: tantivy::TantivyError| format!("leaf search failed: {error}");
     // Every document the query matches lies in its required window: a histogram's table
     // need span no more.
-    let agg_collector = aggs.map(|aggs| leaf_collector_within(aggs, doc_mapper, window));
+    let agg_collector = aggs.map(|aggs| leaf_collector_within(aggs, doc_mapper, window, volume));
     if limit == 0 {
         let (num_hits, aggregations) =
             search_segments(searcher, &query, &(Count, agg_collector)).map_err(search_error)?;
@@ -279,7 +279,8 @@ pub(crate) fn volume_search(
             start_nanos: Some(start),
             end_nanos: Some(end),
         };
-        let collector = leaf_collector_within(aggs, request.doc_mapper, Some(piece_window));
+        let collector =
+            leaf_collector_within(aggs, request.doc_mapper, Some(piece_window), Some(counts));
         let (cut_hits, cut_aggregations) =
             search_segments(searcher, &query, &(Count, collector))
                 .map_err(|error| format!("leaf search failed: {error}"))?;

@@ -13,11 +13,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use quarry_common::doc_mapper::DocMapper;
+use quarry_common::split::{VolumeCounts, VolumeSpec};
 use quarry_config::{ConfigFormat, IndexConfig};
 use quarry_query::query_builder::{time_window_clause, QueryBuilder};
 use quarry_query::query_string::parse_query_string;
 use quarry_searcher::aggregations::parse_aggregations;
 use serde_json::{json, Value};
+use tantivy::aggregation::intermediate_agg_result::IntermediateAggregationResults;
 use tantivy::aggregation::{AggContextParams, AggregationCollector, AggregationLimitsGuard};
 use tantivy::collector::{Count, TopDocs};
 use tantivy::store::{Compressor, ZstdCompressor};
@@ -129,6 +131,9 @@ struct RawTantivy {
     /// Kept across queries, as a searcher keeps its readers and doc-store cache.
     reader: tantivy::IndexReader,
     doc_mapper: DocMapper,
+    /// What a split of this index would carry in its `quarry.volume` file, for our
+    /// collector (packaging computes it; it is not counted in the indexing time).
+    volume: Option<VolumeCounts>,
     _dir: tempfile::TempDir,
 }
 
@@ -175,10 +180,12 @@ impl RawTantivy {
             .map(|metadata| metadata.len())
             .sum();
         let reader = index.reader()?;
+        let volume = VolumeCounts::compute(dir.path(), &VolumeSpec::of(config))?;
         Ok((
             RawTantivy {
                 reader,
                 doc_mapper,
+                volume,
                 _dir: dir,
             },
             elapsed,
@@ -207,17 +214,16 @@ impl RawTantivy {
         request: &Value,
         aggs: &tantivy::aggregation::agg_req::Aggregations,
         natively: bool,
-    ) -> anyhow::Result<u64> {
+    ) -> anyhow::Result<(u64, IntermediateAggregationResults)> {
         let query = self.query(request)?;
-        let (count, results) = quarry_searcher::aggregations::collect_at_leaf(
+        Ok(quarry_searcher::aggregations::collect_at_leaf(
             &self.reader.searcher(),
             query.as_ref(),
             aggs,
             &self.doc_mapper,
             natively,
-        )?;
-        std::hint::black_box(results);
-        Ok(count)
+            self.volume.as_ref(),
+        )?)
     }
 
     /// The same work as a leaf plus the doc fetch of the final hits.
@@ -279,7 +285,38 @@ fn print_split_space_usage(path: &std::path::Path) -> anyhow::Result<()> {
         len - file_table_offset
     );
     print_space_usage("split", &searcher)?;
+    print_time_runs(&searcher)?;
     print_fetch_cost(&searcher)
+}
+
+/// The time runs the split records per segment (see `quarry_common::split::time_order`):
+/// a histogram collector counts blocks of matches in one run without reading them.
+fn print_time_runs(searcher: &tantivy::Searcher) -> anyhow::Result<()> {
+    use quarry_common::split::volume::VOLUME_FILE;
+    use tantivy::Directory;
+    let directory = searcher.index().directory();
+    let path = std::path::Path::new(VOLUME_FILE);
+    if !directory.exists(path)? {
+        println!("time runs: the split has no {VOLUME_FILE}");
+        return Ok(());
+    }
+    // `atomic_read`: the managed directory's `open_read` expects tantivy's file footer.
+    let counts = VolumeCounts::decode(&directory.atomic_read(path)?)?;
+    for segment in searcher.segment_readers() {
+        match counts.time_runs.get(&segment.segment_id().uuid_string()) {
+            Some(runs) => println!(
+                "time runs: segment {}: {} over {} docs",
+                segment.segment_id().short_uuid_string(),
+                runs.num_runs(),
+                runs.max_doc()
+            ),
+            None => println!(
+                "time runs: segment {}: none recorded",
+                segment.segment_id().short_uuid_string()
+            ),
+        }
+    }
+    Ok(())
 }
 
 /// What reading 20 hits' documents costs, from a cold reader (no decompressed block
@@ -661,21 +698,27 @@ fn main() -> anyhow::Result<()> {
             if !quarry_searcher::aggregations::is_collected_natively(&aggs, &raw.doc_mapper) {
                 continue;
             }
-            let (tantivy_hits, our_hits) = (
-                raw.collect_at_leaf(&query.request, &aggs, false)?,
-                raw.collect_at_leaf(&query.request, &aggs, true)?,
-            );
+            let finalized = |natively| -> anyhow::Result<(u64, Value)> {
+                let (count, results) = raw.collect_at_leaf(&query.request, &aggs, natively)?;
+                let results = quarry_searcher::aggregations::finalize(&aggs, vec![results])
+                    .map_err(anyhow::Error::msg)?;
+                Ok((count, results))
+            };
+            // Both must find the same buckets, or the ratio compares different work.
             anyhow::ensure!(
-                tantivy_hits == our_hits,
-                "`{}`: hit counts differ",
+                finalized(false)? == finalized(true)?,
+                "`{}`: our collector's result differs from tantivy's",
                 query.name
             );
+            let count = |natively| {
+                raw.collect_at_leaf(&query.request, &aggs, natively)
+                    .map(|(count, results)| {
+                        std::hint::black_box(results);
+                        count
+                    })
+            };
             // In turn, run by run: timed one after the other, the ratio moved by 0.2.
-            let (tantivy, ours) = time_in_turn(
-                args.repetitions,
-                || raw.collect_at_leaf(&query.request, &aggs, false),
-                || raw.collect_at_leaf(&query.request, &aggs, true),
-            )?;
+            let (tantivy, ours) = time_in_turn(args.repetitions, || count(false), || count(true))?;
             println!(
                 "{:<42} tantivy {:>8.2} ms   ours {:>8.2} ms   {:.2}x",
                 query.name,

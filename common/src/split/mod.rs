@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Besides tantivy's files, a split holds `quarry.volume`, its per-minute document counts
-//! (`volume`), kept in the hotcache.
+//! (`volume`) and the time runs of its segments (`time_order`), kept in the hotcache.
 
 mod directory;
 mod extract;
@@ -16,6 +16,7 @@ mod footer;
 mod hotcache;
 mod range_cache;
 pub mod source_store;
+pub mod time_order;
 pub mod volume;
 mod writer;
 

@@ -2,6 +2,9 @@
 //! split is packaged. The log-volume histogram (every dashboard's first query, re-sent on
 //! each refresh) is then read from them instead of visiting a million documents.
 //!
+//! The file also holds each segment's time runs (`time_order`), which speed up the
+//! histogram collector where the counts cannot answer (a query, a cut minute).
+//!
 //! The counts live in the split as one more file, `quarry.volume`, read into the hotcache
 //! so that a searcher has them as soon as the split is open.
 //!
@@ -9,15 +12,18 @@
 //! "QVOL" version(u8)
 //! bucket_secs, timestamp_field, multi_valued (u8), buckets
 //! num_tag_fields, then per field: name, num_values, then per value: value, buckets
+//! num_segments, then per segment: id, max_doc, num_runs, run start deltas  (version 2)
 //! buckets = count, then per bucket: minute delta (zigzag), doc count      (all varints)
 //! ```
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use quarry_config::IndexConfig;
 use tantivy::{DateTime, DocId, Index, SegmentReader};
 
+use super::time_order::{SplitTimeRuns, TimeRuns};
 use super::writer::{searcher_of, tantivy_error};
 use super::SplitError;
 use crate::doc_mapper::MAX_TAG_VALUES_PER_FIELD;
@@ -26,7 +32,8 @@ use crate::doc_mapper::MAX_TAG_VALUES_PER_FIELD;
 pub const VOLUME_FILE: &str = "quarry.volume";
 
 const MAGIC: &[u8; 4] = b"QVOL";
-const VERSION: u8 = 1;
+/// Version 1 had no time runs; it still reads.
+const VERSION: u8 = 2;
 pub const BUCKET_SECS: i64 = 60;
 const BUCKET_NANOS: i64 = BUCKET_SECS * 1_000_000_000;
 
@@ -67,6 +74,8 @@ pub struct VolumeCounts {
     /// Per tag field (one whose values fit the tag limit), per value: the minutes of the
     /// documents holding it.
     pub tags: BTreeMap<String, BTreeMap<String, MinuteCounts>>,
+    /// The time runs of the segments whose runs are worth recording.
+    pub time_runs: Arc<SplitTimeRuns>,
 }
 
 impl VolumeCounts {
@@ -86,7 +95,13 @@ impl VolumeCounts {
             ..VolumeCounts::default()
         };
         let mut skipped_tags = Vec::new();
+        let mut time_runs = SplitTimeRuns::new();
         for segment in searcher.segment_readers() {
+            if let Some(runs) =
+                TimeRuns::of_segment(segment, timestamp_field).map_err(tantivy_error)?
+            {
+                time_runs.insert(segment.segment_id().uuid_string(), Arc::new(runs));
+            }
             let Some(segment_counts) =
                 count_segment(segment, timestamp_field, &spec.tag_fields).map_err(tantivy_error)?
             else {
@@ -109,6 +124,7 @@ impl VolumeCounts {
         counts
             .tags
             .retain(|_, values| values.len() <= MAX_TAG_VALUES_PER_FIELD);
+        counts.time_runs = Arc::new(time_runs);
         Ok(Some(counts))
     }
 
@@ -129,18 +145,23 @@ impl VolumeCounts {
                 put_minutes(&mut out, minutes);
             }
         }
+        put_varint(&mut out, self.time_runs.len() as u64);
+        for (segment_id, runs) in self.time_runs.iter() {
+            put_str(&mut out, segment_id);
+            runs.encode(&mut out);
+        }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<VolumeCounts, SplitError> {
         let corrupt =
             |what: &str| SplitError::Tantivy(format!("volume counts are corrupt: {what}"));
-        let mut reader = Reader { bytes, position: 0 };
+        let mut reader = Reader::new(bytes);
         if reader.take(4).ok_or_else(|| corrupt("too short"))? != MAGIC {
             return Err(corrupt("bad magic"));
         }
         let version = reader.take(1).ok_or_else(|| corrupt("too short"))?[0];
-        if version != VERSION {
+        if version != VERSION && version != 1 {
             return Err(corrupt(&format!("unknown version {version}")));
         }
         if reader.varint().ok_or_else(|| corrupt("bucket"))? != BUCKET_SECS as u64 {
@@ -166,6 +187,15 @@ impl VolumeCounts {
             }
             tags.insert(field, values);
         }
+        let mut time_runs = SplitTimeRuns::new();
+        if version >= 2 {
+            let num_segments = reader.varint().ok_or_else(|| corrupt("segments"))?;
+            for _ in 0..num_segments {
+                let segment_id = reader.string().ok_or_else(|| corrupt("segment id"))?;
+                let runs = TimeRuns::decode(&mut reader).ok_or_else(|| corrupt("time runs"))?;
+                time_runs.insert(segment_id, Arc::new(runs));
+            }
+        }
         if reader.position != bytes.len() {
             return Err(corrupt("trailing bytes"));
         }
@@ -174,6 +204,7 @@ impl VolumeCounts {
             multi_valued,
             totals,
             tags,
+            time_runs: Arc::new(time_runs),
         })
     }
 
@@ -325,7 +356,7 @@ fn add_minute_counts(left: &[(i64, u64)], right: &[(i64, u64)]) -> MinuteCounts 
     sum
 }
 
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
         value >>= 7;
@@ -349,12 +380,16 @@ fn put_minutes(out: &mut Vec<u8>, minutes: &[(i64, u64)]) {
     }
 }
 
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     bytes: &'a [u8],
     position: usize,
 }
 
 impl<'a> Reader<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, position: 0 }
+    }
+
     fn take(&mut self, len: usize) -> Option<&'a [u8]> {
         let end = self.position.checked_add(len)?;
         let slice = self.bytes.get(self.position..end)?;
@@ -362,7 +397,7 @@ impl<'a> Reader<'a> {
         Some(slice)
     }
 
-    fn varint(&mut self) -> Option<u64> {
+    pub(super) fn varint(&mut self) -> Option<u64> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.take(1)?[0];
@@ -445,8 +480,24 @@ mod tests {
         assert_eq!(counts.tags["level"]["INFO"], vec![(-1, 1), (0, 1), (1, 2)]);
         assert_eq!(counts.tags["level"]["WARN"], vec![(0, 1), (1, 1)]);
         assert_eq!(counts.total_between(0, 2), 4);
+        // The first segment's three timestamps rise; the second's go back in time.
+        assert_eq!(counts.time_runs.len(), 1);
         let decoded = VolumeCounts::decode(&counts.encode()).unwrap();
         assert_eq!(decoded, counts);
+    }
+
+    #[test]
+    fn version_1_files_without_time_runs_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        build_index(dir.path(), &[(0, &["INFO"]), (120, &["WARN"])], 1);
+        let mut counts = VolumeCounts::compute(dir.path(), &spec()).unwrap().unwrap();
+        assert_eq!(counts.time_runs.len(), 1);
+        counts.time_runs = Arc::default();
+        let mut version_1 = counts.encode();
+        // Version 1 ended where version 2 writes the number of segments (here 0).
+        assert_eq!(version_1.pop(), Some(0));
+        version_1[MAGIC.len()] = 1;
+        assert_eq!(VolumeCounts::decode(&version_1).unwrap(), counts);
     }
 
     #[test]

@@ -37,10 +37,23 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    fixture_with(CONFIG)
+    fixture_with(CONFIG, Order::Random)
 }
 
-fn fixture_with(config: &str) -> Fixture {
+/// How the fixture's documents lie in time.
+#[derive(Clone, Copy, PartialEq)]
+enum Order {
+    /// Scattered over three hours: no time runs.
+    Random,
+    /// As logs arrive: in time order per chunk of 1,000, 1,500 and 1,500 documents, the
+    /// first two in one segment (two time runs), the last in the other.
+    Chunks,
+    /// Runs of 100 documents in time order, alternately over 90 and 30 minutes from the
+    /// start: where one run meets the next, time falls back into an earlier bucket.
+    Sawtooth,
+}
+
+fn fixture_with(config: &str, order: Order) -> Fixture {
     let config = IndexConfig::parse(config.as_bytes(), ConfigFormat::Yaml).unwrap();
     let mapper = DocMapper::new(&config);
     let dir = tempfile::tempdir().unwrap();
@@ -53,9 +66,25 @@ fn fixture_with(config: &str) -> Fixture {
             .wrapping_add(1_442_695_040_888_963_407);
         (state >> 33) % bound
     };
-    for position in 0..4_000u64 {
-        // About three hours, with millisecond parts, some minutes empty.
-        let millis = START * 1_000 + (next(3 * 3_600) * 1_000 + next(1_000)) as i64;
+    // About three hours, with millisecond parts, some minutes empty.
+    let mut times: Vec<i64> = (0..4_000)
+        .map(|_| START * 1_000 + (next(3 * 3_600) * 1_000 + next(1_000)) as i64)
+        .collect();
+    match order {
+        Order::Random => {}
+        Order::Chunks => {
+            for chunk in [0..1_000, 1_000..2_500, 2_500..4_000] {
+                times[chunk].sort_unstable();
+            }
+        }
+        Order::Sawtooth => {
+            for (position, time) in times.iter_mut().enumerate() {
+                let minutes = if (position / 100) % 2 == 0 { 90 } else { 30 };
+                *time = START * 1_000 + (position % 100) as i64 * minutes * 600 + 7;
+            }
+        }
+    }
+    for (position, millis) in times.into_iter().enumerate() {
         let mut doc = json!({"ts": millis as f64 / 1_000.0, "body": "a line"});
         match next(5) {
             0 => {}
@@ -66,7 +95,7 @@ fn fixture_with(config: &str) -> Fixture {
             .doc_from_json_bytes(doc.to_string().as_bytes())
             .unwrap();
         writer.add_document(parsed.doc).unwrap();
-        if position == 2_500 {
+        if position == 2_499 {
             writer.commit().unwrap();
         }
     }
@@ -81,6 +110,11 @@ fn fixture_with(config: &str) -> Fixture {
         .map(|reader: tantivy::IndexReader| reader.searcher())
         .unwrap();
     assert_eq!(searcher.segment_readers().len(), 2);
+    let time_runs = match order {
+        Order::Random => 0,
+        Order::Chunks | Order::Sawtooth => 2,
+    };
+    assert_eq!(counts.time_runs.len(), time_runs);
     Fixture {
         _dir: dir,
         mapper,
@@ -96,6 +130,8 @@ enum Path {
     Counts,
     /// Our histogram collector.
     Collector,
+    /// Our histogram collector, with the split's time runs.
+    CollectorWithRuns,
 }
 
 fn run(
@@ -115,7 +151,7 @@ fn run(
         aggs: Some(&aggs),
         cursor: None,
         split_id: "split",
-        volume: (path == Path::Counts).then_some(&fixture.counts),
+        volume: (path != Path::Collector).then_some(&fixture.counts),
         warmup: None,
     };
     let answered = volume_search(&fixture.searcher, 0, &request).unwrap();
@@ -145,6 +181,12 @@ fn counts_answer_as_the_collector_does() {
     compare_on_windows(&fixture());
 }
 
+/// The minutes a window cuts are counted with the segments' time runs.
+#[test]
+fn counts_answer_as_the_collector_does_with_time_runs() {
+    compare_on_windows(&fixture_with(CONFIG, Order::Chunks));
+}
+
 /// Without an inverted index on the timestamp, the minutes a window cuts are searched
 /// with a range on the column.
 #[test]
@@ -154,7 +196,7 @@ fn counts_answer_as_the_collector_does_with_an_unindexed_timestamp() {
         "fast_precision: milliseconds, indexed: false}",
     );
     assert_ne!(config, CONFIG);
-    compare_on_windows(&fixture_with(&config));
+    compare_on_windows(&fixture_with(&config, Order::Random));
 }
 
 fn compare_on_windows(fixture: &Fixture) {
@@ -226,7 +268,20 @@ fn compare_on_windows(fixture: &Fixture) {
 
 #[test]
 fn the_collector_answers_any_query_as_tantivy_does() {
-    let fixture = fixture();
+    the_collector_answers_as_tantivy_does(&fixture(), Path::Collector);
+}
+
+#[test]
+fn the_collector_answers_any_query_as_tantivy_does_with_time_runs() {
+    let fixture = fixture_with(CONFIG, Order::Chunks);
+    the_collector_answers_as_tantivy_does(&fixture, Path::Collector);
+    the_collector_answers_as_tantivy_does(&fixture, Path::CollectorWithRuns);
+    let fixture = fixture_with(CONFIG, Order::Sawtooth);
+    the_collector_answers_as_tantivy_does(&fixture, Path::Collector);
+    the_collector_answers_as_tantivy_does(&fixture, Path::CollectorWithRuns);
+}
+
+fn the_collector_answers_as_tantivy_does(fixture: &Fixture, path: Path) {
     let term = |field: &str, value: &str| QueryAst::Term {
         field: field.to_string(),
         value: value.to_string(),
@@ -239,6 +294,8 @@ fn the_collector_answers_any_query_as_tantivy_does() {
             &fixture.mapper,
         )),
         term("body", "nothing"),
+        // Every document: blocks of consecutive ones, across the two runs of a segment.
+        term("body", "line"),
         // A narrow window inside one minute: the table spans only its buckets.
         term("level", "INFO").filtered(window(
             Some(START + 130),
@@ -248,14 +305,18 @@ fn the_collector_answers_any_query_as_tantivy_does() {
     ];
     let requests = [
         json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "30s"}}}),
+        // Wide enough for the first and last of a block across two runs to share one.
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "1h"}}}),
         json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "1ms", "min_doc_count": 1}}}),
         json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "1s"}}}),
         json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "7m", "offset": "+90s"}, "aggs": {"l": {"terms": {"field": "level", "size": 2}}}}}),
+        // Every document has one service: its ordinals are read a block at a time.
+        json!({"h": {"date_histogram": {"field": "ts", "fixed_interval": "60s"}, "aggs": {"s": {"terms": {"field": "service"}}}}}),
     ];
     for query in &queries {
         for request in &requests {
-            let (expected_hits, expected_aggs) = reference(&fixture, query, request);
-            let (result, aggs) = run(&fixture, query, request, 0, Path::Collector);
+            let (expected_hits, expected_aggs) = reference(fixture, query, request);
+            let (result, aggs) = run(fixture, query, request, 0, path);
             assert_eq!(result.num_hits, expected_hits, "{query:?} {request}");
             assert_eq!(aggs, expected_aggs, "{query:?} {request}");
         }
