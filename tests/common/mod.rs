@@ -75,6 +75,8 @@ impl TestNode {
     /// under `data_dir`, not started yet: `start_again` starts it and waits until it is
     /// ready, `spawn_unchecked` only starts the process.
     pub fn configure(data_dir: &Path, env: &[(&str, &str)], config: &str) -> TestNode {
+        // Absolute, since the node runs in it.
+        let data_dir = &std::path::absolute(data_dir).unwrap();
         let port = free_port();
         let config_path = data_dir.join("node.yaml");
         std::fs::create_dir_all(data_dir).unwrap();
@@ -152,6 +154,9 @@ impl TestNode {
         let child = Command::new(env!("CARGO_BIN_EXE_quarry"))
             .args(["run", "--config"])
             .arg(&self.config_path)
+            // Relative paths a request names (schemathesis sends an `index_uri` such as
+            // `>x`) resolve in the node's own folder, not in the repository.
+            .current_dir(&self.data_dir)
             .env("RUST_LOG", "info")
             .envs(
                 self.env
