@@ -24,6 +24,7 @@ mod messages;
 mod property_tests;
 mod varint;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -63,16 +64,18 @@ pub fn set_block_cache_capacity(bytes: usize) {
 /// A block by the id of its reader and its ordinal.
 type BlockKey = (u64, usize);
 
-/// Decoded blocks, least recently used first.
+/// Decoded blocks, with the order of their last use: a map each way, so that a cache of
+/// gigabytes (thousands of blocks) costs a lookup, not a scan, per fetch.
 struct BlockCache {
-    entries: std::collections::VecDeque<(BlockKey, Arc<DecodedBlock>)>,
+    /// Per block: when it was last used, and its decoded documents.
+    blocks: BTreeMap<BlockKey, (u64, Arc<DecodedBlock>)>,
+    /// Blocks by last use, least recent first.
+    by_use: BTreeMap<u64, BlockKey>,
+    next_use: u64,
     bytes: usize,
 }
 
-static BLOCK_CACHE: Mutex<BlockCache> = Mutex::new(BlockCache {
-    entries: std::collections::VecDeque::new(),
-    bytes: 0,
-});
+static BLOCK_CACHE: Mutex<BlockCache> = Mutex::new(BlockCache::new());
 static NEXT_READER_ID: AtomicU64 = AtomicU64::new(0);
 /// Fetches that found their block decoded in the cache, for `/metrics`.
 pub static BLOCK_CACHE_HITS: AtomicU64 = AtomicU64::new(0);
@@ -82,24 +85,42 @@ pub static BLOCK_CACHE_MISSES: AtomicU64 = AtomicU64::new(0);
 pub static BLOCK_CACHE_HELD_BYTES: AtomicU64 = AtomicU64::new(0);
 
 impl BlockCache {
-    fn get(&mut self, key: BlockKey) -> Option<Arc<DecodedBlock>> {
-        let at = self.entries.iter().position(|(entry, _)| *entry == key)?;
-        let entry = self.entries.remove(at)?;
-        let bytes = entry.1.clone();
-        self.entries.push_back(entry);
-        Some(bytes)
+    const fn new() -> BlockCache {
+        BlockCache {
+            blocks: BTreeMap::new(),
+            by_use: BTreeMap::new(),
+            next_use: 0,
+            bytes: 0,
+        }
     }
 
-    fn insert(&mut self, key: BlockKey, block: Arc<DecodedBlock>) {
+    fn get(&mut self, key: BlockKey) -> Option<Arc<DecodedBlock>> {
+        let (last_use, block) = self.blocks.get_mut(&key)?;
+        self.by_use.remove(last_use);
+        *last_use = self.next_use;
+        self.by_use.insert(self.next_use, key);
+        self.next_use += 1;
+        Some(block.clone())
+    }
+
+    /// Keeps `block`, then forgets the least recently used blocks past `capacity` bytes.
+    fn insert(&mut self, key: BlockKey, block: Arc<DecodedBlock>, capacity: usize) {
         self.bytes += block.heap_bytes();
-        self.entries.push_back((key, block));
-        while self.bytes > BLOCK_CACHE_CAPACITY.load(Ordering::Relaxed) {
-            let Some((_, evicted)) = self.entries.pop_front() else {
+        // Two fetches can decode the same block at once: the second replaces the first.
+        if let Some((last_use, replaced)) = self.blocks.insert(key, (self.next_use, block)) {
+            self.by_use.remove(&last_use);
+            self.bytes -= replaced.heap_bytes();
+        }
+        self.by_use.insert(self.next_use, key);
+        self.next_use += 1;
+        while self.bytes > capacity {
+            let Some((_, evicted)) = self.by_use.pop_first() else {
                 break;
             };
-            self.bytes -= evicted.heap_bytes();
+            if let Some((_, block)) = self.blocks.remove(&evicted) {
+                self.bytes -= block.heap_bytes();
+            }
         }
-        BLOCK_CACHE_HELD_BYTES.store(self.bytes as u64, Ordering::Relaxed);
     }
 }
 
@@ -382,7 +403,13 @@ impl SourceStoreReader {
         let decoded = Arc::new(DecodedBlock::decode(zstd::decode_all(
             compressed.as_slice(),
         )?)?);
-        cache().insert(key, decoded.clone());
+        let mut cache = cache();
+        cache.insert(
+            key,
+            decoded.clone(),
+            BLOCK_CACHE_CAPACITY.load(Ordering::Relaxed),
+        );
+        BLOCK_CACHE_HELD_BYTES.store(cache.bytes as u64, Ordering::Relaxed);
         Ok(decoded)
     }
 

@@ -215,3 +215,32 @@ fn damaged_files_are_errors() {
         assert!(reader.sources(&all).is_err());
     }
 }
+
+#[test]
+fn the_block_cache_forgets_the_least_recently_used_blocks() {
+    let block = |text: &str| {
+        Arc::new(DecodedBlock::decode(block::encode_block(&[text.as_bytes()])).unwrap())
+    };
+    let size = block("a").heap_bytes();
+    let mut cache = BlockCache::new();
+    let capacity = 3 * size;
+    for ordinal in 0..3 {
+        cache.insert((7, ordinal), block("a"), capacity);
+    }
+    // Using block 0 makes block 1 the least recently used.
+    assert!(cache.get((7, 0)).is_some());
+    cache.insert((7, 3), block("a"), capacity);
+    assert!(cache.get((7, 1)).is_none());
+    for kept in [0, 2, 3] {
+        assert!(cache.get((7, kept)).is_some(), "block {kept}");
+    }
+    assert_eq!(cache.bytes, capacity);
+    // The same block decoded twice at once is kept once.
+    cache.insert((7, 3), block("a"), capacity);
+    assert_eq!((cache.blocks.len(), cache.by_use.len()), (3, 3));
+    assert_eq!(cache.bytes, capacity);
+    // A smaller capacity (a node's configuration) evicts down to it.
+    cache.insert((8, 0), block("a"), size);
+    assert_eq!((cache.blocks.len(), cache.bytes), (1, size));
+    assert!(cache.get((8, 0)).is_some());
+}
