@@ -251,9 +251,11 @@ pub struct SearcherConfig {
     /// distant object store (S3 answers in 20–50 ms) does to searches. 0 in production.
     #[serde(default)]
     pub simulated_get_latency_ms: u64,
-    /// Fetch what a search will read before running it, concurrently (the default). Off,
-    /// the search fetches each range as tantivy reads it, one round trip after another:
-    /// there for comparison (`bench/cold.sh`).
+    /// Fetch what a search will read from object storage before running it, concurrently
+    /// (the default). Off, the search fetches each range as tantivy reads it, one round
+    /// trip after another: there for comparison (`bench/cold.sh`). Indexes on the local
+    /// filesystem are read as the search goes either way (unless `simulated_get_latency_ms`
+    /// makes them distant): a read there is a system call, not a round trip.
     #[serde(default = "default_true")]
     pub warmup: bool,
 }

@@ -34,6 +34,8 @@ const INDEX_CACHE_ENTRIES: usize = 1024;
 pub(crate) struct LeafIndex {
     pub doc_mapper: Arc<DocMapper>,
     pub storage: Arc<dyn Storage>,
+    /// Whether searches fetch what they will read before running (see `warmup`).
+    pub warm_up: bool,
 }
 
 /// Counts for `/metrics`: how much leaf work this node did for roots (its own and others').
@@ -83,16 +85,24 @@ impl LeafService {
         if let Some(index) = self.indexes.get(index_uid) {
             return Ok(index);
         }
+        let index_uri = index_config.index_uri.as_deref().unwrap_or_default();
         let mut storage = self
             .resolver
-            .resolve(index_config.index_uri.as_deref().unwrap_or_default())
+            .resolve(index_uri)
             .map_err(|error| error.to_string())?;
         if let Some(latency) = self.simulated_get_latency {
             storage = Arc::new(LatencyStorage::new(storage, latency));
         }
+        // On a local disk a read costs a system call, not a round trip: fetching ahead
+        // would only do the dictionary lookups twice (10–24% of a warm small query).
+        let on_local_disk = ["file://", "ram://"]
+            .iter()
+            .any(|scheme| index_uri.starts_with(scheme))
+            && self.simulated_get_latency.is_none();
         let index = Arc::new(LeafIndex {
             doc_mapper: Arc::new(DocMapper::new(index_config)),
             storage,
+            warm_up: self.warmup && !on_local_disk,
         });
         self.indexes.insert(index_uid.clone(), index.clone());
         Ok(index)
@@ -157,7 +167,7 @@ impl LeafService {
                 }
                 self.stats.splits_searched.fetch_add(1, Ordering::Relaxed);
                 let request = request.clone();
-                let runtime = self.warmup.then(tokio::runtime::Handle::current);
+                let runtime = index.warm_up.then(tokio::runtime::Handle::current);
                 let result = tokio::task::spawn_blocking(move || {
                     let searcher = open
                         .searcher()
@@ -213,7 +223,7 @@ impl LeafService {
         let index = self.index(&request.index_uid, &request.index_config)?;
         let open = self.open_split(&index, &request.split).await?;
         let split_id = request.split.split_id.clone();
-        let runtime = self.warmup.then(tokio::runtime::Handle::current);
+        let runtime = index.warm_up.then(tokio::runtime::Handle::current);
         tokio::task::spawn_blocking(move || {
             let searcher = open.searcher().map_err(|error| error.to_string())?;
             let sources = open.sources(&searcher)?;
