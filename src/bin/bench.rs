@@ -684,7 +684,8 @@ fn main() -> anyhow::Result<()> {
     }
 
     // Our histogram collector against tantivy's, in process over the raw index: the
-    // collector alone, without HTTP or the per-split counts.
+    // collector alone, without HTTP or the per-minute counts (ours reads the time runs a
+    // split of this index would carry).
     if let Some(raw) = &raw {
         println!(
             "\nhistogram collectors over the raw index, in process, in turn (median of {} runs)",

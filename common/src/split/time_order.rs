@@ -108,7 +108,9 @@ impl TimeRuns {
     pub(super) fn decode(reader: &mut Reader<'_>) -> Option<TimeRuns> {
         let max_doc = DocId::try_from(reader.varint()?).ok()?;
         let num_runs = usize::try_from(reader.varint()?).ok()?;
-        if num_runs == 0 || num_runs > max_doc as usize {
+        // Each start takes a byte at least: a damaged count cannot make us allocate more
+        // than the file holds.
+        if num_runs == 0 || num_runs > max_doc as usize || num_runs > reader.remaining() {
             return None;
         }
         let mut starts = Vec::with_capacity(num_runs);
@@ -188,6 +190,12 @@ mod tests {
         assert_eq!(decode(&[100, 2, 0, 0]), None);
         assert_eq!(decode(&[100, 2, 0, 100]), None);
         assert_eq!(decode(&[100, 0]), None);
+        // Four billion runs claimed by a few bytes.
+        let mut huge = Vec::new();
+        put_varint(&mut huge, u64::from(u32::MAX));
+        put_varint(&mut huge, u64::from(u32::MAX - 1));
+        huge.extend([0, 1, 1]);
+        assert_eq!(decode(&huge), None);
         assert_eq!(decode(&out[..out.len() - 1]), None);
     }
 }

@@ -97,16 +97,16 @@ impl VolumeCounts {
         let mut skipped_tags = Vec::new();
         let mut time_runs = SplitTimeRuns::new();
         for segment in searcher.segment_readers() {
-            if let Some(runs) =
-                TimeRuns::of_segment(segment, timestamp_field).map_err(tantivy_error)?
-            {
-                time_runs.insert(segment.segment_id().uuid_string(), Arc::new(runs));
-            }
             let Some(segment_counts) =
                 count_segment(segment, timestamp_field, &spec.tag_fields).map_err(tantivy_error)?
             else {
                 return Ok(None);
             };
+            if let Some(runs) =
+                TimeRuns::of_segment(segment, timestamp_field).map_err(tantivy_error)?
+            {
+                time_runs.insert(segment.segment_id().uuid_string(), Arc::new(runs));
+            }
             counts.totals = add_minute_counts(&counts.totals, &segment_counts.totals);
             counts.multi_valued |= segment_counts.multi_valued;
             skipped_tags.extend(segment_counts.skipped_tags);
@@ -395,6 +395,11 @@ impl<'a> Reader<'a> {
         let slice = self.bytes.get(self.position..end)?;
         self.position = end;
         Some(slice)
+    }
+
+    /// Bytes not read yet.
+    pub(super) fn remaining(&self) -> usize {
+        self.bytes.len() - self.position
     }
 
     pub(super) fn varint(&mut self) -> Option<u64> {
